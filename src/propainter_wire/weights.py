@@ -88,3 +88,84 @@ def _atomic_save(obj, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint's state dict on the CPU, refusing anything but tensors.
+
+    Raises:
+        WeightsError: missing, unreadable, truncated or not a state dict.
+    """
+    from .errors import WeightsError
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError("checkpoint file is missing", path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"cannot read checkpoint (truncated or corrupt?): {reason[:200]}", path) from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError("not a state dict of tensors", path)
+    return state
+
+
+def load_into(module: torch.nn.Module, path: str | Path, strip_prefix: str = "") -> torch.nn.Module:
+    """Load a checkpoint file into ``module`` with strict key and shape checks.
+
+    Args:
+        module: the freshly built network.
+        path: the ``.pth`` file.
+        strip_prefix: removed from every key that has it (``'module.'`` for RAFT).
+    Raises:
+        WeightsError: one line naming the file and the first problems
+        (missing keys, unexpected keys, shape mismatches).
+    """
+    from .errors import WeightsError
+
+    state = read_state_dict(path)
+    if strip_prefix:
+        state = {(k[len(strip_prefix):] if k.startswith(strip_prefix) else k): v for k, v in state.items()}
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+                  if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatches (e.g. {'; '.join(mismatched[:2])})")
+    if problems:
+        raise WeightsError(f"not a {type(module).__name__} checkpoint: " + ", ".join(problems), path)
+    module.load_state_dict(state, strict=True)
+    return module.eval()
+
+
+def load_raft(path: str | Path):
+    """RAFT ('things') from ``raft-things.pth`` (keys with or without ``module.``)."""
+    from .flow.raft import RAFT
+
+    return load_into(RAFT(), path, strip_prefix="module.")
+
+
+def load_flow_completion(path: str | Path):
+    """RecurrentFlowCompleteNet from ``recurrent_flow_completion.pth``."""
+    from .models.flow_completion import RecurrentFlowCompleteNet
+
+    return load_into(RecurrentFlowCompleteNet(), path)
+
+
+def load_inpainter(path: str | Path):
+    """InpaintGenerator from ``ProPainter.pth``."""
+    from .models.inpainter import InpaintGenerator
+
+    return load_into(InpaintGenerator(), path)

@@ -1,0 +1,55 @@
+"""What every engine receives and returns.
+
+An engine fills the masked region of a clip at *processing size*. Reading,
+resizing, compositing at full resolution and writing are the pipeline's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..config import InpaintConfig
+from ..pipeline.stages import Stages
+
+
+@dataclass
+class EngineInput:
+    """A clip at processing size.
+
+    Attributes:
+        frames: (T, H, W, 3) float32 RGB in [0, 1].
+        masks: (T, H, W) bool, the region to fill (the user's mask dilated by
+            ``mask_dilation``); pixels outside it are never changed.
+        flow_masks: (T, H, W) bool, where flow is not trusted (the user's mask
+            dilated by ``flow_mask_dilation``).
+        raw_masks: (T, H, W) bool, the user's mask as given (no dilation).
+    """
+
+    frames: np.ndarray
+    masks: np.ndarray
+    flow_masks: np.ndarray
+    raw_masks: np.ndarray
+
+    @property
+    def length(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) in pixels."""
+        return int(self.frames.shape[1]), int(self.frames.shape[2])
+
+
+class Engine(Protocol):
+    """An inpainting engine.
+
+    ``run`` returns (T, H, W, 3) float32 RGB in [0, 1] at processing size; only the
+    pixels inside ``inp.masks`` are used by the pipeline.
+    """
+
+    name: str
+
+    def run(self, inp: EngineInput, config: InpaintConfig, stages: Stages) -> np.ndarray: ...

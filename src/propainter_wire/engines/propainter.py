@@ -1,0 +1,271 @@
+"""The ProPainter engine: RAFT flow -> flow completion -> image propagation -> transformer.
+
+Same semantics as the reference inference script at equal settings:
+
+1. RAFT forward/backward flows between consecutive frames (fp32 unless asked).
+2. Recurrent flow completion in sub-videos of ``subvideo_length`` flows (5 flows of
+   context each side), then known flow kept outside the flow mask.
+3. Non-learned image propagation in sub-videos of ``min(100, subvideo_length)``
+   frames (10 frames of context each side).
+4. Feature propagation + sparse transformer over sliding windows of local frames
+   plus reference frames; overlapping outputs averaged in uint8 like the reference.
+
+The clip stays on the host; only the frames, flows and masks of the chunk being
+processed go to the device, so device memory is bounded by the window sizes,
+not by the clip length.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import InpaintConfig
+from ..pipeline.propagation import propagate_images
+from ..pipeline.stages import Stages
+from ..pipeline.windows import flow_completion_spans, propagation_spans, transformer_windows
+from .base import EngineInput
+
+log = logging.getLogger("propainter_wire")
+
+PAD_MULTIPLE = 8  # the networks downsample by 8 at most
+
+
+@dataclass
+class ProPainterModels:
+    """The three networks, on their device, in eval mode."""
+
+    raft: torch.nn.Module
+    flow_completion: torch.nn.Module
+    inpainter: torch.nn.Module
+
+    @classmethod
+    def load(cls, weights_dir: Path, device: torch.device) -> ProPainterModels:
+        from ..weights import (
+            FLOW_COMPLETION_FILE,
+            INPAINTER_FILE,
+            RAFT_FILE,
+            load_flow_completion,
+            load_inpainter,
+            load_raft,
+        )
+
+        weights_dir = Path(weights_dir)
+        models = cls(
+            raft=load_raft(weights_dir / RAFT_FILE),
+            flow_completion=load_flow_completion(weights_dir / FLOW_COMPLETION_FILE),
+            inpainter=load_inpainter(weights_dir / INPAINTER_FILE),
+        )
+        for m in (models.raft, models.flow_completion, models.inpainter):
+            m.to(device).eval().requires_grad_(False)
+        return models
+
+
+def _to_host(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().float().cpu()
+
+
+class ProPainterEngine:
+    """Inpainting with the ProPainter networks (needs the three checkpoints)."""
+
+    name = "propainter"
+
+    def __init__(self, weights_dir: Path, device: torch.device | str = "cpu", precision: str = "fp32",
+                 models: ProPainterModels | None = None):
+        from ..runtime.precision import resolve_precision
+
+        self.device = torch.device(device)
+        self.policy = resolve_precision(precision, self.device)
+        self.models = models if models is not None else ProPainterModels.load(weights_dir, self.device)
+
+    # -- stage 1 ------------------------------------------------------------------
+    def compute_flows(self, frames: torch.Tensor, iters: int, stages: Stages) -> tuple[torch.Tensor, torch.Tensor]:
+        """RAFT flows of a clip.
+
+        Args:
+            frames: (T, 3, H, W) in [-1, 1] on the host.
+        Returns:
+            flows_f, flows_b: (T-1, 2, H, W) pixels on the host; ``flows_f[t]`` maps
+            frame t to t+1, ``flows_b[t]`` frame t+1 to t.
+        """
+        from ..flow.raft import bidirectional_flows
+
+        t, _, h, w = frames.shape
+        chunk = max(2, _raft_chunk_frames(h, w))
+        starts = list(range(0, t - 1, chunk - 1))
+        out_f, out_b = [], []
+        with stages("flow", total=len(starts)) as bar, self.policy.autocast(self.device, "raft"):
+            for s in starts:
+                e = min(t, s + chunk)
+                f, b = bidirectional_flows(self.models.raft, frames[s:e].to(self.device), iters=iters)
+                out_f.append(_to_host(f))
+                out_b.append(_to_host(b))
+                bar.update()
+        return torch.cat(out_f), torch.cat(out_b)
+
+    # -- stage 2 ------------------------------------------------------------------
+    def complete_flows(self, flows_f: torch.Tensor, flows_b: torch.Tensor, flow_masks: torch.Tensor,
+                       subvideo_length: int, stages: Stages) -> tuple[torch.Tensor, torch.Tensor]:
+        """Complete the flows inside the flow masks.
+
+        Args:
+            flows_f, flows_b: (T-1, 2, H, W) pixels.
+            flow_masks: (T, 1, H, W) float {0, 1}.
+        Returns:
+            completed (T-1, 2, H, W) forward and backward flows on the host.
+        """
+        net = self.models.flow_completion
+        spans = flow_completion_spans(flows_f.shape[0], subvideo_length)
+        out_f, out_b = [], []
+        with stages("complete", total=len(spans)) as bar:
+            for span in spans:
+                dev = self.device
+                ff = flows_f[span.start:span.stop].unsqueeze(0).to(dev)
+                fb = flows_b[span.start:span.stop].unsqueeze(0).to(dev)
+                mm = flow_masks[span.start:span.stop + 1].unsqueeze(0).to(dev)
+                with self.policy.autocast(dev, "flow_completion"):
+                    pred_f, pred_b = net.forward_bidirect_flow(ff, fb, mm)
+                    comb_f, comb_b = net.combine_flow(ff, fb, pred_f, pred_b, mm)
+                out_f.append(_to_host(comb_f[0, span.local_keep]))
+                out_b.append(_to_host(comb_b[0, span.local_keep]))
+                bar.update()
+        return torch.cat(out_f), torch.cat(out_b)
+
+    # -- stage 3 ------------------------------------------------------------------
+    def propagate(self, frames: torch.Tensor, masks: torch.Tensor, flows_f: torch.Tensor, flows_b: torch.Tensor,
+                  subvideo_length: int, stages: Stages) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flow-guided propagation of known pixels into the masks.
+
+        Args:
+            frames: (T, 3, H, W) in [-1, 1]; masks: (T, 1, H, W) float {0, 1}.
+        Returns:
+            updated frames (T, 3, H, W) in [-1, 1] and the still-unfilled masks (T, 1, H, W).
+        """
+        spans = propagation_spans(frames.shape[0], subvideo_length)
+        out_frames, out_masks = [], []
+        with stages("propagate", total=len(spans)) as bar:
+            for span in spans:
+                dev = self.device
+                fr = frames[span.start:span.stop].to(dev)
+                mk = masks[span.start:span.stop].to(dev)
+                ff = flows_f[span.start:span.stop - 1].to(dev)
+                fb = flows_b[span.start:span.stop - 1].to(dev)
+                prop, updated = propagate_images(fr * (1 - mk), ff, fb, mk, interpolation="nearest")
+                merged = fr * (1 - mk) + prop * mk
+                out_frames.append(_to_host(merged[span.local_keep]))
+                out_masks.append(_to_host(updated[span.local_keep]))
+                bar.update()
+        return torch.cat(out_frames), torch.cat(out_masks)
+
+    # -- stage 4 ------------------------------------------------------------------
+    def synthesize(self, updated: torch.Tensor, masks: torch.Tensor, updated_masks: torch.Tensor,
+                   flows_f: torch.Tensor, flows_b: torch.Tensor, original_u8: np.ndarray,
+                   config: InpaintConfig, stages: Stages) -> np.ndarray:
+        """Transformer windows and the reference's uint8 averaging of overlapping windows.
+
+        Args:
+            updated: (T, 3, H, W) in [-1, 1], frames after image propagation.
+            masks: (T, 1, H, W) float {0, 1}, the dilated masks.
+            updated_masks: (T, 1, H, W) float {0, 1}, masks after propagation.
+            original_u8: (T, H, W, 3) uint8, the frames at processing size.
+        Returns:
+            (T, H, W, 3) uint8 composited frames.
+        """
+        length = updated.shape[0]
+        windows = transformer_windows(length, config.neighbor_length, config.ref_stride, config.subvideo_length)
+        has_mask = masks.flatten(1).amax(1) > 0
+        result: list[np.ndarray | None] = [None] * length
+        net = self.models.inpainter
+        with stages("transformer", total=len(windows)) as bar:
+            for window in windows:
+                local = list(window.local)
+                if not bool(has_mask[local].any()):
+                    # nothing to fill: compositing would return the originals
+                    for idx in local:
+                        result[idx] = _average(result[idx], original_u8[idx])
+                    bar.update()
+                    continue
+                ids = list(window.frames)
+                dev = self.device
+                with self.policy.autocast(dev, "inpainter"):
+                    pred = net(
+                        updated[ids].unsqueeze(0).to(dev),
+                        flows_f[local[:-1]].unsqueeze(0).to(dev),
+                        flows_b[local[:-1]].unsqueeze(0).to(dev),
+                        masks[ids].unsqueeze(0).to(dev),
+                        updated_masks[ids].unsqueeze(0).to(dev),
+                        len(local),
+                    )
+                # (1, L, 3, H, W) in [-1, 1] -> (L, H, W, 3) in [0, 255], truncated like the reference
+                pred = ((pred[0].float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy() * 255
+                bin_masks = masks[local].permute(0, 2, 3, 1).numpy().astype(np.uint8)
+                for i, idx in enumerate(local):
+                    img = pred[i].astype(np.uint8) * bin_masks[i] + original_u8[idx] * (1 - bin_masks[i])
+                    result[idx] = _average(result[idx], img)
+                bar.update()
+        return np.stack(result)
+
+    # -- the whole engine ------------------------------------------------------------
+    def run(self, inp: EngineInput, config: InpaintConfig, stages: Stages) -> np.ndarray:
+        """Inpaint a clip; see ``Engine``. Returns (T, H, W, 3) float32 in [0, 1]."""
+        frames_u8 = np.clip(np.rint(inp.frames * 255.0), 0, 255).astype(np.uint8)
+        single = inp.length == 1
+        masks_np, flow_masks_np = inp.masks, inp.flow_masks
+        if single:
+            # one frame: a still two-frame clip, so the networks fill it spatially
+            frames_u8 = np.concatenate([frames_u8, frames_u8])
+            masks_np = np.concatenate([masks_np, masks_np])
+            flow_masks_np = np.concatenate([flow_masks_np, flow_masks_np])
+        h, w = frames_u8.shape[1:3]
+        ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
+
+        with torch.inference_mode(), self.policy.tf32_context():
+            frames = torch.from_numpy(frames_u8).permute(0, 3, 1, 2).float() / 255.0 * 2 - 1  # (T,3,H,W) [-1,1]
+            masks = torch.from_numpy(masks_np.astype(np.float32)).unsqueeze(1)  # (T,1,H,W)
+            flow_masks = torch.from_numpy(flow_masks_np.astype(np.float32)).unsqueeze(1)
+            original = frames_u8
+            if ph or pw:
+                frames = _pad(frames, ph, pw)
+                masks = _pad(masks, ph, pw)
+                flow_masks = _pad(flow_masks, ph, pw)
+                original = np.pad(frames_u8, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
+
+            flows_f, flows_b = self.compute_flows(frames, config.raft_iters, stages)
+            flows_f, flows_b = self.complete_flows(flows_f, flows_b, flow_masks, config.subvideo_length, stages)
+            updated, updated_masks = self.propagate(frames, masks, flows_f, flows_b, config.subvideo_length, stages)
+            out = self.synthesize(updated, masks, updated_masks, flows_f, flows_b, original, config, stages)
+
+        out = out[:, :h, :w]
+        if single:
+            out = out[:1]
+        return out.astype(np.float32) / 255.0
+
+
+def _average(previous: np.ndarray | None, new: np.ndarray) -> np.ndarray:
+    """The reference's running average of overlapping windows, in uint8 with truncation."""
+    if previous is None:
+        return new.astype(np.uint8)
+    return (previous.astype(np.float32) * 0.5 + new.astype(np.float32) * 0.5).astype(np.uint8)
+
+
+def _pad(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
+    """Reflect-pad (N, C, H, W) at the bottom and right (replicate where reflection is too short)."""
+    mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def _raft_chunk_frames(h: int, w: int) -> int:
+    """Frames per RAFT chunk: keeps the device working set to a few GiB at any size."""
+    pixels = h * w
+    if pixels <= 640 * 360:
+        return 13
+    if pixels <= 1280 * 720:
+        return 9
+    if pixels <= 1920 * 1080:
+        return 5
+    return 3

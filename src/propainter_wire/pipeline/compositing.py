@@ -1,0 +1,128 @@
+"""Processing size and full-resolution compositing.
+
+The engines work at a *processing size* (the input size unless the user scales
+down). Compositing brings their result back to the input's resolution and bit
+depth: every pixel outside the dilated mask is the input's own, bit for bit;
+inside, the upscaled fill, blended with a narrow feather that stays inside the mask.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..config import InpaintConfig
+
+
+def processing_size(height: int, width: int, config: InpaintConfig) -> tuple[int, int]:
+    """(height, width) the engine works at, never larger than the input.
+
+    ``--max-side`` scales the longer side down to at most N; ``--width/--height`` set it;
+    ``--resize-ratio`` scales both sides. Sizes are rounded to whole pixels, at least 8.
+    """
+    if config.width is not None and config.height is not None:
+        return min(height, config.height), min(width, config.width)
+    scale = 1.0
+    if config.max_side is not None and max(height, width) > config.max_side:
+        scale = config.max_side / max(height, width)
+    elif config.resize_ratio is not None:
+        scale = config.resize_ratio
+    if scale >= 1.0:
+        return height, width
+    return max(8, round(height * scale)), max(8, round(width * scale))
+
+
+def to_unit_float(frame: np.ndarray) -> np.ndarray:
+    """A frame of any supported dtype as float32 in [0, 1] (EXR values clipped)."""
+    if frame.dtype == np.uint8:
+        return frame.astype(np.float32) / 255.0
+    if frame.dtype == np.uint16:
+        return frame.astype(np.float32) / 65535.0
+    return np.clip(frame.astype(np.float32), 0.0, 1.0)
+
+
+def from_unit_float(frame: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Inverse of ``to_unit_float`` (rounded to the nearest level)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        return np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8)
+    if dtype == np.uint16:
+        return np.clip(np.rint(frame * 65535.0), 0, 65535).astype(np.uint16)
+    return frame.astype(dtype)
+
+
+def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize (H, W, C) float32; area averaging when shrinking, bicubic when growing."""
+    if frame.shape[:2] == (height, width):
+        return frame
+    shrinking = height * width < frame.shape[0] * frame.shape[1]
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return cv2.resize(frame, (width, height), interpolation=interp)
+
+
+def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a bool mask conservatively: a pixel is masked if any of its area was."""
+    if mask.shape == (height, width):
+        return mask
+    area = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
+    return area > 1e-6
+
+
+def composite_region(raw_full: np.ndarray, dilated_proc: np.ndarray) -> np.ndarray:
+    """The full-resolution region taken from the engine: bool (H, W).
+
+    The processing-size dilated mask brought to full size, united with the user's
+    own full-resolution mask (so nothing the user masked is ever left untouched).
+    """
+    h, w = raw_full.shape
+    if dilated_proc.shape == (h, w):
+        return dilated_proc | raw_full
+    up = cv2.resize(dilated_proc.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return up | raw_full
+
+
+def feather_alpha(region: np.ndarray, core: np.ndarray, width: float) -> np.ndarray:
+    """Blend weight of the fill, float32 (H, W) in [0, 1].
+
+    1 on ``core`` (the user's mask) and deeper than ``width`` pixels inside ``region``,
+    ramping down to a small positive value at the region's edge, 0 outside.
+    The ramp lives entirely inside the region.
+    """
+    if width <= 0:
+        return region.astype(np.float32)
+    dist = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3)
+    alpha = np.clip(dist / float(width + 1), 0.0, 1.0).astype(np.float32)
+    alpha[core] = 1.0
+    alpha[~region] = 0.0
+    return alpha
+
+
+def composite_frame(original: np.ndarray, filled_proc: np.ndarray, raw_full: np.ndarray,
+                    dilated_proc: np.ndarray, config: InpaintConfig) -> np.ndarray:
+    """Put the engine's fill into the original frame at full resolution.
+
+    Args:
+        original: (H, W, 3) input frame, native dtype (uint8, uint16 or float32).
+        filled_proc: (h, w, 3) float32 in [0, 1], the engine's result at processing size.
+        raw_full: (H, W) bool, the user's mask at full resolution.
+        dilated_proc: (h, w) bool, the dilated mask at processing size.
+    Returns:
+        (H, W, 3) in the original's dtype; bit-identical to ``original`` outside the region.
+    """
+    h, w = original.shape[:2]
+    region = composite_region(raw_full, dilated_proc)
+    out = original.copy()
+    if not region.any():
+        return out
+    same_size = filled_proc.shape[:2] == (h, w)
+    fill = filled_proc if same_size else cv2.resize(filled_proc, (w, h), interpolation=cv2.INTER_CUBIC)
+    if same_size:
+        out[region] = from_unit_float(fill, original.dtype)[region]
+        return out
+    scale = h / filled_proc.shape[0]
+    ring = max(1.0, config.mask_dilation * scale)
+    alpha = feather_alpha(region, raw_full, min(ring, max(1.0, 2.0 * scale)))
+    base = to_unit_float(original)
+    blended = base + (np.clip(fill, 0.0, 1.0) - base) * alpha[..., None]
+    out[region] = from_unit_float(blended, original.dtype)[region]
+    return out

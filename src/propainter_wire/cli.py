@@ -54,8 +54,16 @@ def _add_inpaint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Remove wires, rigs and objects from video.")
+    parser = _Parser(prog=PROG, description="Remove wires, rigs and objects from video.")
     parser.add_argument("--debug", action="store_true", help="log every stage; show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 

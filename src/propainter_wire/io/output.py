@@ -1,0 +1,413 @@
+"""Writing results: the output folder, frames, JSON files and an H.264 preview video.
+
+Every file is written atomically: to a temporary name (``.pw-tmp-...``) in the same
+folder, then renamed over the final name, so an interrupted run never leaves a
+half-written file under a final name. Write failures (disk full, read-only folder)
+are raised as ``InputError`` naming the file.
+
+Layout of an output folder (names this tool owns)::
+
+    out/
+      frames/<stem>.png|.exr   FRAMES_DIR
+      inpainted.mp4            VIDEO_NAME (with --save-video)
+      report.json              REPORT_NAME
+      manifest.json            MANIFEST_NAME
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Iterable
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger("propainter_wire")
+
+FRAMES_DIR = "frames"
+REPORT_NAME = "report.json"
+VIDEO_NAME = "inpainted.mp4"
+MANIFEST_NAME = "manifest.json"
+OUTPUT_ENTRIES = (FRAMES_DIR, REPORT_NAME, VIDEO_NAME, MANIFEST_NAME)
+TEMP_PREFIX = ".pw-tmp-"
+# Files operating systems drop into folders; never counted as someone's data.
+_JUNK = (".DS_Store", "Thumbs.db", "desktop.ini")
+
+
+def _os_error(exc: OSError, path: Path, action: str = "cannot write") -> InputError:
+    reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else None) or str(exc)
+    return InputError(f"{action}: {reason}", path)
+
+
+def _temp_path(path: Path) -> Path:
+    """A fresh temporary name beside ``path`` that keeps its extension."""
+    return path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}-{path.name}")
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------
+# output folder
+# ---------------------------------------------------------------------------
+def _is_within(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def prepare_output_dir(out_dir: str | Path, input_paths: Iterable[str | Path | None], overwrite: bool = False,
+                       resume: bool = False) -> Path:
+    """Check and create the output folder; return its resolved path.
+
+    Refused (``InputError``):
+
+    - the output folder is an input folder or inside one (the folder holding an input
+      *file*, such as a video, is fine), or an input lies where this tool writes
+      (``out/frames`` being the input frames);
+    - the folder exists and is not empty, unless ``overwrite`` or ``resume``;
+    - with ``resume``: the folder holds files this tool did not write.
+
+    With ``overwrite`` only this tool's entries (``OUTPUT_ENTRIES`` and stale
+    temporary files) are deleted; unrelated files are left alone. With ``resume``
+    existing results are kept (stale temporary files are removed).
+    """
+    out = Path(out_dir).expanduser().resolve()
+    if overwrite and resume:
+        raise InputError("choose one of --overwrite and --resume", out)
+    owned = [out / name for name in OUTPUT_ENTRIES]
+    for given in input_paths:
+        if given is None:
+            continue
+        src = Path(given).expanduser().resolve()
+        if src.is_dir() and _is_within(out, src):
+            raise InputError(f"output folder is inside the input folder {src}", out)
+        if src == out:
+            raise InputError("output folder is an input file", out)
+        for entry in owned:
+            if _is_within(src, entry):
+                raise InputError(f"input {src} lies where the output is written ({entry.name})", out)
+    if out.exists() and not out.is_dir():
+        raise InputError("output path exists and is not a folder", out)
+    if out.is_dir():
+        _clear_previous(out, overwrite, resume)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _os_error(exc, out, "cannot create output folder") from exc
+    return out
+
+
+def _clear_previous(out: Path, overwrite: bool, resume: bool) -> None:
+    try:
+        names = [n for n in os.listdir(out) if n not in _JUNK]
+    except OSError as exc:
+        raise _os_error(exc, out, "cannot list output folder") from exc
+    if not names:
+        return
+    ours = [n for n in names if n in OUTPUT_ENTRIES or n.startswith(TEMP_PREFIX)]
+    foreign = sorted(set(names) - set(ours))
+    if not (overwrite or resume):
+        raise InputError("output folder is not empty (use --overwrite to replace earlier results "
+                         "or --resume to continue a run)", out)
+    if resume and foreign:
+        raise InputError(f"output folder holds files this tool did not write ({', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}): choose another folder or use --overwrite", out)
+    for name in ours:
+        if resume and not name.startswith(TEMP_PREFIX):
+            continue
+        target = out / name
+        try:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+        except OSError as exc:
+            raise _os_error(exc, target, "cannot remove earlier result") from exc
+    if foreign:
+        log.info("%s: keeping %d unrelated file(s)", out, len(foreign))
+
+
+# ---------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    temp = _temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temp, "xb") as f:
+            f.write(data)
+        os.replace(temp, path)
+    except OSError as exc:
+        _remove_quietly(temp)
+        raise _os_error(exc, path) from exc
+
+
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Write one RGB(A) or grey image atomically; the extension picks the format.
+
+    Args:
+        path: ``.png`` (``uint8`` -> 8-bit, ``uint16`` -> 16-bit), ``.exr``
+            (``float32``, half/double cast; written as 32-bit float), or ``.jpg``/
+            ``.tif``/``.bmp`` for ``uint8``.
+        image: ``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA.
+
+    Raises:
+        ValueError: sample type the format cannot hold (a caller's bug).
+        InputError: the file cannot be written (names the path and the reason).
+    """
+    path = Path(path)
+    image = np.asarray(image)
+    ext = path.suffix.lower()
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ValueError(f"cannot write an image of shape {image.shape}")
+    if ext == ".exr":
+        _write_exr(path, image)
+        return
+    import cv2
+
+    allowed = {".png": (np.uint8, np.uint16), ".tif": (np.uint8, np.uint16), ".tiff": (np.uint8, np.uint16)}
+    if image.dtype not in allowed.get(ext, (np.uint8,)):
+        raise ValueError(f"cannot write {image.dtype} samples to a '{ext}' file")
+    bgr = image
+    if image.ndim == 3:
+        bgr = image[:, :, ::-1] if image.shape[2] == 3 else image[:, :, [2, 1, 0, 3]]
+    try:
+        ok, encoded = cv2.imencode(ext, np.ascontiguousarray(bgr))
+    except cv2.error as exc:
+        raise ValueError(f"cannot encode '{ext}': {exc}") from exc
+    if not ok:
+        raise ValueError(f"cannot encode '{ext}'")
+    _atomic_write_bytes(path, encoded.tobytes())
+
+
+def _write_exr(path: Path, image: np.ndarray) -> None:
+    if image.dtype not in (np.float16, np.float32, np.float64):
+        raise ValueError(f"cannot write {image.dtype} samples to an EXR file (float only)")
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    temp = _temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            import OpenEXR
+        except ImportError:
+            OpenEXR = None
+        if OpenEXR is not None:
+            names = "Y" if image.ndim == 2 else ("RGB" if image.shape[2] == 3 else "RGBA")
+            header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+            try:
+                with OpenEXR.File(header, {names: image}) as exr:
+                    exr.write(str(temp))
+            except OSError:
+                raise
+            except Exception as exc:  # the binding reports I/O failures as RuntimeError
+                raise OSError(errno.EIO, " ".join(str(exc).split())) from exc
+        else:
+            _write_exr_cv2(temp, image)
+        os.replace(temp, path)
+    except OSError as exc:
+        _remove_quietly(temp)
+        raise _os_error(exc, path) from exc
+
+
+def _write_exr_cv2(temp: Path, image: np.ndarray) -> None:
+    import cv2
+
+    if not cv2.haveImageWriter(".exr"):
+        raise OSError(errno.ENOTSUP, "EXR output needs the OpenEXR package (pip install OpenEXR) "
+                      "or an OpenCV build with OpenEXR")
+    bgr = image if image.ndim == 2 else image[:, :, ::-1] if image.shape[2] == 3 else image[:, :, [2, 1, 0, 3]]
+    ok, encoded = cv2.imencode(".exr", np.ascontiguousarray(bgr), [cv2.IMWRITE_EXR_TYPE, cv2.IMWRITE_EXR_TYPE_FLOAT])
+    if not ok:
+        raise OSError(errno.EIO, "EXR encoding failed")
+    with open(temp, "xb") as f:
+        f.write(encoded.tobytes())
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def write_json(path: str | Path, obj) -> None:
+    """Write ``obj`` as indented JSON atomically (numpy values, paths and dataclasses allowed)."""
+    text = json.dumps(obj, indent=2, default=_json_default) + "\n"
+    _atomic_write_bytes(Path(path), text.encode("utf-8"))
+
+
+# ---------------------------------------------------------------------------
+# video
+# ---------------------------------------------------------------------------
+def _to_uint8(frame: np.ndarray) -> np.ndarray:
+    if frame.dtype == np.uint8:
+        return frame
+    if frame.dtype == np.uint16:
+        return ((frame.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if np.issubdtype(frame.dtype, np.floating):
+        return (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    raise ValueError(f"cannot write {frame.dtype} frames to a video")
+
+
+class VideoWriter:
+    """H.264 mp4 (yuv420p) written atomically; a context manager.
+
+    Frames are ``(height, width, 3)`` RGB: ``uint8``, ``uint16`` (scaled to 8 bits)
+    or float in [0, 1]. yuv420p needs even sizes: an odd width or height is padded
+    by repeating the last column/row, so the video is at most one pixel larger.
+    Uses PyAV (libx264, CRF 17); without PyAV, OpenCV's 'mp4v' (MPEG-4 part 2).
+    The file appears under its final name only when the writer closes without error.
+
+    Usage::
+
+        with VideoWriter(out / VIDEO_NAME, fps=25.0, width=W, height=H) as video:
+            for frame in frames:
+                video.write(frame)
+    """
+
+    def __init__(self, path: str | Path, fps: float, width: int, height: int, crf: int = 17):
+        from .video import load_av
+
+        self.path = Path(path)
+        self.fps = float(fps) if fps and fps > 0 else 25.0
+        self.width = int(width)
+        self.height = int(height)
+        self.coded_width = self.width + self.width % 2
+        self.coded_height = self.height + self.height % 2
+        self.frames_written = 0
+        self._temp = _temp_path(self.path)
+        self._av = load_av()
+        self._container = None
+        self._stream = None
+        self._cv2_writer = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self._av is not None:
+                self._open_pyav(crf)
+            else:
+                self._open_cv2()
+        except OSError as exc:
+            self._abort()
+            raise _os_error(exc, self.path) from exc
+
+    @property
+    def backend(self) -> str:
+        return "pyav" if self._av is not None else "opencv"
+
+    def _open_pyav(self, crf: int) -> None:
+        av = self._av
+        codec = next((c for c in ("libx264", "h264", "mpeg4") if c in av.codecs_available), "mpeg4")
+        try:
+            self._container = av.open(str(self._temp), mode="w", format="mp4", options={"movflags": "+faststart"})
+            rate = Fraction(self.fps).limit_denominator(100000)
+            self._stream = self._container.add_stream(codec, rate=rate)
+            self._stream.width = self.coded_width
+            self._stream.height = self.coded_height
+            self._stream.pix_fmt = "yuv420p"
+            if codec == "libx264":
+                self._stream.options = {"crf": str(crf), "preset": "medium"}
+        except av.FFmpegError as exc:
+            raise OSError(getattr(exc, "errno", None) or errno.EIO, _ffmpeg_text(exc)) from exc
+
+    def _open_cv2(self) -> None:
+        import cv2
+
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+        self._cv2_writer = cv2.VideoWriter(str(self._temp), fourcc, self.fps, (self.coded_width, self.coded_height))
+        if not self._cv2_writer.isOpened():
+            raise OSError(errno.EIO, "OpenCV cannot open an mp4v writer here")
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one ``(height, width, 3)`` RGB frame."""
+        frame = np.asarray(frame)
+        if frame.shape != (self.height, self.width, 3):
+            raise ValueError(f"frame of shape {frame.shape}, writer expects {(self.height, self.width, 3)}")
+        frame = _to_uint8(frame)
+        if (self.coded_height, self.coded_width) != (self.height, self.width):
+            frame = np.pad(frame, ((0, self.coded_height - self.height), (0, self.coded_width - self.width), (0, 0)),
+                           mode="edge")
+        try:
+            if self._av is not None:
+                picture = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                for packet in self._stream.encode(picture):
+                    self._container.mux(packet)
+            else:
+                self._cv2_writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+        except OSError as exc:
+            self._abort()
+            raise _os_error(exc, self.path) from exc
+        except self._ffmpeg_errors() as exc:
+            self._abort()
+            raise InputError(f"cannot write: {_ffmpeg_text(exc)}", self.path) from exc
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Flush, close and move the file to its final name (no file at all when no frame was written)."""
+        if self._container is None and self._cv2_writer is None:
+            return
+        if self.frames_written == 0:
+            log.warning("%s: no frame written, no video made", self.path)
+            self._abort()
+            return
+        try:
+            if self._av is not None:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
+                self._container.close()
+                self._container = None
+            else:
+                self._cv2_writer.release()
+                self._cv2_writer = None
+            os.replace(self._temp, self.path)
+        except OSError as exc:
+            self._abort()
+            raise _os_error(exc, self.path) from exc
+        except self._ffmpeg_errors() as exc:
+            self._abort()
+            raise InputError(f"cannot write: {_ffmpeg_text(exc)}", self.path) from exc
+
+    def _ffmpeg_errors(self) -> tuple[type[BaseException], ...]:
+        return (self._av.FFmpegError,) if self._av is not None else ()
+
+    def _abort(self) -> None:
+        """Drop the unfinished file."""
+        try:
+            if self._container is not None:
+                self._container.close()
+            if self._cv2_writer is not None:
+                self._cv2_writer.release()
+        except Exception:  # already failing: the original error is what matters
+            pass
+        self._container = None
+        self._cv2_writer = None
+        _remove_quietly(self._temp)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abort()
+
+
+def _ffmpeg_text(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

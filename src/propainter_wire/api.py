@@ -25,9 +25,10 @@ from .pipeline.stages import Stages
 
 log = logging.getLogger("propainter_wire")
 
-REPORT_NAME = "report.json"
-VIDEO_NAME = "inpainted.mp4"
-FRAMES_DIR = "frames"
+# settings that change what is computed: a resumed run must have the same ones
+_RESULT_SETTINGS = ("engine", "weights_dir", "device", "precision", "mask_dilation", "flow_mask_dilation",
+                    "mask_threshold", "neighbor_length", "ref_stride", "subvideo_length", "raft_iters",
+                    "max_side", "width", "height", "resize_ratio", "classic_flow")
 
 
 def _build_config(config: InpaintConfig | None, overrides: dict) -> InpaintConfig:
@@ -162,6 +163,7 @@ def inpaint(video: str | Path, mask: str | Path, output: str | Path, config: Inp
         InputError: a bad path, file or value (the message names it).
     """
     from .io import open_frames, open_masks, prepare_output_dir, write_image, write_json
+    from .io.output import FRAMES_DIR, REPORT_NAME, VIDEO_NAME
 
     start = time.perf_counter()
     config = _build_config(config, overrides)
@@ -176,29 +178,38 @@ def inpaint(video: str | Path, mask: str | Path, output: str | Path, config: Inp
         frames = [source[i] for i in range(len(source))]
         raw_masks = [mask_source[i] for i in range(len(source))]
 
+    frames_dir = out_dir / FRAMES_DIR
+    targets = [frames_dir / f"{stem}{source.ext}" for stem in source.stems]
+    fingerprint = _fingerprint(config, video, mask, source)
+    _start_manifest(out_dir, fingerprint, len(targets), config.resume)
+    todo = [i for i, t in enumerate(targets) if not (config.resume and t.exists())]
+    if config.resume:
+        log.info("resuming: %d of %d frames already written", len(targets) - len(todo), len(targets))
+
     from .runtime.device import resolve_device
 
     device = resolve_device(config.device)
     engine = None
-    if any(m.any() for m in raw_masks):
-        engine = select_engine(config, device)
-    results = run_engine(frames, raw_masks, config, stages, engine=engine)
-
-    frames_dir = out_dir / FRAMES_DIR
+    results: list[np.ndarray] | None = None
+    if todo or config.save_video:
+        if any(m.any() for m in raw_masks):
+            engine = select_engine(config, device)
+        results = run_engine(frames, raw_masks, config, stages, engine=engine)
     frames_dir.mkdir(parents=True, exist_ok=True)
-    with stages("write", total=len(results)) as bar:
-        for stem, frame in zip(source.stems, results, strict=True):
-            write_image(frames_dir / f"{stem}{source.ext}", frame)
+    with stages("write", total=len(todo)) as bar:
+        for i in todo:
+            write_image(targets[i], results[i])
             bar.update()
         if config.save_video:
             _write_video(out_dir / VIDEO_NAME, results, source.fps or 24.0)
+    _finish_manifest(out_dir, fingerprint, len(targets))
 
     report = {
         "input": str(video), "mask": str(mask), "output": str(out_dir),
         "engine": getattr(engine, "name", "copy"),
         "device": str(getattr(engine, "device", device)),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()},
-        "frames": len(results), "width": source.width, "height": source.height,
+        "frames": len(targets), "width": source.width, "height": source.height,
         "processing_size": list(processing_size(source.height, source.width, config))[::-1],
         "dtype": str(source.dtype), "fps": source.fps,
         "seconds": {**{k: round(v, 4) for k, v in stages.seconds.items()},
@@ -231,3 +242,39 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
             elif frame.dtype != np.uint8:
                 frame = np.clip(np.rint(frame * 255), 0, 255).astype(np.uint8)
             writer.write(frame)
+
+
+def _fingerprint(config: InpaintConfig, video: Path, mask: Path, source) -> dict:
+    """What a resumed run must share with the interrupted one."""
+    settings = {k: getattr(config, k) for k in _RESULT_SETTINGS}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
+    return {"input": str(video.resolve()), "mask": str(mask.resolve()), "frames": len(source),
+            "size": [source.width, source.height], "dtype": str(source.dtype), "stems_head": source.stems[:3],
+            "settings": settings}
+
+
+def _start_manifest(out_dir: Path, fingerprint: dict, total: int, resume: bool) -> None:
+    """Record the run before any frame is written; on resume, check it is the same run."""
+    from .io import write_json
+    from .io.output import FRAMES_DIR, MANIFEST_NAME
+
+    path = out_dir / MANIFEST_NAME
+    if resume and path.exists():
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise InputError("manifest is unreadable: cannot resume (use --overwrite)", path) from None
+        if previous.get("fingerprint") != fingerprint:
+            raise InputError("the interrupted run had other inputs or settings: cannot resume "
+                             "(use the same ones, or --overwrite)", path)
+        return
+    if resume and (out_dir / FRAMES_DIR).exists() and any((out_dir / FRAMES_DIR).iterdir()):
+        raise InputError("frames but no manifest: cannot resume (use --overwrite)", out_dir)
+    write_json(path, {"fingerprint": fingerprint, "frames": total, "complete": False})
+
+
+def _finish_manifest(out_dir: Path, fingerprint: dict, total: int) -> None:
+    from .io import write_json
+    from .io.output import MANIFEST_NAME
+
+    write_json(out_dir / MANIFEST_NAME, {"fingerprint": fingerprint, "frames": total, "complete": True})

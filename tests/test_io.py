@@ -229,12 +229,12 @@ def test_truncated_video_fails_clearly(tmp_path, monkeypatch, backend):
     path.write_bytes(data[: len(data) * 9 // 10])  # moov is at the front (faststart): the container still says 24
     if backend == "opencv":  # OpenCV's demuxer may already refuse to open the cut file
         with pytest.raises(InputError, match="ends after|cannot open") as info:
-            open_frames(path).validate()
+            open_frames(path).validate(full=True)
         assert str(path) in str(info.value)
     else:
         clip = open_frames(path)
         assert len(clip) == 24 and clip[0].shape == (48, 64, 3)
-        _raises_naming(path, clip.validate, match=r"ends after \d+ decodable frames but its container states 24")
+        _raises_naming(path, clip.validate, True, match=r"ends after \d+ decodable frames but its container states 24")
         _raises_naming(path, clip.__getitem__, 23, match="truncated")
     path.write_bytes(data[:1200])  # header and a sliver of the first frame
     with pytest.raises(InputError, match="no decodable frame|cannot") as info:
@@ -294,7 +294,7 @@ def test_mkv_without_frame_count(tmp_path):
             container.mux(packet)
     video = open_frames(path)
     assert len(video) == 7 and video.fps == 10.0
-    video.validate()
+    video.validate(full=True)
 
 
 def test_opencv_fallback_without_pyav(tmp_path, monkeypatch):

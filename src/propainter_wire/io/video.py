@@ -203,13 +203,16 @@ class VideoFrames(FrameSource):
         self._stream = self._decoder.frames()
         self._next = 0
 
-    def validate(self, full: bool = True) -> None:
-        """Decode the whole video once and check it holds as many frames as its container states.
+    def validate(self, full: bool = False) -> None:
+        """``full``: decode the whole video once, checking it holds as many frames as its container states.
 
-        ``full`` is accepted for symmetry with folders; a video is always decoded.
+        Without ``full`` nothing more is done than at opening (the first frame decoded): a
+        truncated file still fails clearly when its missing frames are read, so a caller
+        that reads every frame anyway need not pay for a second decoding pass.
         """
-        for i in range(len(self)):
-            self._read(i)
+        if full:
+            for i in range(len(self)):
+                self._read(i)
 
     def close(self) -> None:
         if self._stream is not None:

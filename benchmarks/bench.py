@@ -146,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subvideo-length", type=int, default=80)
     p.add_argument("--raft-iters", type=int, default=20)
     p.add_argument("--keep-output", type=Path, default=None, help="copy the output frames here")
+    p.add_argument("--write-clip", type=Path, default=None, help="only write the clip (frames/, masks/) here")
     args = p.parse_args(argv)
+    if args.write_clip is not None:
+        write_clip(args.write_clip, args.frames, args.height, args.width, args.source)
+        return 0
     if args.lengths:
         rows = []
         for n in [int(x) for x in args.lengths.split(",")]:

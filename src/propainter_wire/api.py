@@ -3,12 +3,20 @@
     import propainter_wire as pw
     report = pw.inpaint("shot/frames", "shot/masks", "out", engine="classic", max_side=960)
     frames_out = pw.inpaint_arrays(frames, masks, engine="classic")
+
+A file run is safe to interrupt: every frame lands atomically as soon as it is
+composited, and ``manifest.json`` (written before the first frame) records the
+inputs and settings, so ``resume=True`` finishes the run with the same result as
+an uninterrupted one. A run that fails before writing any frame leaves no trace
+in the output folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import platform
 import resource
 import sys
@@ -20,6 +28,16 @@ import numpy as np
 from .config import InpaintConfig
 from .engines.base import EngineInput
 from .errors import InputError
+from .io.output import (
+    FRAMES_DIR,
+    MANIFEST_NAME,
+    REPORT_NAME,
+    TEMP_PREFIX,
+    VIDEO_NAME,
+    prepare_output_dir,
+    write_image,
+    write_json,
+)
 from .pipeline.compositing import composite_frame, processing_size, resize_frame, resize_mask, to_unit_float
 from .pipeline.stages import Stages
 
@@ -29,6 +47,7 @@ log = logging.getLogger("propainter_wire")
 _RESULT_SETTINGS = ("engine", "weights_dir", "device", "precision", "mask_dilation", "flow_mask_dilation",
                     "mask_threshold", "neighbor_length", "ref_stride", "subvideo_length", "raft_iters",
                     "max_side", "width", "height", "resize_ratio", "classic_flow")
+_SAMPLE_TYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
 
 def _build_config(config: InpaintConfig | None, overrides: dict) -> InpaintConfig:
@@ -44,7 +63,11 @@ def _build_config(config: InpaintConfig | None, overrides: dict) -> InpaintConfi
 
 
 def select_engine(config: InpaintConfig, device):
-    """The engine the settings ask for: ``auto`` takes propainter when its weights are found."""
+    """The engine the settings ask for: ``auto`` takes propainter when its weights are found.
+
+    Raises:
+        WeightsError: ``propainter`` asked for and a checkpoint is missing, truncated or foreign.
+    """
     from .weights import find_weights_dir, require_weights_dir
 
     name = config.engine
@@ -81,6 +104,38 @@ def prepare_engine_input(frames: list[np.ndarray], raw_masks: list[np.ndarray],
     return EngineInput(frames=proc_frames, masks=masks, flow_masks=flow_masks, raw_masks=proc_raw)
 
 
+def check_fillable(inp: EngineInput, config: InpaintConfig) -> None:
+    """Refuse a clip in which no pixel is known: there is nothing to fill from.
+
+    A frame masked entirely is fine (propagation fills it from the other frames);
+    a mask covering every pixel of every frame (after dilation) is not.
+
+    Raises:
+        InputError: every pixel of every frame is masked.
+    """
+    if inp.masks.size and inp.masks.all():
+        grown = f" after --mask-dilation {config.mask_dilation}" if not inp.raw_masks.all() else ""
+        raise InputError(f"the mask covers every pixel of every frame{grown}: there is nothing to propagate "
+                         "from (leave some pixels unmasked, or lower --mask-dilation)")
+
+
+def fill(inp: EngineInput, config: InpaintConfig, stages: Stages, engine=None) -> np.ndarray:
+    """Run the engine on a prepared clip: (T, h, w, 3) float32 in [0, 1] at processing size.
+
+    Every mask empty: the frames come back unchanged and no engine is made.
+    """
+    if not inp.masks.any():
+        log.info("every mask is empty: frames pass through unchanged")
+        return inp.frames
+    check_fillable(inp, config)
+    if engine is None:
+        with stages("load"):
+            from .runtime.device import resolve_device
+
+            engine = select_engine(config, resolve_device(config.device))
+    return engine.run(inp, config, stages)
+
+
 def run_engine(frames: list[np.ndarray], raw_masks: list[np.ndarray], config: InpaintConfig,
                stages: Stages, engine=None) -> list[np.ndarray]:
     """Inpaint in memory: frames (H, W, 3) native dtype, masks (H, W) bool -> composited frames."""
@@ -89,11 +144,7 @@ def run_engine(frames: list[np.ndarray], raw_masks: list[np.ndarray], config: In
     if not inp.masks.any():
         log.info("every mask is empty: frames pass through unchanged")
         return [f.copy() for f in frames]
-    if engine is None:
-        from .runtime.device import resolve_device
-
-        engine = select_engine(config, resolve_device(config.device))
-    filled = engine.run(inp, config, stages)
+    filled = fill(inp, config, stages, engine)
     with stages("composite", total=len(frames)) as bar:
         out = []
         for i, frame in enumerate(frames):
@@ -112,11 +163,15 @@ def inpaint_arrays(frames: np.ndarray, masks: np.ndarray, config: InpaintConfig 
         config / overrides: settings, as for ``inpaint``.
     Returns:
         (T, H, W, 3) in the frames' dtype; bit-identical to the input outside the dilated mask.
+    Raises:
+        InputError: shapes or sample type not as above; every pixel of every frame masked.
     """
     config = _build_config(config, overrides)
     frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise InputError(f"frames must be (T, H, W, 3), got {frames.shape}")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or 0 in frames.shape:
+        raise InputError(f"frames must be (T, H, W, 3) with T, H, W >= 1, got {frames.shape}")
+    if frames.dtype not in _SAMPLE_TYPES:
+        raise InputError(f"frames must be uint8, uint16 or float32, got {frames.dtype}")
     masks = np.asarray(masks)
     if masks.ndim == 2:
         masks = np.broadcast_to(masks, frames.shape[:3])
@@ -156,32 +211,115 @@ def inpaint(video: str | Path, mask: str | Path, output: str | Path, config: Inp
     """Inpaint a frame folder or video with its masks; write the frames and a report.
 
     Writes ``OUTPUT/frames/<input frame stem>.png`` (16-bit in -> 16-bit out, EXR in
-    -> EXR out), ``OUTPUT/report.json``, and ``OUTPUT/inpainted.mp4`` with ``save_video``.
-    Every file lands atomically. Returns the report.
+    -> EXR out), ``OUTPUT/manifest.json``, ``OUTPUT/report.json``, and
+    ``OUTPUT/inpainted.mp4`` with ``save_video``. Every file lands atomically; each
+    frame is written as soon as it is composited. Returns the report.
+
+    Order of work: settings, inputs (every frame and mask decoded), output folder,
+    checkpoints, engine, then frames. Whatever fails before the first frame is
+    written leaves the output folder as it was (a folder this run created is removed).
 
     Raises:
-        InputError: a bad path, file or value (the message names it).
+        InputError: a bad path, file or value (the message names it); a write failure
+            (disk full, read-only folder) naming the file; frames written so far are kept.
+        StageError: an engine stage failed (CUDA error, out of memory); names the stage.
+        KeyboardInterrupt: frames written so far are kept; ``resume=True`` finishes the run.
     """
-    from .io import open_frames, open_masks, prepare_output_dir, write_image, write_json
-    from .io.output import FRAMES_DIR, REPORT_NAME, VIDEO_NAME
-
     start = time.perf_counter()
     config = _build_config(config, overrides)
     stages = Stages(quiet=config.quiet)
-    video, mask, output = Path(video), Path(mask), Path(output)
+    video, mask = Path(video).expanduser(), Path(mask).expanduser()
+    out_path = Path(output).expanduser().resolve()
+    if config.overwrite and config.resume:
+        raise InputError("choose one of --overwrite and --resume", out_path)
+    if config.engine == "propainter":
+        from .weights import require_weights_dir
 
+        require_weights_dir(config.weights_dir)  # a missing file fails before any decoding
+    run = _OutputRun(out_path)
+    try:
+        return _inpaint_files(video, mask, run, config, stages, start)
+    except BaseException:
+        run.discard_if_empty()
+        raise
+
+
+class _OutputRun:
+    """The output folder of one run, and how to undo it while no frame is written."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.existed = path.exists()
+        self.fresh_manifest = False  # this run wrote manifest.json from scratch
+
+    @property
+    def frames_dir(self) -> Path:
+        return self.path / FRAMES_DIR
+
+    def has_frames(self) -> bool:
+        try:
+            return any(not n.startswith(TEMP_PREFIX) for n in os.listdir(self.frames_dir))
+        except OSError:
+            return False
+
+    def discard_if_empty(self) -> None:
+        """After a failure: remove what this run made when no frame is in the folder."""
+        if not self.fresh_manifest and self.existed:
+            return
+        if self.has_frames():
+            return
+        for folder in (self.frames_dir, self.path):
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                continue
+            for name in names:
+                if name.startswith(TEMP_PREFIX) or (folder == self.path and name in (MANIFEST_NAME, REPORT_NAME)):
+                    _unlink_quietly(folder / name)
+        for folder in (self.frames_dir, None if self.existed else self.path):
+            if folder is not None:
+                try:
+                    folder.rmdir()  # only when empty
+                except OSError:
+                    pass
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConfig, stages: Stages,
+                   start: float) -> dict:
+    from .io import open_frames, open_masks
+
+    inputs = [video, mask]
+    out_dir = None
     with stages("read"):
         source = open_frames(video)
-        source.validate()
-        mask_source = open_masks(mask, len(source), source.height, source.width, config.mask_threshold)
-        out_dir = prepare_output_dir(output, [video, mask], overwrite=config.overwrite, resume=config.resume)
-        frames = [source[i] for i in range(len(source))]
-        raw_masks = [mask_source[i] for i in range(len(source))]
+        try:
+            source.validate()
+            mask_source = open_masks(mask, len(source), source.height, source.width, config.mask_threshold)
+            if not config.overwrite:  # nothing is deleted: check the folder before the long part
+                out_dir = prepare_output_dir(run.path, inputs, overwrite=False, resume=config.resume)
+            try:
+                frames = [source[i] for i in range(len(source))]
+                raw_masks = [mask_source[i] for i in range(len(source))]
+            finally:
+                mask_source.close()
+        finally:
+            source.close()
+    if source.has_alpha:
+        log.info("%s: alpha channel ignored (output frames are RGB)", video)
+    if out_dir is None:  # --overwrite deletes earlier results: only once the inputs are known good
+        out_dir = prepare_output_dir(run.path, inputs, overwrite=True, resume=False)
 
     frames_dir = out_dir / FRAMES_DIR
     targets = [frames_dir / f"{stem}{source.ext}" for stem in source.stems]
     fingerprint = _fingerprint(config, video, mask, source)
-    _start_manifest(out_dir, fingerprint, len(targets), config.resume)
+    run.fresh_manifest = _start_manifest(out_dir, fingerprint, len(targets), config.resume)
     todo = [i for i, t in enumerate(targets) if not (config.resume and t.exists())]
     if config.resume:
         log.info("resuming: %d of %d frames already written", len(targets) - len(todo), len(targets))
@@ -190,18 +328,20 @@ def inpaint(video: str | Path, mask: str | Path, output: str | Path, config: Inp
 
     device = resolve_device(config.device)
     engine = None
-    results: list[np.ndarray] | None = None
-    if todo or config.save_video:
-        if any(m.any() for m in raw_masks):
-            engine = select_engine(config, device)
-        results = run_engine(frames, raw_masks, config, stages, engine=engine)
-    frames_dir.mkdir(parents=True, exist_ok=True)
-    with stages("write", total=len(todo)) as bar:
-        for i in todo:
-            write_image(targets[i], results[i])
-            bar.update()
-        if config.save_video:
-            _write_video(out_dir / VIDEO_NAME, results, source.fps or 24.0)
+    needed = list(range(len(targets))) if config.save_video else todo
+    if needed:
+        with stages("prepare"):
+            inp = prepare_engine_input(frames, raw_masks, config)
+        filled = inp.frames
+        if inp.masks.any():
+            check_fillable(inp, config)
+            with stages("load"):
+                engine = select_engine(config, device)
+            filled = engine.run(inp, config, stages)
+        else:
+            log.info("every mask is empty: frames are copied through unchanged")
+        _write_frames(frames, filled, raw_masks, inp.masks, targets, todo, needed, out_dir, source.fps, config,
+                      stages, copy_through=engine is None)
     _finish_manifest(out_dir, fingerprint, len(targets))
 
     report = {
@@ -209,7 +349,7 @@ def inpaint(video: str | Path, mask: str | Path, output: str | Path, config: Inp
         "engine": getattr(engine, "name", "copy"),
         "device": str(getattr(engine, "device", device)),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()},
-        "frames": len(targets), "width": source.width, "height": source.height,
+        "frames": len(targets), "frames_written": len(todo), "width": source.width, "height": source.height,
         "processing_size": list(processing_size(source.height, source.width, config))[::-1],
         "dtype": str(source.dtype), "fps": source.fps,
         "seconds": {**{k: round(v, 4) for k, v in stages.seconds.items()},
@@ -223,6 +363,43 @@ def inpaint(video: str | Path, mask: str | Path, output: str | Path, config: Inp
     return report
 
 
+def _write_frames(frames: list[np.ndarray], filled: np.ndarray, raw_masks: list[np.ndarray], masks: np.ndarray,
+                  targets: list[Path], todo: list[int], needed: list[int], out_dir: Path, fps: float | None,
+                  config: InpaintConfig, stages: Stages, copy_through: bool) -> None:
+    """Composite each needed frame at full resolution and write it at once (``todo`` only)."""
+    writer = None
+    if config.save_video:
+        from .io import VideoWriter
+
+        h, w = frames[0].shape[:2]
+        writer = VideoWriter(out_dir / VIDEO_NAME, fps or 24.0, w, h)
+    todo_set = set(todo)
+    try:
+        with stages("write", total=len(needed)) as bar:
+            for i in needed:
+                frame = frames[i] if copy_through else composite_frame(frames[i], filled[i], raw_masks[i],
+                                                                        masks[i], config)
+                if i in todo_set:
+                    write_image(targets[i], frame)
+                if writer is not None:
+                    writer.write(_video_frame(frame))
+                bar.update()
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.__exit__(*sys.exc_info())
+        raise
+
+
+def _video_frame(frame: np.ndarray) -> np.ndarray:
+    if frame.dtype == np.uint16:
+        return (frame // 257).astype(np.uint8)
+    if frame.dtype != np.uint8:
+        return np.clip(np.rint(frame * 255), 0, 255).astype(np.uint8)
+    return frame
+
+
 def _peak_gpu_bytes(device) -> int | None:
     import torch
 
@@ -231,50 +408,75 @@ def _peak_gpu_bytes(device) -> int | None:
     return int(torch.cuda.max_memory_allocated(device))
 
 
-def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    from .io import VideoWriter
-
-    h, w = frames[0].shape[:2]
-    with VideoWriter(path, fps, w, h) as writer:
-        for frame in frames:
-            if frame.dtype == np.uint16:
-                frame = (frame // 257).astype(np.uint8)
-            elif frame.dtype != np.uint8:
-                frame = np.clip(np.rint(frame * 255), 0, 255).astype(np.uint8)
-            writer.write(frame)
+def _content_signature(path: Path) -> str:
+    """A cheap digest of a file or folder's entries (names, sizes, modification times): no decoding."""
+    digest = hashlib.sha1()
+    try:
+        if path.is_dir():
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+            for entry in entries:
+                if entry.is_file():
+                    st = entry.stat()
+                    digest.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        else:
+            st = path.stat()
+            digest.update(f"{st.st_size}\0{st.st_mtime_ns}".encode())
+    except OSError:
+        return "unreadable"
+    return digest.hexdigest()[:16]
 
 
 def _fingerprint(config: InpaintConfig, video: Path, mask: Path, source) -> dict:
     """What a resumed run must share with the interrupted one."""
+    from . import __version__
+
     settings = {k: getattr(config, k) for k in _RESULT_SETTINGS}
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
     return {"input": str(video.resolve()), "mask": str(mask.resolve()), "frames": len(source),
             "size": [source.width, source.height], "dtype": str(source.dtype), "stems_head": source.stems[:3],
-            "settings": settings}
+            "input_signature": _content_signature(video), "mask_signature": _content_signature(mask),
+            "version": __version__, "settings": settings}
 
 
-def _start_manifest(out_dir: Path, fingerprint: dict, total: int, resume: bool) -> None:
-    """Record the run before any frame is written; on resume, check it is the same run."""
-    from .io import write_json
-    from .io.output import FRAMES_DIR, MANIFEST_NAME
+def _describe_change(previous: dict, current: dict) -> str:
+    """The first differences between two fingerprints, for the resume error."""
+    changed = []
+    for key in sorted(set(previous) | set(current)):
+        if key == "settings":
+            continue
+        if previous.get(key) != current.get(key):
+            changed.append({"input_signature": "input files", "mask_signature": "mask files"}.get(key, key))
+    old, new = previous.get("settings") or {}, current["settings"]
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            changed.append(f"{key} {old.get(key)!r} -> {new.get(key)!r}")
+    return ", ".join(changed[:4]) + (", ..." if len(changed) > 4 else "")
 
+
+def _start_manifest(out_dir: Path, fingerprint: dict, total: int, resume: bool) -> bool:
+    """Record the run before any frame is written; on resume, check it is the same run.
+
+    Returns:
+        whether a new manifest was written (False: resuming with the existing one).
+    """
     path = out_dir / MANIFEST_NAME
     if resume and path.exists():
         try:
             previous = json.loads(path.read_text())
         except (OSError, ValueError):
             raise InputError("manifest is unreadable: cannot resume (use --overwrite)", path) from None
-        if previous.get("fingerprint") != fingerprint:
-            raise InputError("the interrupted run had other inputs or settings: cannot resume "
+        if not isinstance(previous, dict) or previous.get("fingerprint") != fingerprint:
+            fp = previous.get("fingerprint") if isinstance(previous, dict) else None
+            what = _describe_change(fp, fingerprint) if isinstance(fp, dict) else "unknown manifest"
+            raise InputError(f"the interrupted run had other inputs or settings ({what}): cannot resume "
                              "(use the same ones, or --overwrite)", path)
-        return
+        return False
     if resume and (out_dir / FRAMES_DIR).exists() and any((out_dir / FRAMES_DIR).iterdir()):
         raise InputError("frames but no manifest: cannot resume (use --overwrite)", out_dir)
     write_json(path, {"fingerprint": fingerprint, "frames": total, "complete": False})
+    return True
 
 
 def _finish_manifest(out_dir: Path, fingerprint: dict, total: int) -> None:
-    from .io import write_json
-    from .io.output import MANIFEST_NAME
-
     write_json(out_dir / MANIFEST_NAME, {"fingerprint": fingerprint, "frames": total, "complete": True})

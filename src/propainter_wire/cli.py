@@ -1,13 +1,18 @@
 """Command line: ``propainter-wire inpaint|demo|evaluate|weights|doctor``.
 
-Bad input is one line on stderr and exit code 2 (a traceback only with ``--debug``).
+Bad input is one line on stderr and exit code 2 (a traceback only with ``--debug``);
+see ``main`` for every exit code.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from .config import ENGINES, PRECISIONS, InpaintConfig
@@ -62,6 +67,24 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _add_optional_arguments(p: argparse.ArgumentParser, module: str, function: str) -> None:
+    """Arguments of a command living in its own module; a module that fails to import only
+    disables that command (``inpaint`` never depends on it)."""
+    import importlib
+
+    try:
+        add = getattr(importlib.import_module(f".{module}", __package__), function)
+    except Exception as exc:  # ImportError, or any error raised while importing it
+        p.set_defaults(unavailable=f"the {module} command is unavailable: {_one_line(exc)}")
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        return
+    add(p)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Remove wires, rigs and objects from video.")
     parser.add_argument("--debug", action="store_true", help="log every stage; show tracebacks")
@@ -71,16 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inpaint_arguments(p)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
-    from .demo import add_demo_arguments
-
     p = sub.add_parser("demo", help="inpaint a generated clip with ground truth")
-    add_demo_arguments(p)
+    _add_optional_arguments(p, "demo", "add_demo_arguments")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
-    from .evaluate import add_evaluate_arguments
-
     p = sub.add_parser("evaluate", help="measure quality on ground-truth cases")
-    add_evaluate_arguments(p)
+    _add_optional_arguments(p, "evaluate", "add_evaluate_arguments")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     p = sub.add_parser("weights", help="list, verify or download the checkpoints")
@@ -120,6 +139,8 @@ def _setup_logging(debug: bool, quiet: bool) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if getattr(args, "unavailable", None):
+        raise InputError(args.unavailable)
     if args.command == "inpaint":
         from .api import inpaint
 
@@ -154,24 +175,65 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code.
+
+    0: done. 2: bad input, bad value or a file that cannot be written (one line on
+    stderr). 3: an engine stage failed (CUDA error, out of memory; the line names the
+    stage). 1: an unexpected error (one line; ``--debug`` shows the traceback).
+    130: interrupted (Ctrl-C or SIGTERM); finished frames are kept for ``--resume``.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
-    _setup_logging(args.debug, getattr(args, "quiet", False))
     try:
-        return _dispatch(args)
-    except InputError as exc:
-        if args.debug:
-            raise
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return InputError.exit_code
-    except StageError as exc:
-        if args.debug:
-            raise
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return StageError.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; finished frames are kept (rerun with --resume)", file=sys.stderr)
-        return 130
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line already printed), --help or --version
+        return exc.code if isinstance(exc.code, int) else 2
+    _setup_logging(args.debug, getattr(args, "quiet", False))
+    with _sigterm_as_interrupt():
+        try:
+            return _dispatch(args)
+        except InputError as exc:
+            if args.debug:
+                raise
+            _print_error(_one_line(exc))
+            return InputError.exit_code
+        except StageError as exc:
+            if args.debug:
+                raise
+            _print_error(_one_line(exc))
+            return StageError.exit_code
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted; finished frames are kept (rerun with --resume)", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            if args.debug:
+                raise
+            _print_error(f"unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback)")
+            return 1
+
+
+def _print_error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block a SIGTERM (``kill``) stops the run like Ctrl-C: finished frames are kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    except (ValueError, OSError):  # no signals here (embedded interpreter)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@
 A run is a sequence of named stages (read, flow, complete, propagate, transformer,
 composite, write ...). ``Stages`` times each one, draws one tqdm bar per stage
 unless quiet, and logs each stage's start at debug level.
+
+A ``RuntimeError`` or ``MemoryError`` escaping a stage (a CUDA error, running out of
+GPU or host memory) is re-raised as ``StageError`` naming the innermost stage, so the
+user learns *where* it failed; the original stays attached as ``__cause__``.
+``InputError`` and ``KeyboardInterrupt`` pass through unchanged.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from ..errors import InputError, StageError
 
 log = logging.getLogger("propainter_wire")
 
@@ -38,6 +45,7 @@ class Stages:
 
     quiet: bool = True
     seconds: dict[str, float] = field(default_factory=dict)
+    current: str | None = None  # the innermost running stage
 
     @contextlib.contextmanager
     def __call__(self, name: str, total: int | None = None) -> Iterator:
@@ -48,11 +56,28 @@ class Stages:
             from tqdm import tqdm
 
             bar = tqdm(total=total, desc=name, unit="it", leave=False, dynamic_ncols=True)
+        outer, self.current = self.current, name
         try:
             yield bar
+        except (InputError, StageError):
+            raise
+        except (RuntimeError, MemoryError) as exc:
+            raise StageError(name, describe_failure(exc)) from exc
         finally:
+            self.current = outer
             if hasattr(bar, "close"):
                 bar.close()
             elapsed = time.perf_counter() - start
             self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
             log.debug("stage %s: %.3f s", name, elapsed)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line about a device failure: the error's first line, plus a hint for out-of-memory."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    if len(text) > 300:
+        text = text[:297] + "..."
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        text += "; try --max-side, a smaller --subvideo-length or --neighbor-length, or --precision fp16"
+    return text

@@ -1,0 +1,337 @@
+"""Correlation lookups for RAFT, without custom CUDA.
+
+RAFT compares every pixel of image 1 (features at 1/8 resolution) with a small
+window of image-2 features around where the current flow says it went. Two
+interchangeable implementations give the same numbers:
+
+- :class:`AllPairsCorr` builds the full (h*w) x (h*w) correlation volume once,
+  pools it into a 4-level pyramid over the image-2 dims and samples it
+  bilinearly at each lookup (the reference ``CorrBlock``). Fast per iteration,
+  memory grows with the square of the pixel count.
+- :class:`LocalCorr` keeps only the image-2 feature pyramid and, at each
+  lookup, gathers the features of the window and dots them with the image-1
+  features (what ``alt_cuda_corr`` computed). Memory is linear in the pixel count.
+
+Both return ``(B, levels * (2r+1)**2, h, w)`` float32 with the reference's
+channel order: for each level, the window offset index ``k = ix * (2r+1) + iy``
+where ``ix`` walks the x offsets ``-r..r`` and ``iy`` the y offsets. Values are
+dot products of the 256-d features divided by ``sqrt(256)``.
+
+All correlation arithmetic runs in fp32 with autocast disabled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+# No single matmul / pooling / sampling operand or result may reach 2**31 elements
+# (32-bit indexing limits of some kernels). Tests shrink it to exercise chunking.
+_ELEMENT_LIMIT = 2**31 - 1
+
+DEFAULT_CORR_BUDGET_BYTES = 4 * 2**30
+CORR_MODES = ("auto", "all_pairs", "local")
+
+CorrFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _rows_per_chunk(elements_per_row: int, limit: int | None = None) -> int:
+    """How many rows of ``elements_per_row`` keep a tensor under the element limit."""
+    limit = _ELEMENT_LIMIT if limit is None else limit
+    return max(1, limit // max(1, elements_per_row))
+
+
+def _no_autocast(device: torch.device):
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+def pyramid_sizes(height: int, width: int, levels: int = 4) -> list[tuple[int, int]]:
+    """Spatial sizes of the pooled levels (floor halving, as ``avg_pool2d(2, 2)``)."""
+    sizes = [(height, width)]
+    for _ in range(levels - 1):
+        height, width = height // 2, width // 2
+        sizes.append((height, width))
+    return sizes
+
+
+def all_pairs_bytes(height: int, width: int, levels: int = 4) -> int:
+    """Bytes of one direction's fp32 all-pairs pyramid for a (height, width) feature map."""
+    pixels = height * width
+    return 4 * pixels * sum(h * w for h, w in pyramid_sizes(height, width, levels))
+
+
+def choose_corr_mode(mode: str, height: int, width: int, volumes: int = 1,
+                     budget_bytes: int = DEFAULT_CORR_BUDGET_BYTES, levels: int = 4) -> str:
+    """Resolve ``'auto'`` to ``'all_pairs'`` or ``'local'``.
+
+    Args:
+        mode: 'auto', 'all_pairs' or 'local' (the last two are returned as given).
+        height, width: feature-map size (1/8 of the padded input).
+        volumes: how many all-pairs pyramids must coexist (e.g. 2 for both directions of a pair).
+        budget_bytes: all-pairs is chosen when ``volumes`` pyramids fit in it.
+    """
+    if mode not in CORR_MODES:
+        raise ValueError(f"corr mode must be one of {CORR_MODES}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    return "all_pairs" if volumes * all_pairs_bytes(height, width, levels) <= budget_bytes else "local"
+
+
+def window_offsets(radius: int, device: torch.device | None = None) -> torch.Tensor:
+    """(2r+1, 2r+1, 2) integer offsets (x, y) as float; x varies along the first axis."""
+    steps = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
+    off_x, off_y = torch.meshgrid(steps, steps, indexing="ij")
+    return torch.stack((off_x, off_y), dim=-1)
+
+
+# ---------------------------------------------------------------------------
+# all-pairs volume
+# ---------------------------------------------------------------------------
+def all_pairs_volume(fmap1: torch.Tensor, fmap2: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Correlation of every pixel of ``fmap1`` with every pixel of ``fmap2``.
+
+    Args:
+        fmap1, fmap2: (B, C, h, w) features (any float dtype; computed in fp32).
+        out: optional (B, h*w, h*w) fp32 tensor to write into.
+    Returns:
+        (B, h*w [image 1], h*w [image 2]) fp32, divided by sqrt(C). Computed by
+        row chunks so no matmul operand or result reaches the element limit.
+    """
+    batch, dim, height, width = fmap1.shape
+    pixels = height * width
+    if dim * pixels > _ELEMENT_LIMIT:
+        raise ValueError(f"feature map of {dim}x{pixels} elements is too large for a single matmul operand")
+    rows = _rows_per_chunk(max(pixels, dim))
+    scale = math.sqrt(dim)
+    differentiable = torch.is_grad_enabled() and (fmap1.requires_grad or fmap2.requires_grad)
+    if out is None and differentiable:
+        with _no_autocast(fmap1.device):
+            queries = fmap1.float().reshape(batch, dim, pixels).transpose(1, 2)  # (B, hw1, C)
+            keys = fmap2.float().reshape(batch, dim, pixels)  # (B, C, hw2)
+            blocks = [torch.matmul(queries[b:b + 1, s:s + rows], keys[b:b + 1]) / scale
+                      for b in range(batch) for s in range(0, pixels, rows)]
+        return torch.cat(blocks, dim=1).view(batch, pixels, pixels)
+    if out is None:
+        out = torch.empty(batch, pixels, pixels, dtype=torch.float32, device=fmap1.device)
+    with _no_autocast(fmap1.device), torch.no_grad():
+        for b in range(batch):
+            queries = fmap1[b].float().reshape(dim, pixels).t()  # (hw1, C)
+            keys = fmap2[b].float().reshape(dim, pixels)  # (C, hw2)
+            for start in range(0, pixels, rows):
+                block = out[b, start:start + rows]  # (rows, hw2), contiguous
+                torch.matmul(queries[start:start + rows], keys, out=block)
+                block.div_(scale)
+    return out
+
+
+def _pool_rows(volume: torch.Tensor) -> torch.Tensor:
+    """avg_pool2d(2, 2) of an (M, 1, h, w) stack, chunked over M."""
+    count, _, height, width = volume.shape
+    rows = _rows_per_chunk(height * width)
+    if rows >= count:
+        return F.avg_pool2d(volume, 2, stride=2)
+    return torch.cat([F.avg_pool2d(volume[s:s + rows], 2, stride=2) for s in range(0, count, rows)])
+
+
+def _normalised_grid(points: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pixel positions (..., 2) -> grid_sample's [-1, 1] (align_corners=True), reference order of ops."""
+    gx = points[..., :1] * 2 / (width - 1) - 1
+    gy = points[..., 1:] * 2 / (height - 1) - 1
+    return torch.cat((gx, gy), dim=-1)
+
+
+class AllPairsCorr:
+    """Pyramid of all-pairs correlation volumes and its windowed lookup (reference CorrBlock).
+
+    Build with :meth:`from_features` (one direction) or :meth:`from_pairs` (both
+    directions of each pair, the backward volume being the transpose of the forward one).
+    """
+
+    def __init__(self, volume: torch.Tensor, height: int, width: int, levels: int = 4, radius: int = 4):
+        """
+        Args:
+            volume: (B, h*w [image 1], h*w [image 2]) fp32 level-0 correlation.
+            height, width: feature-map size h, w.
+        """
+        self.batch = volume.shape[0]
+        self.height, self.width = height, width
+        self.radius = radius
+        level = volume.reshape(self.batch * height * width, 1, height, width)  # (B*h*w, 1, h2, w2)
+        self.pyramid = [level]
+        for _ in range(levels - 1):
+            level = _pool_rows(level)
+            self.pyramid.append(level)
+
+    @classmethod
+    def from_features(cls, fmap1: torch.Tensor, fmap2: torch.Tensor, levels: int = 4,
+                      radius: int = 4) -> AllPairsCorr:
+        """fmap1, fmap2: (B, C, h, w) -> lookup of image-1 pixels in image 2."""
+        _, _, height, width = fmap1.shape
+        return cls(all_pairs_volume(fmap1, fmap2), height, width, levels, radius)
+
+    @classmethod
+    def from_pairs(cls, fmap1: torch.Tensor, fmap2: torch.Tensor, levels: int = 4, radius: int = 4) -> AllPairsCorr:
+        """Both directions of K pairs in one block of batch 2K.
+
+        Args:
+            fmap1, fmap2: (K, C, h, w) features of the first and second frame of each pair.
+        Returns:
+            batch entries 0..K-1 look up fmap1 pixels in fmap2 (forward), entries
+            K..2K-1 fmap2 pixels in fmap1 (backward, the transposed volume).
+        """
+        pairs, _, height, width = fmap1.shape
+        pixels = height * width
+        volume = torch.empty(2 * pairs, pixels, pixels, dtype=torch.float32, device=fmap1.device)
+        all_pairs_volume(fmap1, fmap2, out=volume[:pairs])
+        rows = _rows_per_chunk(pixels)
+        for k in range(pairs):
+            for start in range(0, pixels, rows):
+                volume[pairs + k, start:start + rows].copy_(volume[k, :, start:start + rows].t())
+        return cls(volume, height, width, levels, radius)
+
+    def __call__(self, coords: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            coords: (B, 2, h, w) positions in image 2 at level-0 pixels (x, y).
+        Returns:
+            (B, levels * (2r+1)**2, h, w) fp32 correlation features.
+        """
+        batch, _, height, width = coords.shape
+        side = 2 * self.radius + 1
+        with _no_autocast(coords.device):
+            centres = coords.float().permute(0, 2, 3, 1).reshape(batch * height * width, 1, 1, 2)
+            offsets = window_offsets(self.radius, coords.device).view(1, side, side, 2)
+            features = []
+            for index, level in enumerate(self.pyramid):
+                lvl_h, lvl_w = level.shape[-2:]
+                window = centres / 2**index + offsets  # (B*h*w, 2r+1, 2r+1, 2) pixels of this level
+                grid = _normalised_grid(window, lvl_h, lvl_w)
+                rows = _rows_per_chunk(max(lvl_h * lvl_w, side * side * 2))
+                sampled = torch.cat([
+                    F.grid_sample(level[s:s + rows], grid[s:s + rows], align_corners=True)
+                    for s in range(0, level.shape[0], rows)
+                ]) if rows < level.shape[0] else F.grid_sample(level, grid, align_corners=True)
+                features.append(sampled.view(batch, height, width, side * side))  # (B, h, w, K)
+            stacked = torch.cat(features, dim=-1)  # (B, h, w, levels*K)
+        return stacked.permute(0, 3, 1, 2).contiguous()
+
+
+# ---------------------------------------------------------------------------
+# on-demand local correlation
+# ---------------------------------------------------------------------------
+class LocalCorr:
+    """Windowed correlation computed at each lookup from feature pyramids (no volume).
+
+    For each query pixel and level, the image-2 features on the integer
+    (2r+2) x (2r+2) grid covering the window are gathered and dotted with the
+    image-1 feature; the window samples are then the bilinear blend of those
+    dots (the fractional position is shared by the whole window). Out-of-image
+    grid points count as zero, like grid_sample's zero padding.
+    """
+
+    def __init__(self, fmap1: torch.Tensor, fmap2: torch.Tensor, levels: int = 4, radius: int = 4,
+                 chunk_elements: int = 2**27):
+        """
+        Args:
+            fmap1, fmap2: (B, C, h, w) features of the query image and the looked-up image.
+            chunk_elements: bound on the gathered (queries, window, C) block per step.
+        """
+        self.radius = radius
+        self.chunk_elements = chunk_elements
+        batch, dim, height, width = fmap1.shape
+        self.scale = math.sqrt(dim)
+        with _no_autocast(fmap1.device):
+            # queries as rows: (B*h*w, C)
+            self.queries = fmap1.float().permute(0, 2, 3, 1).reshape(batch * height * width, dim)
+            self.levels = []  # (B*h_l*w_l, C) rows, with (h_l, w_l)
+            level = fmap2.float()
+            for index in range(levels):
+                if index:
+                    level = F.avg_pool2d(level, 2, stride=2)
+                lvl_h, lvl_w = level.shape[-2:]
+                rows = level.permute(0, 2, 3, 1).reshape(batch * lvl_h * lvl_w, dim)
+                self.levels.append((rows, lvl_h, lvl_w))
+
+    def _level_lookup(self, rows: torch.Tensor, lvl_h: int, lvl_w: int, centres: torch.Tensor,
+                      batch_index: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            rows: (B*h_l*w_l, C) level features; centres: (Q, 2) positions at this level (x, y);
+            batch_index: (Q,) which batch entry each query belongs to; queries: (Q, C).
+        Returns:
+            (Q, (2r+1)**2) correlation, x offset major.
+        """
+        r = self.radius
+        grid_side = 2 * r + 2
+        base = torch.floor(centres)  # (Q, 2)
+        frac = centres - base  # (Q, 2) in [0, 1)
+        steps = torch.arange(-r, r + 2, device=centres.device)
+        base = base.long()
+        xs = base[:, :1] + steps  # (Q, 2r+2)
+        ys = base[:, 1:] + steps
+        valid_x = (xs >= 0) & (xs < lvl_w)
+        valid_y = (ys >= 0) & (ys < lvl_h)
+        # flat row index of every grid point, (Q, 2r+2 [y], 2r+2 [x])
+        flat = (batch_index[:, None, None] * (lvl_h * lvl_w)
+                + ys.clamp(0, lvl_h - 1)[:, :, None] * lvl_w + xs.clamp(0, lvl_w - 1)[:, None, :])
+        gathered = rows[flat.reshape(-1)].view(flat.shape[0], grid_side * grid_side, -1)  # (Q, G, C)
+        dots = torch.matmul(gathered, queries.unsqueeze(-1)).view(-1, grid_side, grid_side)  # (Q, y, x)
+        dots = dots * (valid_y[:, :, None] & valid_x[:, None, :])
+        fx = frac[:, 0].view(-1, 1, 1)
+        fy = frac[:, 1].view(-1, 1, 1)
+        top = dots[:, :-1, :-1] * (1 - fx) + dots[:, :-1, 1:] * fx
+        bottom = dots[:, 1:, :-1] * (1 - fx) + dots[:, 1:, 1:] * fx
+        window = top * (1 - fy) + bottom * fy  # (Q, 2r+1 [y], 2r+1 [x])
+        return window.transpose(1, 2).reshape(-1, (2 * r + 1) ** 2) / self.scale
+
+    def __call__(self, coords: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            coords: (B, 2, h, w) positions in image 2 at level-0 pixels (x, y).
+        Returns:
+            (B, levels * (2r+1)**2, h, w) fp32 correlation features.
+        """
+        batch, _, height, width = coords.shape
+        count = batch * height * width
+        dim = self.queries.shape[1]
+        side2 = (2 * self.radius + 2) ** 2
+        step = max(1, min(self.chunk_elements, _ELEMENT_LIMIT) // (side2 * dim))
+        with _no_autocast(coords.device):
+            centres = coords.float().permute(0, 2, 3, 1).reshape(count, 2)
+            batch_index = torch.arange(batch, device=coords.device).repeat_interleave(height * width)
+            out = torch.empty(count, len(self.levels), (2 * self.radius + 1) ** 2,
+                              dtype=torch.float32, device=coords.device)
+            for index, (rows, lvl_h, lvl_w) in enumerate(self.levels):
+                scaled = centres / 2**index
+                for start in range(0, count, step):
+                    stop = min(count, start + step)
+                    out[start:stop, index] = self._level_lookup(
+                        rows, lvl_h, lvl_w, scaled[start:stop], batch_index[start:stop], self.queries[start:stop])
+        # (B*h*w, L, K) -> (B, L*K, h, w)
+        return out.view(batch, height, width, -1).permute(0, 3, 1, 2).contiguous()
+
+
+def build_corr(fmap1: torch.Tensor, fmap2: torch.Tensor, mode: str, levels: int = 4, radius: int = 4,
+               pairs: bool = False, budget_bytes: int = DEFAULT_CORR_BUDGET_BYTES) -> CorrFn:
+    """A correlation lookup for ``fmap1`` pixels in ``fmap2``.
+
+    Args:
+        fmap1, fmap2: (K, C, h, w) features.
+        mode: 'auto', 'all_pairs' or 'local'.
+        pairs: build both directions (batch 2K: forward entries first, then backward).
+        budget_bytes: memory allowed for all-pairs volumes (used by 'auto') and the local gather chunks.
+    """
+    count, _, height, width = fmap1.shape
+    volumes = count * (2 if pairs else 1)
+    mode = choose_corr_mode(mode, height, width, volumes, budget_bytes, levels)
+    if mode == "all_pairs":
+        if pairs:
+            return AllPairsCorr.from_pairs(fmap1, fmap2, levels, radius)
+        return AllPairsCorr.from_features(fmap1, fmap2, levels, radius)
+    chunk = max(2**20, budget_bytes // 16)
+    if pairs:
+        return LocalCorr(torch.cat([fmap1, fmap2]), torch.cat([fmap2, fmap1]), levels, radius, chunk)
+    return LocalCorr(fmap1, fmap2, levels, radius, chunk)

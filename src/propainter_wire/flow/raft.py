@@ -1,0 +1,410 @@
+"""RAFT optical flow ('things' configuration), checkpoint-compatible with ``raft-things.pth``.
+
+Teed & Deng, "RAFT: Recurrent All-Pairs Field Transforms for Optical Flow",
+ECCV 2020, as bundled with ProPainter. Only the full-size model is provided:
+256-d instance-normalised feature encoder ``fnet``, batch-normalised context
+encoder ``cnet`` (128 hidden + 128 context channels), 4 correlation levels of
+radius 4 and the basic update block with convex 8x upsampling.
+
+Images enter in [-1, 1] (ProPainter feeds its frames scaled that way and the
+network uses them as they come). Flows are (N, 2, H, W) in pixels of the input
+resolution, channel 0 = x (right), channel 1 = y (down); the flow of image 1
+towards image 2 says where each image-1 pixel is found in image 2.
+
+Sizes: the reference needs H and W multiples of 8 and returns NaN when the
+coarsest correlation level is a single pixel high or wide. Here inputs are
+replicate-padded when (and only when) needed and the flow is cropped back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .corr import DEFAULT_CORR_BUDGET_BYTES, CorrFn, all_pairs_bytes, build_corr, choose_corr_mode
+
+HIDDEN_DIM = 128
+CONTEXT_DIM = 128
+FEATURE_DIM = 256
+CORR_LEVELS = 4
+CORR_RADIUS = 4
+DOWNSAMPLE = 8
+
+
+# ---------------------------------------------------------------------------
+# encoders
+# ---------------------------------------------------------------------------
+def _norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels)  # no affine, no running stats: no state
+    raise ValueError(f"unsupported norm {kind!r}")
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 conv + norm + ReLU with a skip; strided blocks project the skip with 1x1 conv + norm."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm: str, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.norm1 = _norm_layer(norm, out_channels)
+        self.norm2 = _norm_layer(norm, out_channels)
+        self.downsample = None
+        if stride != 1:
+            # the checkpoint stores this norm twice (as norm3 and downsample.1): one shared module
+            self.norm3 = _norm_layer(norm, out_channels)
+            self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride), self.norm3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C_in, H, W) -> (N, C_out, H/stride, W/stride)."""
+        y = self.relu(self.norm1(self.conv1(x)))
+        y = self.relu(self.norm2(self.conv2(y)))
+        skip = x if self.downsample is None else self.downsample(x)
+        return self.relu(skip + y)
+
+
+class BasicEncoder(nn.Module):
+    """7x7/2 stem and three residual stages (64, 96/2, 128/2): (N, 3, H, W) -> (N, out, H/8, W/8)."""
+
+    def __init__(self, output_dim: int, norm: str):
+        super().__init__()
+        self.norm1 = _norm_layer(norm, 64)
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3)  # (N, 64, H/2, W/2)
+        self.relu1 = nn.ReLU(inplace=True)
+        widths = ((64, 1), (96, 2), (128, 2))
+        channels = 64
+        for index, (width, stride) in enumerate(widths, start=1):
+            stage = nn.Sequential(ResidualBlock(channels, width, norm, stride), ResidualBlock(width, width, norm))
+            self.add_module(f"layer{index}", stage)
+            channels = width
+        self.conv2 = nn.Conv2d(channels, output_dim, kernel_size=1)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (N, 3, H, W) in [-1, 1] -> (N, output_dim, H/8, W/8)."""
+        x = self.relu1(self.norm1(self.conv1(images)))  # (N, 64, H/2, W/2)
+        x = self.layer1(x)  # (N, 64, H/2, W/2)
+        x = self.layer2(x)  # (N, 96, H/4, W/4)
+        x = self.layer3(x)  # (N, 128, H/8, W/8)
+        return self.conv2(x)
+
+
+# ---------------------------------------------------------------------------
+# update block
+# ---------------------------------------------------------------------------
+class BasicMotionEncoder(nn.Module):
+    """Correlation features + current flow -> 128 motion channels (126 learned + the flow itself)."""
+
+    def __init__(self, corr_channels: int = CORR_LEVELS * (2 * CORR_RADIUS + 1) ** 2):
+        super().__init__()
+        self.convc1 = nn.Conv2d(corr_channels, 256, 1)
+        self.convc2 = nn.Conv2d(256, 192, kernel_size=3, padding=1)
+        self.convf1 = nn.Conv2d(2, 128, kernel_size=7, padding=3)
+        self.convf2 = nn.Conv2d(128, 64, kernel_size=3, padding=1)
+        self.conv = nn.Conv2d(192 + 64, 128 - 2, 3, padding=1)
+
+    def forward(self, flow: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
+        """flow (N, 2, h, w) pixels at 1/8 scale, corr (N, 324, h, w) -> (N, 128, h, w)."""
+        c = F.relu(self.convc2(F.relu(self.convc1(corr))))  # (N, 192, h, w)
+        f = F.relu(self.convf2(F.relu(self.convf1(flow))))  # (N, 64, h, w)
+        motion = F.relu(self.conv(torch.cat((c, f), dim=1)))  # (N, 126, h, w)
+        return torch.cat((motion, flow.to(motion.dtype)), dim=1)
+
+
+class SepConvGRU(nn.Module):
+    """Convolutional GRU run twice: once with 1x5 kernels (horizontal), then 5x1 (vertical)."""
+
+    def __init__(self, hidden_dim: int = HIDDEN_DIM, input_dim: int = 256):
+        super().__init__()
+        both = hidden_dim + input_dim
+        for suffix, kernel, pad in (("1", (1, 5), (0, 2)), ("2", (5, 1), (2, 0))):
+            for gate in ("z", "r", "q"):
+                self.add_module(f"conv{gate}{suffix}", nn.Conv2d(both, hidden_dim, kernel, padding=pad))
+
+    def _step(self, hidden: torch.Tensor, x: torch.Tensor, suffix: str) -> torch.Tensor:
+        joint = torch.cat((hidden, x), dim=1)
+        update = torch.sigmoid(getattr(self, f"convz{suffix}")(joint))
+        reset = torch.sigmoid(getattr(self, f"convr{suffix}")(joint))
+        candidate = torch.tanh(getattr(self, f"convq{suffix}")(torch.cat((reset * hidden, x), dim=1)))
+        return (1 - update) * hidden + update * candidate
+
+    def forward(self, hidden: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """hidden (N, 128, h, w), x (N, 256, h, w) -> new hidden (N, 128, h, w)."""
+        return self._step(self._step(hidden, x, "1"), x, "2")
+
+
+class FlowHead(nn.Module):
+    """Hidden state -> flow increment (N, 2, h, w) in pixels at 1/8 scale."""
+
+    def __init__(self, input_dim: int = HIDDEN_DIM, hidden_dim: int = 256):
+        super().__init__()
+        self.conv1 = nn.Conv2d(input_dim, hidden_dim, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(hidden_dim, 2, kernel_size=3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.relu(self.conv1(hidden)))
+
+
+class BasicUpdateBlock(nn.Module):
+    """One refinement step: motion encoding, GRU, flow increment and (optionally) the upsampling mask."""
+
+    def __init__(self, hidden_dim: int = HIDDEN_DIM, context_dim: int = CONTEXT_DIM):
+        super().__init__()
+        self.encoder = BasicMotionEncoder()
+        self.gru = SepConvGRU(hidden_dim, input_dim=context_dim + 128)
+        self.flow_head = FlowHead(input_dim=hidden_dim, hidden_dim=256)
+        self.mask = nn.Sequential(
+            nn.Conv2d(hidden_dim, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 9 * DOWNSAMPLE * DOWNSAMPLE, 1),
+        )
+
+    def forward(self, hidden: torch.Tensor, context: torch.Tensor, corr: torch.Tensor, flow: torch.Tensor,
+                with_mask: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """
+        Args:
+            hidden: (N, 128, h, w); context: (N, 128, h, w); corr: (N, 324, h, w);
+            flow: (N, 2, h, w) current flow in pixels at 1/8 scale.
+            with_mask: compute the upsampling mask (only the last step's is used).
+        Returns:
+            hidden (N, 128, h, w), mask (N, 576, h, w) logits scaled by 0.25 or None, delta (N, 2, h, w).
+        """
+        motion = self.encoder(flow, corr)  # (N, 128, h, w)
+        hidden = self.gru(hidden, torch.cat((context, motion.to(context.dtype)), dim=1))
+        delta = self.flow_head(hidden)
+        mask = 0.25 * self.mask(hidden) if with_mask else None
+        return hidden, mask, delta
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+def coords_grid(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    """(batch, 2, height, width) float32 pixel coordinates, channel 0 = x, channel 1 = y."""
+    ys, xs = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device), indexing="ij")
+    return torch.stack((xs, ys)).float().unsqueeze(0).expand(batch, 2, height, width).contiguous()
+
+
+def convex_upsample(flow: torch.Tensor, mask: torch.Tensor, factor: int = DOWNSAMPLE) -> torch.Tensor:
+    """Upsample flow by a learned convex combination of each pixel's 3x3 neighbourhood.
+
+    Args:
+        flow: (N, 2, h, w) pixels at 1/factor scale.
+        mask: (N, 9*factor*factor, h, w) logits.
+    Returns:
+        (N, 2, factor*h, factor*w) pixels at full scale, float32.
+    """
+    n, _, h, w = flow.shape
+    weights = torch.softmax(mask.float().view(n, 1, 9, factor, factor, h, w), dim=2)
+    neighbours = F.unfold(factor * flow.float(), (3, 3), padding=1).view(n, 2, 9, 1, 1, h, w)
+    fine = (weights * neighbours).sum(dim=2)  # (N, 2, factor [dy], factor [dx], h, w)
+    return fine.permute(0, 1, 4, 2, 5, 3).reshape(n, 2, factor * h, factor * w)
+
+
+@dataclass(frozen=True)
+class _Padding:
+    """Replicate padding that makes a size acceptable to RAFT, and the crop that undoes it."""
+
+    top: int = 0
+    bottom: int = 0
+    left: int = 0
+    right: int = 0
+
+    @classmethod
+    def for_size(cls, height: int, width: int, levels: int = CORR_LEVELS) -> _Padding:
+        # multiples of 8, and the coarsest pyramid level (1/8 then levels-1 halvings) >= 2 pixels
+        least = DOWNSAMPLE * 2**levels
+
+        def split(size: int) -> tuple[int, int]:
+            target = max(-(-size // DOWNSAMPLE) * DOWNSAMPLE, least)
+            extra = target - size
+            return extra // 2, extra - extra // 2
+
+        top, bottom = split(height)
+        left, right = split(width)
+        return cls(top, bottom, left, right)
+
+    @property
+    def needed(self) -> bool:
+        return any((self.top, self.bottom, self.left, self.right))
+
+    def pad(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, C, H + top + bottom, W + left + right)."""
+        if not self.needed:
+            return images
+        return F.pad(images, (self.left, self.right, self.top, self.bottom), mode="replicate")
+
+    def crop(self, flow: torch.Tensor) -> torch.Tensor:
+        """(N, 2, H_padded, W_padded) -> (N, 2, H, W)."""
+        if not self.needed:
+            return flow
+        h, w = flow.shape[-2:]
+        return flow[..., self.top:h - self.bottom, self.left:w - self.right]
+
+
+# ---------------------------------------------------------------------------
+# the network
+# ---------------------------------------------------------------------------
+class RAFT(nn.Module):
+    """RAFT 'things' model. Load weights with ``propainter_wire.weights.load_raft``.
+
+    Args:
+        corr_budget_bytes: memory allowed for all-pairs correlation volumes; with
+            ``corr='auto'`` larger problems use the on-demand local correlation.
+    """
+
+    def __init__(self, corr_budget_bytes: int = DEFAULT_CORR_BUDGET_BYTES):
+        super().__init__()
+        self.hidden_dim = HIDDEN_DIM
+        self.context_dim = CONTEXT_DIM
+        self.corr_levels = CORR_LEVELS
+        self.corr_radius = CORR_RADIUS
+        self.corr_budget_bytes = corr_budget_bytes
+        self.fnet = BasicEncoder(output_dim=FEATURE_DIM, norm="instance")
+        self.cnet = BasicEncoder(output_dim=HIDDEN_DIM + CONTEXT_DIM, norm="batch")
+        self.update_block = BasicUpdateBlock(HIDDEN_DIM, CONTEXT_DIM)
+
+    def encode_features(self, images: torch.Tensor) -> torch.Tensor:
+        """images (N, 3, H, W) in [-1, 1], H and W multiples of 8 -> features (N, 256, H/8, W/8) float32."""
+        return self.fnet(images).float()
+
+    def encode_context(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (N, 3, H, W) in [-1, 1] -> initial hidden state (N, 128, H/8, W/8) in (-1, 1)
+        and context (N, 128, H/8, W/8) >= 0 (in the autocast dtype when autocast is on)."""
+        hidden, context = self.cnet(images).split((self.hidden_dim, self.context_dim), dim=1)
+        return torch.tanh(hidden), torch.relu(context)
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-frame encodings: (features, hidden, context) as in the two methods above."""
+        return (self.encode_features(images), *self.encode_context(images))
+
+    def refine(self, corr_fn: CorrFn, hidden: torch.Tensor, context: torch.Tensor, iters: int) -> torch.Tensor:
+        """Run the recurrent updates from zero flow.
+
+        Args:
+            corr_fn: correlation lookup, (N, 2, h, w) positions -> (N, 324, h, w).
+            hidden, context: (N, 128, h, w) from :meth:`encode` of the first image of each pair.
+            iters: number of updates (>= 1).
+        Returns:
+            (N, 2, 8h, 8w) float32 flow in pixels at input scale (the convex-upsampled last estimate).
+        """
+        if iters < 1:
+            raise ValueError(f"iters must be >= 1, got {iters}")
+        n, _, h, w = hidden.shape
+        start = coords_grid(n, h, w, hidden.device)  # (N, 2, h, w)
+        target = start.clone()
+        mask = None
+        for step in range(iters):
+            target = target.detach()
+            corr = corr_fn(target)  # (N, 324, h, w) fp32
+            hidden, mask, delta = self.update_block(hidden, context, corr, target - start,
+                                                    with_mask=step == iters - 1)
+            target = target + delta.float()
+        return convex_upsample(target - start, mask)
+
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor, iters: int = 20, corr: str = "auto") -> torch.Tensor:
+        """Flow from image1 to image2.
+
+        Args:
+            image1, image2: (N, 3, H, W) in [-1, 1], any H, W >= 1.
+            iters: refinement iterations (ProPainter uses 20).
+            corr: 'auto' (by ``corr_budget_bytes``), 'all_pairs' or 'local'.
+        Returns:
+            (N, 2, H, W) float32 flow in pixels of the input resolution.
+        """
+        padding = _Padding.for_size(*image1.shape[-2:], levels=self.corr_levels)
+        image1, image2 = padding.pad(image1.contiguous()), padding.pad(image2.contiguous())
+        fmap1, fmap2 = self.encode_features(torch.cat((image1, image2))).chunk(2)  # 2 x (N, 256, h, w)
+        hidden, context = self.encode_context(image1)  # 2 x (N, 128, h, w)
+        corr_fn = build_corr(fmap1, fmap2, corr, self.corr_levels, self.corr_radius,
+                             budget_bytes=self.corr_budget_bytes)
+        return padding.crop(self.refine(corr_fn, hidden, context, iters))
+
+
+# ---------------------------------------------------------------------------
+# sequences
+# ---------------------------------------------------------------------------
+# rough float count per feature-map pixel of the activations of one pair direction
+_ACTIVATION_FLOATS_PER_PIXEL = 4096
+
+
+def _pairs_per_chunk(height: int, width: int, mode: str, budget_bytes: int, pairs: int) -> int:
+    per_pair = 2 * 4 * _ACTIVATION_FLOATS_PER_PIXEL * height * width
+    if mode == "all_pairs":
+        per_pair += 2 * all_pairs_bytes(height, width, CORR_LEVELS)
+    return max(1, min(pairs, budget_bytes // per_pair))
+
+
+@torch.no_grad()
+def bidirectional_flows(raft: RAFT, frames: torch.Tensor, iters: int = 20, corr: str = "auto",
+                        budget_bytes: int | None = None,
+                        pairs_per_chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward flows between consecutive frames (ProPainter's RAFT_bi).
+
+    Each frame is encoded once; forward and backward lookups of a pair share one
+    all-pairs volume (the backward one is its transpose). Frames are processed in
+    chunks of consecutive pairs to bound memory.
+
+    Args:
+        raft: the network (eval mode).
+        frames: (T, 3, H, W) in [-1, 1], T >= 2, any H, W.
+        iters: refinement iterations.
+        corr: 'auto', 'all_pairs' or 'local'.
+        budget_bytes: memory for correlation volumes and activations per chunk
+            (default ``raft.corr_budget_bytes``).
+        pairs_per_chunk: override the number of pairs processed together.
+    Returns:
+        flows_f (T-1, 2, H, W): flow t -> t+1; flows_b (T-1, 2, H, W): flow t+1 -> t;
+        float32 pixels at input resolution, on ``frames.device``.
+    """
+    if frames.ndim != 4 or frames.shape[1] != 3:
+        raise ValueError(f"frames must be (T, 3, H, W), got {tuple(frames.shape)}")
+    total = frames.shape[0]
+    if total < 2:
+        raise ValueError("need at least two frames for flow")
+    budget = raft.corr_budget_bytes if budget_bytes is None else budget_bytes
+    height, width = frames.shape[-2:]
+    padding = _Padding.for_size(height, width, levels=raft.corr_levels)
+    feat_h = (height + padding.top + padding.bottom) // DOWNSAMPLE
+    feat_w = (width + padding.left + padding.right) // DOWNSAMPLE
+    mode = choose_corr_mode(corr, feat_h, feat_w, 2, budget, raft.corr_levels)
+    chunk = pairs_per_chunk or _pairs_per_chunk(feat_h, feat_w, mode, budget, total - 1)
+    if mode == "all_pairs":  # keep every chunk's volumes inside the budget where possible
+        chunk = min(chunk, max(1, budget // (2 * all_pairs_bytes(feat_h, feat_w, raft.corr_levels))))
+
+    flows_f = torch.empty(total - 1, 2, height, width, dtype=torch.float32, device=frames.device)
+    flows_b = torch.empty_like(flows_f)
+    carried = None  # encodings of the frame shared with the previous chunk
+    for first in range(0, total - 1, chunk):
+        last = min(total - 1, first + chunk)  # pairs first..last-1 use frames first..last
+        fresh_from = first if carried is None else first + 1
+        features, hidden, context = raft.encode(padding.pad(frames[fresh_from:last + 1].contiguous()))
+        if carried is not None:
+            features, hidden, context = (torch.cat((c[None], x)) for c, x in zip(carried, (features, hidden, context),
+                                                                                  strict=True))
+        carried = (features[-1], hidden[-1], context[-1])
+        pairs = last - first
+        corr_fn = build_corr(features[:-1], features[1:], mode, raft.corr_levels, raft.corr_radius,
+                             pairs=True, budget_bytes=budget)
+        flow = raft.refine(corr_fn, torch.cat((hidden[:-1], hidden[1:])), torch.cat((context[:-1], context[1:])),
+                           iters)  # (2*pairs, 2, Hp, Wp): forward pairs then backward pairs
+        del corr_fn
+        flow = padding.crop(flow)
+        flows_f[first:last] = flow[:pairs]
+        flows_b[first:last] = flow[pairs:]
+    return flows_f, flows_b

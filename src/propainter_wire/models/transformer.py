@@ -1,0 +1,311 @@
+"""Token transformer of the ProPainter generator (temporal sparse window attention).
+
+Feature maps at 1/4 resolution are cut into overlapping 7x7 patches (stride 3,
+padding 3), each patch is embedded as one token (``SoftSplit``), eight
+transformer blocks mix the tokens across frames, and ``SoftComp`` folds them back
+into a feature map. Token grids are ``(B, T, Ht, Wt, C)``; for a feature map of
+``h x w`` pixels, ``Ht = (h - 1) // 3 + 1`` and likewise for ``Wt``.
+
+Attention works on 5x9 windows of the token grid (padded with zeros to a whole
+number of windows). A window whose region holds masked pixels in any local frame
+attends to every token of its own window, to neighbouring tokens gathered by
+rolling the grid half a window in four diagonal directions, and to 4x4-pooled
+global tokens, over every ``t_dilation``-th frame. Any other window attends only
+to its own tokens, frame by frame.
+
+State-dict keys follow ``ProPainter.pth`` (``transformers.transformer.{i}...``,
+``ss.embedding``, ``sc.embedding``, ``sc.bias_conv``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+Size2 = tuple[int, int]
+
+
+def _token_grid(size: Size2, kernel: Size2, stride: Size2, padding: Size2) -> Size2:
+    """Number of patches along each axis of a ``size`` map cut by ``F.unfold``."""
+    return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding, strict=True))
+
+
+class SoftSplit(nn.Module):
+    """Feature map -> overlapping patch tokens.
+
+    Args:
+        channel: feature channels (128).
+        hidden: token width (512).
+        kernel_size, stride, padding: patch geometry ((7, 7), (3, 3), (3, 3)).
+    """
+
+    def __init__(self, channel: int, hidden: int, kernel_size: Size2, stride: Size2, padding: Size2) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = tuple(kernel_size), tuple(stride), tuple(padding)
+        self.embedding = nn.Linear(channel * math.prod(self.kernel_size), hidden)
+
+    def forward(self, feat: torch.Tensor, batch: int, feat_size: Size2) -> torch.Tensor:
+        """(B*T, C, h, w) features -> (B, T, Ht, Wt, hidden) tokens."""
+        grid_h, grid_w = _token_grid(feat_size, self.kernel_size, self.stride, self.padding)
+        patches = F.unfold(feat, self.kernel_size, padding=self.padding, stride=self.stride)  # (BT, C*49, L)
+        tokens = self.embedding(patches.transpose(1, 2))  # (BT, L, hidden)
+        return tokens.view(batch, -1, grid_h, grid_w, tokens.size(-1))
+
+
+class SoftComp(nn.Module):
+    """Patch tokens -> feature map (overlaps summed), then a 3x3 convolution."""
+
+    def __init__(self, channel: int, hidden: int, kernel_size: Size2, stride: Size2, padding: Size2) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = tuple(kernel_size), tuple(stride), tuple(padding)
+        self.embedding = nn.Linear(hidden, channel * math.prod(self.kernel_size))
+        self.bias_conv = nn.Conv2d(channel, channel, kernel_size=3, stride=1, padding=1)
+
+    def forward(self, tokens: torch.Tensor, num_frames: int, feat_size: Size2) -> torch.Tensor:
+        """(B, T, Ht, Wt, hidden) tokens -> (B*T, C, h, w) features."""
+        batch = tokens.size(0)
+        patches = self.embedding(tokens.reshape(batch, -1, tokens.size(-1)))  # (B, T*L, C*49)
+        patches = patches.view(batch * num_frames, -1, patches.size(-1)).transpose(1, 2)  # (BT, C*49, L)
+        feat = F.fold(patches, output_size=feat_size, kernel_size=self.kernel_size,
+                      stride=self.stride, padding=self.padding)
+        return self.bias_conv(feat)
+
+
+class FusionFeedForward(nn.Module):
+    """Token MLP whose hidden activations are averaged where patches overlap.
+
+    The 1960 hidden units of a token are read as 40 channels of a 7x7 patch; the
+    patches of a frame are folded onto the feature map, divided by the overlap
+    count, and cut out again before the second linear layer.
+    """
+
+    def __init__(self, dim: int, kernel_size: Size2, stride: Size2, padding: Size2, width: int = 1960) -> None:
+        super().__init__()
+        self.fc1 = nn.Sequential(nn.Linear(dim, width))
+        self.fc2 = nn.Sequential(nn.GELU(), nn.Linear(width, dim))
+        self.fold_args = {"kernel_size": tuple(kernel_size), "stride": tuple(stride), "padding": tuple(padding)}
+
+    def forward(self, tokens: torch.Tensor, feat_size: Size2) -> torch.Tensor:
+        """(B, N, dim) tokens with N = T*Ht*Wt -> (B, N, dim)."""
+        grid = _token_grid(feat_size, self.fold_args["kernel_size"], self.fold_args["stride"],
+                           self.fold_args["padding"])
+        per_frame = grid[0] * grid[1]
+        hidden = self.fc1(tokens)
+        batch, count, width = hidden.shape
+        patch_area = math.prod(self.fold_args["kernel_size"])
+        # how many patches cover each feature pixel, (1, 1, h, w)
+        ones = hidden.new_ones(1, patch_area, per_frame)
+        coverage = F.fold(ones, output_size=feat_size, **self.fold_args)
+        frames = hidden.view(-1, per_frame, width).transpose(1, 2)  # (B*T, width, L)
+        merged = F.fold(frames, output_size=feat_size, **self.fold_args) / coverage
+        hidden = F.unfold(merged, **self.fold_args).transpose(1, 2).reshape(batch, count, width)
+        return self.fc2(hidden)
+
+
+def _rolled_key_index(window: Size2) -> torch.Tensor:
+    """Indices kept from the four diagonally rolled copies of a window (each ``wh*ww`` long, concatenated).
+
+    From each copy the quadrant that overlaps the window itself is dropped.
+    """
+    wh, ww = window
+    eh, ew = (wh + 1) // 2, (ww + 1) // 2
+    keep = torch.ones(4, wh, ww)
+    keep[0, : wh - eh, : ww - ew] = 0  # rolled to the top-left
+    keep[1, : wh - eh, ew:] = 0  # top-right
+    keep[2, eh:, : ww - ew] = 0  # bottom-left
+    keep[3, eh:, ew:] = 0  # bottom-right
+    return keep.flatten().nonzero(as_tuple=False).view(-1)
+
+
+class SparseWindowAttention(nn.Module):
+    """Multi-head window attention with rolled neighbours and pooled global tokens.
+
+    Args:
+        dim: token width (512).
+        n_head: heads (4).
+        window_size: window of the token grid, (rows, cols) = (5, 9).
+        pool_size: kernel and stride of the depthwise pooling of global tokens, (4, 4).
+
+    The buffer ``valid_ind_rolled`` is part of the checkpoint and is used as loaded.
+    """
+
+    def __init__(self, dim: int, n_head: int, window_size: Size2, pool_size: Size2 = (4, 4)) -> None:
+        super().__init__()
+        if dim % n_head:
+            raise ValueError(f"dim {dim} is not a multiple of n_head {n_head}")
+        self.n_head = n_head
+        self.window_size = tuple(window_size)
+        self.expand_size = tuple((n + 1) // 2 for n in self.window_size)
+        self.query = nn.Linear(dim, dim)
+        self.key = nn.Linear(dim, dim)
+        self.value = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+        self.pool_layer = nn.Conv2d(dim, dim, kernel_size=pool_size, stride=pool_size, groups=dim)
+        nn.init.constant_(self.pool_layer.weight, 1.0 / math.prod(pool_size))
+        nn.init.zeros_(self.pool_layer.bias)
+        self.register_buffer("valid_ind_rolled", _rolled_key_index(self.window_size))
+
+    def _positions(self, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat grid positions (into ``Hp*Wp``) of each window's own tokens (nW, wh*ww) and rolled tokens (nW, R).
+
+        Rolled token ``r`` of a window is what ``torch.roll`` by one of four half-window
+        shifts brings into the window, selected by ``valid_ind_rolled``.
+        """
+        wh, ww = self.window_size
+        eh, ew = self.expand_size
+        hp, wp = rows * wh, cols * ww
+        device = self.valid_ind_rolled.device
+        ys = (torch.arange(rows, device=device) * wh).view(rows, 1, 1, 1) + torch.arange(wh, device=device).view(
+            1, 1, wh, 1)  # (rows, 1, wh, 1)
+        xs = (torch.arange(cols, device=device) * ww).view(1, cols, 1, 1) + torch.arange(ww, device=device).view(
+            1, 1, 1, ww)  # (1, cols, 1, ww)
+        own = (ys * wp + xs).reshape(rows * cols, wh * ww)
+        # torch.roll(grid, s)[i] == grid[(i - s) mod n]
+        shifted = [((ys - sy) % hp) * wp + (xs - sx) % wp
+                   for sy, sx in ((-eh, -ew), (-eh, ew), (eh, -ew), (eh, ew))]
+        rolled = torch.cat([p.reshape(rows * cols, wh * ww) for p in shifted], dim=1)
+        return own, rolled[:, self.valid_ind_rolled]
+
+    def _gather(self, grid: torch.Tensor, windows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Tokens of some windows.
+
+        Args:
+            grid: (B, T, Hp, Wp, C).
+            windows: (m,) window ids over ``B*nW`` (batch-major).
+            positions: (nW, S) flat positions within one frame's grid.
+        Returns:
+            (m, heads, T, S, C/heads).
+        """
+        b, t, hp, wp, c = grid.shape
+        n_win = positions.size(0)
+        flat = grid.transpose(0, 1).reshape(t, b * hp * wp, c)
+        index = ((windows // n_win)[:, None] * (hp * wp) + positions[windows % n_win]).reshape(-1)
+        picked = flat.index_select(1, index).view(t, windows.numel(), positions.size(1), self.n_head, -1)
+        return picked.permute(1, 3, 0, 2, 4)
+
+    def _pool(self, grid: torch.Tensor) -> torch.Tensor:
+        """(B, T, Hp, Wp, C) normalised grid -> (B, T, P, C) depthwise-pooled global tokens."""
+        b, t, hp, wp, c = grid.shape
+        pooled = self.pool_layer(grid.reshape(b * t, hp, wp, c).permute(0, 3, 1, 2))  # (BT, C, ph, pw)
+        return pooled.flatten(2).transpose(1, 2).reshape(b, t, -1, c)
+
+    def _split_heads(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T, P, C) -> (B, heads, T, P, C/heads)."""
+        b, t, p, c = tokens.shape
+        return tokens.view(b, t, p, self.n_head, c // self.n_head).permute(0, 3, 1, 2, 4)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, frames: slice = slice(None)) -> torch.Tensor:
+        """Attend.
+
+        Args:
+            x: (B, T, Ht, Wt, C) normalised tokens.
+            mask: (B, Tl, Ht, Wt, 1) 0/1 token mask of the Tl local frames.
+            frames: the frames (along T) whose keys masked windows see.
+        Returns:
+            (B, T, Ht, Wt, C).
+        """
+        b, t, h, w, c = x.shape
+        wh, ww = self.window_size
+        rows, cols = math.ceil(h / wh), math.ceil(w / ww)
+        pad_b, pad_r = rows * wh - h, cols * ww - w
+        if pad_b or pad_r:
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+            mask = F.pad(mask, (0, 0, 0, pad_r, 0, pad_b))
+        hp, wp = rows * wh, cols * ww
+        heads, n_tok = self.n_head, wh * ww
+
+        q, k, v = self.query(x), self.key(x), self.value(x)  # (B, T, Hp, Wp, C); padding holds the biases
+        own, rolled = self._positions(rows, cols)
+
+        # a window is "masked" when any local frame has a masked token inside it
+        win_mask = mask[..., 0].reshape(b, mask.size(1), rows, wh, cols, ww).amax(dim=(3, 5))
+        masked = win_mask.sum(dim=1).reshape(-1) != 0  # (B*nW,)
+        sel = masked.nonzero(as_tuple=False).view(-1)
+        rest = (~masked).nonzero(as_tuple=False).view(-1)
+
+        out = q.new_empty(t, b * hp * wp, c)  # frame-major, like _gather's source
+        if sel.numel():
+            # own + rolled + pooled tokens of the chosen frames, all queries of the window
+            m, batch_of = sel.numel(), sel // (rows * cols)
+            near = torch.cat([own, rolled], dim=1)
+            pooled = self._pool(x[:, frames])  # (B, Tk, P, C)
+            k_pool = self._split_heads(self.key(pooled))[batch_of]  # (m, heads, Tk, P, ch)
+            v_pool = self._split_heads(self.value(pooled))[batch_of]
+            k_sel = torch.cat([self._gather(k[:, frames], sel, near), k_pool], dim=3)  # (m, heads, Tk, S+P, ch)
+            v_sel = torch.cat([self._gather(v[:, frames], sel, near), v_pool], dim=3)
+            q_sel = self._gather(q, sel, own).reshape(m, heads, t * n_tok, -1)
+            y = F.scaled_dot_product_attention(q_sel, k_sel.reshape(m, heads, -1, k_sel.size(-1)),
+                                               v_sel.reshape(m, heads, -1, v_sel.size(-1)))
+            self._scatter(out, y.view(m, heads, t, n_tok, -1), sel, own, hp * wp)
+        if rest.numel():
+            # frame by frame, own window only
+            u = rest.numel()
+            q_own, k_own, v_own = (self._gather(a, rest, own).reshape(u, heads * t, n_tok, -1) for a in (q, k, v))
+            y = F.scaled_dot_product_attention(q_own, k_own, v_own)
+            self._scatter(out, y.view(u, heads, t, n_tok, -1), rest, own, hp * wp)
+
+        out = out.view(t, b, hp, wp, c).transpose(0, 1)[:, :, :h, :w]
+        return self.proj(out)
+
+    @staticmethod
+    def _scatter(out: torch.Tensor, y: torch.Tensor, windows: torch.Tensor, own: torch.Tensor, area: int) -> None:
+        """Write window results ``y`` (m, heads, T, N, ch) into ``out`` (T, B*Hp*Wp, C) in place."""
+        n_win = own.size(0)
+        index = ((windows // n_win)[:, None] * area + own[windows % n_win]).reshape(-1)
+        t = y.size(2)
+        values = y.permute(2, 0, 3, 1, 4).reshape(t, -1, out.size(-1))  # (T, m*N, C)
+        out.index_copy_(1, index, values.to(out.dtype))
+
+
+class SparseTransformerLayer(nn.Module):
+    """One pre-norm block: sparse window attention, then the fusion feed-forward."""
+
+    def __init__(self, dim: int, heads: int, window: Size2, pool: Size2,
+                 kernel_size: Size2, stride: Size2, padding: Size2) -> None:
+        super().__init__()
+        self.attention = SparseWindowAttention(dim, heads, window, pool)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = FusionFeedForward(dim, kernel_size, stride, padding)
+
+    def forward(self, x: torch.Tensor, feat_size: Size2, mask: torch.Tensor, frames: slice) -> torch.Tensor:
+        """(B, T, Ht, Wt, C) -> same; ``feat_size`` is the (h, w) of the folded feature map."""
+        b, t, h, w, c = x.shape
+        x = x + self.attention(self.norm1(x), mask, frames)
+        mixed = self.mlp(self.norm2(x).reshape(b, t * h * w, c), feat_size)
+        return x + mixed.view(b, t, h, w, c)
+
+
+class SparseTransformerStack(nn.Module):
+    """``depths`` transformer blocks; block ``i`` lets masked windows see frames ``i % t_dilation :: t_dilation``."""
+
+    def __init__(self, dim: int = 512, n_head: int = 4, window_size: Size2 = (5, 9), pool_size: Size2 = (4, 4),
+                 depths: int = 8, kernel_size: Size2 = (7, 7), stride: Size2 = (3, 3),
+                 padding: Size2 = (3, 3)) -> None:
+        super().__init__()
+        self.depths = depths
+        self.transformer = nn.Sequential(*[
+            SparseTransformerLayer(dim, n_head, window_size, pool_size, kernel_size, stride, padding)
+            for _ in range(depths)
+        ])
+
+    def forward(self, x: torch.Tensor, feat_size: Size2, local_mask: torch.Tensor,
+                t_dilation: int = 2) -> torch.Tensor:
+        """Run all blocks.
+
+        Args:
+            x: (B, T, Ht, Wt, C) tokens.
+            feat_size: (h, w) of the feature map the tokens were cut from.
+            local_mask: (B, Tl, Ht, Wt, 1) 0/1 token mask of the local frames.
+            t_dilation: temporal stride of the keys of masked windows; must divide ``depths``.
+        Returns:
+            (B, T, Ht, Wt, C).
+        """
+        if t_dilation < 1 or self.depths % t_dilation:
+            raise ValueError(f"t_dilation {t_dilation} must divide the {self.depths} transformer blocks")
+        for i, block in enumerate(self.transformer):
+            x = block(x, feat_size, local_mask, slice(i % t_dilation, None, t_dilation))
+        return x

@@ -284,6 +284,16 @@ class _OutputRun:
                     pass
 
 
+def _remove_stale_temp_files(folder: Path) -> None:
+    """Half-written files of a killed run (their final names were never made)."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        _unlink_quietly(folder / name)
+
+
 def _unlink_quietly(path: Path) -> None:
     try:
         path.unlink()
@@ -322,6 +332,7 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
     run.fresh_manifest = _start_manifest(out_dir, fingerprint, len(targets), config.resume)
     todo = [i for i, t in enumerate(targets) if not (config.resume and t.exists())]
     if config.resume:
+        _remove_stale_temp_files(frames_dir)
         log.info("resuming: %d of %d frames already written", len(targets) - len(todo), len(targets))
 
     from .runtime.device import resolve_device

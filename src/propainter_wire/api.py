@@ -133,7 +133,8 @@ def fill(inp: EngineInput, config: InpaintConfig, stages: Stages, engine=None) -
             from .runtime.device import resolve_device
 
             engine = select_engine(config, resolve_device(config.device))
-    return engine.run(inp, config, stages)
+    with stages.failures(getattr(engine, "name", "engine")):
+        return engine.run(inp, config, stages)
 
 
 def run_engine(frames: list[np.ndarray], raw_masks: list[np.ndarray], config: InpaintConfig,
@@ -348,7 +349,8 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
             check_fillable(inp, config)
             with stages("load"):
                 engine = select_engine(config, device)
-            filled = engine.run(inp, config, stages)
+            with stages.failures(engine.name):  # a failure between the engine's own stages
+                filled = engine.run(inp, config, stages)
         else:
             log.info("every mask is empty: frames are copied through unchanged")
         _write_frames(frames, filled, raw_masks, inp.masks, targets, todo, needed, out_dir, source.fps, config,

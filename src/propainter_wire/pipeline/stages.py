@@ -58,11 +58,8 @@ class Stages:
             bar = tqdm(total=total, desc=name, unit="it", leave=False, dynamic_ncols=True)
         outer, self.current = self.current, name
         try:
-            yield bar
-        except (InputError, StageError):
-            raise
-        except (RuntimeError, MemoryError) as exc:
-            raise StageError(name, describe_failure(exc)) from exc
+            with self.failures(name):
+                yield bar
         finally:
             self.current = outer
             if hasattr(bar, "close"):
@@ -70,6 +67,21 @@ class Stages:
             elapsed = time.perf_counter() - start
             self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
             log.debug("stage %s: %.3f s", name, elapsed)
+
+
+    @staticmethod
+    @contextlib.contextmanager
+    def failures(name: str) -> Iterator[None]:
+        """Re-raise a device failure inside the block as ``StageError(name, ...)`` (no timing, no bar).
+
+        For code between stages (an engine's own glue) that must still name where it failed.
+        """
+        try:
+            yield
+        except (InputError, StageError):
+            raise
+        except (RuntimeError, MemoryError) as exc:
+            raise StageError(name, describe_failure(exc)) from exc
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -1,0 +1,123 @@
+"""Numeric precision of a run: which stage runs in which dtype, and TF32.
+
+``--precision`` values and what they mean on a CUDA device:
+
+- ``auto``: flow completion and the transformer under bf16 autocast (fp16 where the
+  GPU has no native bf16); RAFT in fp32; TF32 off.
+- ``fp32``: everything in fp32, TF32 off (matmul and cuDNN): closest to the reference.
+- ``tf32``: everything in fp32 with TF32 matmul/convolutions allowed.
+- ``fp16`` / ``bf16``: every stage, RAFT included, under autocast in that dtype
+  (asking for a half type explicitly is asking for it everywhere).
+
+On the CPU ``auto`` means fp32, ``tf32`` is fp32 (TF32 is a GPU feature; a warning
+says so), ``bf16`` runs under CPU autocast, and ``fp16`` is refused with an
+``InputError`` (CPU fp16 is slow and some ops lack it). An explicit ``bf16`` on a
+GPU without native bf16 is refused too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from ..config import PRECISIONS
+from ..errors import InputError
+
+_LOG = logging.getLogger("propainter_wire")
+
+STAGES = ("raft", "flow_completion", "inpainter")
+
+
+@dataclass(frozen=True)
+class PrecisionPolicy:
+    """Dtypes per stage.
+
+    Attributes:
+        name: the resolved precision (``fp32``, ``tf32``, ``fp16``, ``bf16``, or
+            ``auto-bf16`` / ``auto-fp16`` for ``auto`` on a GPU).
+        raft_dtype: the autocast dtype of RAFT (``torch.float32``: no autocast).
+        model_autocast_dtype: the autocast dtype of flow completion and the
+            transformer (None: fp32, no autocast).
+        allow_tf32: TF32 for fp32 matmul and cuDNN convolutions.
+    """
+
+    name: str
+    raft_dtype: torch.dtype = torch.float32
+    model_autocast_dtype: torch.dtype | None = None
+    allow_tf32: bool = False
+
+    @contextlib.contextmanager
+    def tf32_context(self) -> Iterator[None]:
+        """Set ``torch.backends.cuda.matmul.allow_tf32`` and ``cudnn.allow_tf32`` to
+        ``allow_tf32`` inside the block; restore the previous values afterwards."""
+        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = self.allow_tf32
+        torch.backends.cudnn.allow_tf32 = self.allow_tf32
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+    def stage_dtype(self, stage: str) -> torch.dtype | None:
+        """The autocast dtype of ``stage`` (None: plain fp32)."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage '{stage}' (one of {', '.join(STAGES)})")
+        if stage == "raft":
+            return None if self.raft_dtype == torch.float32 else self.raft_dtype
+        return self.model_autocast_dtype
+
+    def autocast(self, device: torch.device | str, stage: str) -> contextlib.AbstractContextManager:
+        """The autocast context for ``stage`` on ``device`` (``nullcontext`` when fp32)."""
+        dtype = self.stage_dtype(stage)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+def cuda_bf16_native(device: torch.device) -> bool:
+    """True when ``device`` has native bf16 (compute capability >= 8.0)."""
+    try:
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    except Exception:
+        return False
+
+
+def _gpu_name(device: torch.device) -> str:
+    try:
+        return torch.cuda.get_device_name(device)
+    except Exception:
+        return str(device)
+
+
+def resolve_precision(name: str, device: torch.device | str, log: logging.Logger = _LOG) -> PrecisionPolicy:
+    """The ``PrecisionPolicy`` for a ``--precision`` value on ``device`` (see the module docstring).
+
+    Raises:
+        InputError: unknown name; fp16 on the CPU; bf16 on a GPU without native bf16.
+    """
+    device = torch.device(device)
+    if name not in PRECISIONS:
+        raise InputError(f"unknown precision '{name}' (choose from {', '.join(PRECISIONS)})")
+    on_gpu = device.type == "cuda"
+    if name == "fp32":
+        return PrecisionPolicy("fp32")
+    if name == "tf32":
+        if not on_gpu:
+            log.warning("precision tf32: TF32 is a GPU feature; running fp32 on the %s", device.type)
+            return PrecisionPolicy("fp32")
+        return PrecisionPolicy("tf32", allow_tf32=True)
+    if name == "auto":
+        if not on_gpu:
+            return PrecisionPolicy("fp32")
+        half = torch.bfloat16 if cuda_bf16_native(device) else torch.float16
+        return PrecisionPolicy("auto-bf16" if half == torch.bfloat16 else "auto-fp16", model_autocast_dtype=half)
+    half = torch.float16 if name == "fp16" else torch.bfloat16
+    if half == torch.float16 and not on_gpu:
+        raise InputError(f"--precision fp16 needs a CUDA device (running on {device.type}); use fp32 or bf16")
+    if half == torch.bfloat16 and on_gpu and not cuda_bf16_native(device):
+        raise InputError(f"--precision bf16: {_gpu_name(device)} has no native bf16; use fp16 or auto")
+    return PrecisionPolicy(name, raft_dtype=half, model_autocast_dtype=half)

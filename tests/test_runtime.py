@@ -1,0 +1,179 @@
+"""Device resolution, the GPU self-check machinery and the precision policy (CPU only)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from propainter_wire.errors import InputError
+from propainter_wire.runtime import device as device_mod
+from propainter_wire.runtime import precision as precision_mod
+from propainter_wire.runtime.device import gpu_self_check, primitive_cases, resolve_device, run_case
+from propainter_wire.runtime.precision import PrecisionPolicy, resolve_precision
+
+CPU = torch.device("cpu")
+
+
+# ---------------------------------------------------------------------------
+# devices
+# ---------------------------------------------------------------------------
+def test_cpu_is_cpu():
+    assert resolve_device("cpu") == CPU
+    assert resolve_device(" CPU ") == CPU
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "mps0", ""])
+def test_unknown_device_names(name):
+    with pytest.raises(InputError, match="unknown device"):
+        resolve_device(name)
+
+
+def test_auto_without_cuda_warns_once_and_uses_cpu(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    log = logging.getLogger("propainter_wire.test")
+    with caplog.at_level(logging.WARNING, logger="propainter_wire.test"):
+        assert resolve_device("auto", log=log) == CPU
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "CPU" in warnings[0].getMessage() and "no CUDA" in warnings[0].getMessage()
+
+
+def test_explicit_cuda_without_cuda_is_an_input_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("cuda", "cuda:0", "cuda:3"):
+        with pytest.raises(InputError, match="CUDA is not available"):
+            resolve_device(name)
+
+
+def test_cuda_index_out_of_range(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(InputError, match=r"only 2 CUDA device\(s\)"):
+        resolve_device("cuda:2")
+
+
+def test_auto_falls_back_when_the_self_check_fails(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    seen = []
+
+    def broken(dev):
+        seen.append(dev)
+        return "matmul: relative error 0.5 > 0.0001"
+
+    monkeypatch.setattr(device_mod, "gpu_self_check", broken)
+    with caplog.at_level(logging.WARNING, logger="propainter_wire"):
+        assert resolve_device("auto") == CPU
+    assert seen == [torch.device("cuda", 0)]
+    assert "self-check failed" in caplog.text and "relative error 0.5" in caplog.text
+
+    monkeypatch.setattr(device_mod, "gpu_self_check", lambda dev: None)
+    assert resolve_device("auto") == torch.device("cuda", 0)
+
+
+def test_self_check_passes_on_the_cpu():
+    # the same comparison the GPU gets: fp32 ops against a float64 reference
+    assert gpu_self_check(CPU) is None
+    assert {c[0] for c in primitive_cases()} == {"matmul", "bmm", "conv2d", "grid_sample", "deform_conv2d"}
+
+
+def test_run_case_reports_wrong_results_and_exceptions():
+    def wrong_in_fp32(a, b):
+        out = torch.matmul(a, b)
+        return out * 1.01 if a.dtype == torch.float32 else out
+
+    a, b = torch.randn(8, 5), torch.randn(5, 3)
+    failure = run_case(("matmul", wrong_in_fp32, (a, b)), CPU)
+    assert failure is not None and failure.startswith("matmul: relative error")
+
+    def crashes(a, b):
+        if a.dtype == torch.float32:
+            raise RuntimeError("CUBLAS_STATUS_NOT_SUPPORTED\nmore text")
+        return a @ b
+
+    assert run_case(("bmm", crashes, (a, b)), CPU) == "bmm: RuntimeError: CUBLAS_STATUS_NOT_SUPPORTED"
+
+
+def test_self_check_restores_tf32_flags():
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        gpu_self_check(CPU)
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+# ---------------------------------------------------------------------------
+# precision
+# ---------------------------------------------------------------------------
+def test_cpu_policies(caplog):
+    auto = resolve_precision("auto", CPU)
+    assert auto == PrecisionPolicy("fp32") and auto.model_autocast_dtype is None and not auto.allow_tf32
+    assert resolve_precision("fp32", "cpu") == PrecisionPolicy("fp32")
+    with caplog.at_level(logging.WARNING, logger="propainter_wire"):
+        assert resolve_precision("tf32", CPU) == PrecisionPolicy("fp32")
+    assert "TF32" in caplog.text
+    with pytest.raises(InputError, match="fp16 needs a CUDA device"):
+        resolve_precision("fp16", CPU)
+    bf16 = resolve_precision("bf16", CPU)
+    assert bf16.raft_dtype == torch.bfloat16 and bf16.model_autocast_dtype == torch.bfloat16
+    with pytest.raises(InputError, match="unknown precision"):
+        resolve_precision("half", CPU)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_gpu_policies(monkeypatch, native):
+    monkeypatch.setattr(precision_mod, "cuda_bf16_native", lambda dev: native)
+    gpu = torch.device("cuda", 0)
+    auto = resolve_precision("auto", gpu)
+    half = torch.bfloat16 if native else torch.float16
+    assert auto.model_autocast_dtype == half and auto.raft_dtype == torch.float32 and not auto.allow_tf32
+    assert auto.name == ("auto-bf16" if native else "auto-fp16")
+    assert resolve_precision("fp32", gpu) == PrecisionPolicy("fp32", allow_tf32=False)
+    assert resolve_precision("tf32", gpu).allow_tf32
+    assert resolve_precision("tf32", gpu).model_autocast_dtype is None
+    fp16 = resolve_precision("fp16", gpu)
+    assert fp16.raft_dtype == fp16.model_autocast_dtype == torch.float16
+    if native:
+        assert resolve_precision("bf16", gpu).raft_dtype == torch.bfloat16
+    else:
+        with pytest.raises(InputError, match="no native bf16"):
+            resolve_precision("bf16", gpu)
+
+
+def test_autocast_per_stage():
+    a, b = torch.randn(4, 4), torch.randn(4, 4)
+    auto_like = PrecisionPolicy("auto-bf16", model_autocast_dtype=torch.bfloat16)
+    with auto_like.autocast(CPU, "raft"):
+        assert torch.mm(a, b).dtype == torch.float32  # RAFT stays fp32 under auto
+    for stage in ("flow_completion", "inpainter"):
+        with auto_like.autocast(CPU, stage):
+            assert torch.mm(a, b).dtype == torch.bfloat16
+    with resolve_precision("bf16", CPU).autocast("cpu", "raft"):
+        assert torch.mm(a, b).dtype == torch.bfloat16
+    with resolve_precision("fp32", CPU).autocast(CPU, "inpainter"):
+        assert torch.mm(a, b).dtype == torch.float32
+    with pytest.raises(ValueError, match="unknown stage"):
+        auto_like.autocast(CPU, "transformer")
+
+
+def test_tf32_context_sets_and_restores():
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        with PrecisionPolicy("fp32").tf32_context():
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        with pytest.raises(KeyError), PrecisionPolicy("tf32", allow_tf32=True).tf32_context():
+            assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+            raise KeyError("boom")
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

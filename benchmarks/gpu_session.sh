@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# One device session: environment, doctor, GPU tests, then the benchmark table.
+# Run on the device machine from the repo root:  bash benchmarks/gpu_session.sh PHASE
+# Needs .devcarry/ (ignored, carried): ref/ (a checkout of the reference ProPainter),
+# data/bmx-trees, reference/ (the parity kit). Results land in $OUT.
+set -u
+PHASE=${1:-all}
+export PYTHONPATH=$PWD/src PROPAINTER_WIRE_SHARED=$PWD/.devcarry PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+PY=python3
+BMX=$PWD/.devcarry/data/bmx-trees
+CLIPS=/tmp/clips
+
+bench() {  # name, then bench.py args
+  local name=$1; shift
+  timeout 300 $PY benchmarks/bench.py --engine propainter --device cuda --source "$BMX" "$@" \
+    > "$OUT/$name.json" 2> "$OUT/$name.err" || echo "{\"failed\": \"$name\"}" >> "$OUT/$name.json"
+  echo "$name $(tail -c 600 "$OUT/$name.json")"
+}
+
+reference() {  # name, width, height, frames
+  local name=$1 w=$2 h=$3 n=$4
+  [ -d "$CLIPS/${w}x${h}x${n}" ] || $PY benchmarks/bench.py --write-clip "$CLIPS/${w}x${h}x${n}" --source "$BMX" \
+    --width "$w" --height "$h" --frames "$n"
+  timeout 300 $PY benchmarks/reference_driver.py --ref "$PWD/.devcarry/ref" -- -i "$CLIPS/${w}x${h}x${n}/frames" \
+    -m "$CLIPS/${w}x${h}x${n}/masks" -o /tmp/ref_out --fp16 --save_frames > "$OUT/$name.json" 2> "$OUT/$name.err"
+  echo "$name $(cat "$OUT/$name.json")"
+}
+
+if [ "$PHASE" = env ] || [ "$PHASE" = all ]; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  $PY -c "import torch; print(torch.__version__, torch.version.cuda, torch.backends.cudnn.version())"
+  $PY -m propainter_wire doctor --json > "$OUT/doctor.json"; echo "doctor rc=$?"
+  timeout 420 $PY -m pytest -q -x -p no:cacheprovider tests 2>&1 | tail -15
+fi
+
+if [ "$PHASE" = small ] || [ "$PHASE" = all ]; then
+  mkdir -p .devcarry/ref/weights
+  $PY -c "from propainter_wire.weights import write_deterministic_checkpoints as w; w('.devcarry/ref/weights')"
+  reference ref_432x240x80 432 240 80
+  bench ours_432x240x80_fp16 --width 432 --height 240 --frames 80 --precision fp16
+  bench ours_432x240x80_bf16 --width 432 --height 240 --frames 80 --precision bf16
+  reference ref_1280x720x80 1280 720 80
+  bench ours_1280x720x80_fp16 --width 1280 --height 720 --frames 80 --precision fp16 --keep-output /tmp/o16
+  bench ours_1280x720x80_fp32 --width 1280 --height 720 --frames 80 --precision fp32 --keep-output /tmp/o32
+  $PY benchmarks/bench.py --write-clip /tmp/c720 --source "$BMX" --width 1280 --height 720 --frames 80
+  $PY benchmarks/compare.py /tmp/o16 /tmp/o32 /tmp/c720/masks > "$OUT/psnr_fp16_vs_fp32.json"; cat "$OUT/psnr_fp16_vs_fp32.json"
+fi
+
+if [ "$PHASE" = large ] || [ "$PHASE" = all ]; then
+  bench ours_1920x1080x50_fp16 --width 1920 --height 1080 --frames 50 --precision fp16
+  bench ours_3840x2160x16_fp16 --width 3840 --height 2160 --frames 16 --precision fp16
+  bench ours_1280x720x240_fp16 --width 1280 --height 720 --frames 240 --precision fp16
+fi

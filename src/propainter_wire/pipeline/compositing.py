@@ -18,7 +18,8 @@ def processing_size(height: int, width: int, config: InpaintConfig) -> tuple[int
     """(height, width) the engine works at, never larger than the input.
 
     ``--max-side`` scales the longer side down to at most N; ``--width/--height`` set it;
-    ``--resize-ratio`` scales both sides. Sizes are rounded to whole pixels, at least 8.
+    ``--resize-ratio`` scales both sides. Sizes are rounded to whole pixels, at least 8
+    (or the input's own size when that is smaller).
     """
     if config.width is not None and config.height is not None:
         return min(height, config.height), min(width, config.width)
@@ -29,7 +30,7 @@ def processing_size(height: int, width: int, config: InpaintConfig) -> tuple[int
         scale = config.resize_ratio
     if scale >= 1.0:
         return height, width
-    return max(8, round(height * scale)), max(8, round(width * scale))
+    return min(height, max(8, round(height * scale))), min(width, max(8, round(width * scale)))
 
 
 def to_unit_float(frame: np.ndarray) -> np.ndarray:

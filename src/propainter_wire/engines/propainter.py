@@ -74,6 +74,7 @@ class ProPainterEngine:
     """Inpainting with the ProPainter networks (needs the three checkpoints)."""
 
     name = "propainter"
+    feature_cache_bytes = 2 * 2**30  # encoder features kept on the device across windows
 
     def __init__(self, weights_dir: Path, device: torch.device | str = "cpu", precision: str = "fp32",
                  models: ProPainterModels | None = None):
@@ -181,6 +182,9 @@ class ProPainterEngine:
         has_mask = masks.flatten(1).amax(1) > 0
         result: list[np.ndarray | None] = [None] * length
         net = self.models.inpainter
+        h, w = updated.shape[-2:]
+        # encoder features are per frame: computed once, shared by overlapping windows and reference frames
+        cache = _FeatureCache(max_bytes=self.feature_cache_bytes, bytes_per_frame=128 * (h // 4) * (w // 4) * 4)
         with stages("transformer", total=len(windows)) as bar:
             for window in windows:
                 local = list(window.local)
@@ -193,13 +197,16 @@ class ProPainterEngine:
                 ids = list(window.frames)
                 dev = self.device
                 with self.policy.autocast(dev, "inpainter"):
-                    pred = net(
-                        updated[ids].unsqueeze(0).to(dev),
+                    masks_in = masks[ids].unsqueeze(0).to(dev)
+                    masks_up = updated_masks[ids].unsqueeze(0).to(dev)
+                    feats = cache.get(ids, lambda missing, dev=dev: net.encode(
+                        updated[missing].unsqueeze(0).to(dev), masks[missing].unsqueeze(0).to(dev),
+                        updated_masks[missing].unsqueeze(0).to(dev))[0])
+                    pred = net.forward_features(
+                        feats.unsqueeze(0),
                         flows_f[local[:-1]].unsqueeze(0).to(dev),
                         flows_b[local[:-1]].unsqueeze(0).to(dev),
-                        masks[ids].unsqueeze(0).to(dev),
-                        updated_masks[ids].unsqueeze(0).to(dev),
-                        len(local),
+                        masks_in, masks_up, len(local),
                     )
                 # (1, L, 3, H, W) in [-1, 1] -> (L, H, W, 3) in [0, 255], truncated like the reference
                 pred = ((pred[0].float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy() * 255
@@ -244,6 +251,27 @@ class ProPainterEngine:
         if single:
             out = out[:1]
         return out.astype(np.float32) / 255.0
+
+
+class _FeatureCache:
+    """Per-frame encoder features on the device, least recently used evicted past a byte budget."""
+
+    def __init__(self, max_bytes: int, bytes_per_frame: int):
+        self.capacity = max(1, max_bytes // max(1, bytes_per_frame))
+        self.store: dict[int, torch.Tensor] = {}
+
+    def get(self, ids: list[int], encode) -> torch.Tensor:
+        """Features of frames ``ids`` (T, C, h, w); ``encode(missing_ids)`` computes the absent ones."""
+        missing = [i for i in ids if i not in self.store]
+        if missing:
+            for i, feat in zip(missing, encode(missing), strict=True):
+                self.store[i] = feat
+        feats = torch.stack([self.store[i] for i in ids])
+        for i in ids:  # most recently used last
+            self.store[i] = self.store.pop(i)
+        while len(self.store) > max(self.capacity, len(ids)):
+            self.store.pop(next(iter(self.store)))
+        return feats
 
 
 def _average(previous: np.ndarray | None, new: np.ndarray) -> np.ndarray:

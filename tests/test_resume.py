@@ -152,6 +152,8 @@ def test_resume_of_a_finished_run_does_not_run_the_engine(reference, tmp_path, m
     monkeypatch.setattr(ClassicEngine, "run", lambda *a, **k: pytest.fail("engine ran"))
     assert main([*argv, "--resume"]) == 0
     assert frame_bytes(out) == expected
+    report = json.loads((out / "report.json").read_text())
+    assert report["engine"] == "none" and report["frames_written"] == 0
 
 
 def test_resume_with_save_video_covers_every_frame(reference, tmp_path, monkeypatch):

@@ -359,7 +359,7 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
 
     report = {
         "input": str(video), "mask": str(mask), "output": str(out_dir),
-        "engine": getattr(engine, "name", "copy"),
+        "engine": engine.name if engine is not None else ("copy" if needed else "none"),
         "device": str(getattr(engine, "device", device)),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()},
         "frames": len(targets), "frames_written": len(todo), "width": source.width, "height": source.height,

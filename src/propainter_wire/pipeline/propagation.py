@@ -1,0 +1,256 @@
+"""Non-learned, flow-guided image propagation (ProPainter's ``img_propagation``).
+
+Two sweeps fill masked pixels by pulling them from the neighbouring frame along
+the completed flow:
+
+1. a *backward* sweep, from the last frame to the first: frame ``t`` takes pixels
+   from the already-swept frame ``t + 1`` through the forward flow ``t -> t+1``;
+2. a *forward* sweep over the result of the first one, from the first frame to
+   the last: frame ``t`` takes pixels from the swept frame ``t - 1`` through the
+   backward flow ``t -> t-1``.
+
+A pixel is taken only where the flow pair passes the forward-backward
+consistency check and the source pixel is itself known. The output is the
+forward sweep's frames and masks, as the reference returns them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..flow.warp import fb_consistency, flow_warp
+
+MASK_THRESHOLD = 0.1
+_CHECK_CHUNK = 16  # flow pairs per batched consistency check (bounds peak memory)
+
+
+def _binarize(x: torch.Tensor, threshold: float = MASK_THRESHOLD) -> torch.Tensor:
+    """1 where ``x > threshold`` else 0, dtype of ``x`` (NaN maps to 0)."""
+    return (x > threshold).to(x.dtype)
+
+
+def _consistency(flows_a: torch.Tensor, flows_b: torch.Tensor) -> torch.Tensor:
+    """Forward-backward check of every flow pair at once.
+
+    Args:
+        flows_a, flows_b: (B, N, 2, H, W) pixels; ``flows_b[:, i]`` is the reverse of ``flows_a[:, i]``.
+    Returns:
+        (B, N, 1, H, W) {0, 1}.
+    """
+    b, n, _, h, w = flows_a.shape
+    flat_a = flows_a.reshape(b * n, 2, h, w)
+    flat_b = flows_b.reshape(b * n, 2, h, w)
+    parts = [fb_consistency(flat_a[s:s + _CHECK_CHUNK], flat_b[s:s + _CHECK_CHUNK])
+             for s in range(0, b * n, _CHECK_CHUNK)]
+    return torch.cat(parts, 0).view(b, n, 1, h, w)
+
+
+def _sweep(frames: torch.Tensor, masks: torch.Tensor, flows: torch.Tensor, valid: torch.Tensor,
+           order: range, flow_index: int, interpolation: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One directional sweep.
+
+    Args:
+        frames: (B, T, C, H, W) any range.
+        masks: (B, T, 1, H, W) {0, 1} (1 = unknown).
+        flows: (B, T-1, 2, H, W) pixels; at step ``t`` the flow ``flows[:, t + flow_index]`` points from
+            frame ``t`` to the previously swept frame.
+        valid: (B, T-1, 1, H, W) consistency of those flows.
+        order: frame indices in sweep order.
+        flow_index: 0 for the backward sweep (flow ``t -> t+1``), -1 for the forward one (``t -> t-1``).
+    Returns:
+        frames (B, T, C, H, W) and masks (B, T, 1, H, W) after the sweep.
+    """
+    out_frames = torch.empty_like(frames)
+    out_masks = torch.empty_like(masks)
+    prev_frame = prev_mask = None
+    for step, t in enumerate(order):
+        cur_frame, cur_mask = frames[:, t], masks[:, t]
+        if step == 0:
+            prev_frame, prev_mask = cur_frame, cur_mask
+        else:
+            flow = flows[:, t + flow_index]  # (B, 2, H, W)
+            ok = valid[:, t + flow_index]  # (B, 1, H, W)
+            warped = flow_warp(prev_frame, flow, interpolation)
+            # is the source pixel itself still unknown? (always bilinear, as the reference)
+            src_unknown = _binarize(flow_warp(prev_mask, flow))
+            usable = ok * (1 - src_unknown)
+            take = _binarize(cur_mask * usable)
+            prev_frame = torch.where(take > 0, warped, cur_frame)
+            prev_mask = _binarize(cur_mask * (1 - usable))
+        out_frames[:, t] = prev_frame
+        out_masks[:, t] = prev_mask
+    return out_frames, out_masks
+
+
+@torch.no_grad()
+def propagate_images(frames: torch.Tensor, flows_f: torch.Tensor, flows_b: torch.Tensor, masks: torch.Tensor,
+                     interpolation: str = "nearest") -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill masked pixels from neighbouring frames along the flow (no learned weights).
+
+    Args:
+        frames: (T, C, H, W) or (B, T, C, H, W), any range (the reference feeds ``frames * (1 - masks)``
+            in [-1, 1]).
+        flows_f: (T-1, 2, H, W) or (B, T-1, 2, H, W) forward flows ``t -> t+1``, pixels at this size.
+        flows_b: same shape, backward flows ``t+1 -> t``.
+        masks: (T, 1, H, W) or (B, T, 1, H, W) float, 1 = pixel to fill.
+        interpolation: 'nearest' (the reference's choice) or 'bilinear' for sampling colours.
+    Returns:
+        ``(prop_frames, updated_masks)`` shaped like ``frames`` and ``masks``: the frames with every
+        reachable masked pixel filled, and the masks of the pixels still unknown (float {0, 1}).
+    """
+    batched = frames.dim() == 5
+    if not batched:
+        frames, flows_f, flows_b, masks = (x.unsqueeze(0) for x in (frames, flows_f, flows_b, masks))
+    b, t, c, h, w = frames.shape
+    if masks.shape != (b, t, 1, h, w):
+        raise ValueError(f"masks {tuple(masks.shape)} do not match frames {tuple(frames.shape)}")
+    for name, fl in (("flows_f", flows_f), ("flows_b", flows_b)):
+        if fl.shape != (b, t - 1, 2, h, w):
+            raise ValueError(f"{name} {tuple(fl.shape)} does not match frames {tuple(frames.shape)}")
+    masks = masks.to(frames.dtype)
+    flows_f = flows_f.to(frames.dtype)
+    flows_b = flows_b.to(frames.dtype)
+
+    if t > 1:
+        valid_fwd_flow = _consistency(flows_f, flows_b)  # trust of t -> t+1, (B, T-1, 1, H, W)
+        valid_bwd_flow = _consistency(flows_b, flows_f)  # trust of t+1 -> t
+    else:
+        valid_fwd_flow = valid_bwd_flow = flows_f.new_zeros(b, 0, 1, h, w)
+    # backward sweep (last frame first) pulls from t+1 along flows_f[t]
+    swept, swept_masks = _sweep(frames, masks, flows_f, valid_fwd_flow, range(t - 1, -1, -1), 0, interpolation)
+    # forward sweep over its result pulls from t-1 along flows_b[t-1]
+    out, out_masks = _sweep(swept, swept_masks, flows_b, valid_bwd_flow, range(t), -1, interpolation)
+    if not batched:
+        out, out_masks = out[0], out_masks[0]
+    return out, out_masks
+
+
+# ---------------------------------------------------------------------------------------------
+# Point tracking variant (classic engine): each masked pixel follows the chained flow, frame by
+# frame, in both directions until it lands on a known pixel; the colour is then sampled once
+# (bilinear) in that source frame, so chained hops do not blur or round.
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_points(images: np.ndarray, frame: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear samples of a stack of images at sub-pixel points.
+
+    Args:
+        images: (T, H, W, C) any dtype (read as float32).
+        frame: (N,) int frame index of each point.
+        x, y: (N,) float pixel coordinates; clamped to the image.
+    Returns:
+        (N, C) float32.
+    """
+    _, h, w, c = images.shape
+    flat = images.reshape(-1, c)
+    x = np.clip(x, 0.0, w - 1.0)
+    y = np.clip(y, 0.0, h - 1.0)
+    x0 = np.minimum(x.astype(np.int64), w - 2) if w > 1 else np.zeros(x.shape, np.int64)
+    y0 = np.minimum(y.astype(np.int64), h - 2) if h > 1 else np.zeros(y.shape, np.int64)
+    fx = (x - x0).astype(np.float32)[:, None]
+    fy = (y - y0).astype(np.float32)[:, None]
+    dx = 1 if w > 1 else 0
+    dy = w if h > 1 else 0
+    base = (frame.astype(np.int64) * h + y0) * w + x0
+    top = flat[base] * (1 - fx) + flat[base + dx] * fx
+    bottom = flat[base + dy] * (1 - fx) + flat[base + dy + dx] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
+@dataclass
+class TrackedFill:
+    """Result of ``propagate_tracks`` for the requested pixels.
+
+    Attributes:
+        colours: (T, H, W, C) float32, the fused colour where ``seen`` (zeros elsewhere).
+        seen: (T, H, W) bool, pixels some other frame shows.
+        hops: (T, H, W) int16, temporal distance of the nearest source (0 where not seen).
+    """
+
+    colours: np.ndarray
+    seen: np.ndarray
+    hops: np.ndarray
+
+
+def _track(frames: np.ndarray, unknown: np.ndarray, along: np.ndarray, back: np.ndarray, frame: np.ndarray,
+           x: np.ndarray, y: np.ndarray, step: int, max_hops: int, alpha1: float, alpha2: float,
+           known_below: float) -> tuple[np.ndarray, np.ndarray]:
+    """Follow points from their frame in one direction (``step`` = +1 or -1) until they reach a known pixel.
+
+    ``along[i]`` is the flow from frame ``i`` (step +1) or ``i + 1`` (step -1) to the next frame in the
+    direction of travel; ``back[i]`` its reverse. Returns the sampled colours (N, C) and hop counts (N,),
+    0 where no source was found.
+    """
+    t_len, h, w, _ = frames.shape
+    n = x.size
+    colours = np.zeros((n, frames.shape[-1]), dtype=np.float32)
+    hops = np.zeros(n, dtype=np.int16)
+    live = np.arange(n)
+    cur, px, py = frame.astype(np.int64).copy(), x.astype(np.float32).copy(), y.astype(np.float32).copy()
+    for k in range(1, max_hops + 1):
+        nxt = cur + step
+        keep = (nxt >= 0) & (nxt < t_len)
+        live, cur, nxt, px, py = live[keep], cur[keep], nxt[keep], px[keep], py[keep]
+        if live.size == 0:
+            break
+        pair = cur if step > 0 else nxt  # index of the flow pair between cur and nxt
+        f = sample_points(along, pair, px, py)
+        qx, qy = px + f[:, 0], py + f[:, 1]
+        r = sample_points(back, pair, qx, qy)
+        err = np.square(f + r).sum(1)
+        bound = alpha1 * (np.square(f).sum(1) + np.square(r).sum(1)) + alpha2
+        keep = (err < bound) & (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
+        live, nxt, qx, qy = live[keep], nxt[keep], qx[keep], qy[keep]
+        hit = sample_points(unknown, nxt, qx, qy)[:, 0] < known_below
+        colours[live[hit]] = sample_points(frames, nxt[hit], qx[hit], qy[hit])
+        hops[live[hit]] = k
+        miss = ~hit
+        live, cur, px, py = live[miss], nxt[miss], qx[miss], qy[miss]
+    return colours, hops
+
+
+def propagate_tracks(frames: np.ndarray, unknown: np.ndarray, flows_f: np.ndarray, flows_b: np.ndarray,
+                     targets: np.ndarray | None = None, max_hops: int = 24, alpha1: float = 0.01,
+                     alpha2: float = 0.5, known_below: float = 0.01) -> TrackedFill:
+    """Colours for masked pixels from the nearest frames that show them, both directions fused.
+
+    Args:
+        frames: (T, H, W, C) float32, any range.
+        unknown: (T, H, W) bool, pixels that cannot serve as a source.
+        flows_f: (T-1, H, W, 2) pixels, ``t -> t+1`` (completed inside the masks).
+        flows_b: (T-1, H, W, 2) pixels, ``t+1 -> t``.
+        targets: (T, H, W) bool, pixels to estimate; ``unknown`` when None.
+        max_hops: farthest frame distance searched in each direction.
+        alpha1, alpha2: forward-backward consistency bound per hop (see ``fb_consistency``).
+        known_below: a source point is usable when the bilinear ``unknown`` there is below this.
+    Returns:
+        ``TrackedFill``; where both directions find a source the colours are averaged with weights
+        inversely proportional to the frame distance.
+    """
+    t_len, h, w, c = frames.shape
+    targets = unknown if targets is None else targets
+    frames = np.ascontiguousarray(frames, dtype=np.float32)
+    unknown_f = np.ascontiguousarray(unknown, dtype=np.float32)[..., None]
+    colours = np.zeros((t_len, h, w, c), dtype=np.float32)
+    seen = np.zeros((t_len, h, w), dtype=bool)
+    hops = np.zeros((t_len, h, w), dtype=np.int16)
+    fi, yi, xi = np.nonzero(targets)
+    if t_len < 2 or fi.size == 0:
+        return TrackedFill(colours, seen, hops)
+    x, y = xi.astype(np.float32), yi.astype(np.float32)
+    col_f, hop_f = _track(frames, unknown_f, flows_f, flows_b, fi, x, y, +1, max_hops, alpha1, alpha2, known_below)
+    col_b, hop_b = _track(frames, unknown_f, flows_b, flows_f, fi, x, y, -1, max_hops, alpha1, alpha2, known_below)
+    w_f = np.where(hop_f > 0, 1.0 / np.maximum(hop_f, 1), 0.0).astype(np.float32)
+    w_b = np.where(hop_b > 0, 1.0 / np.maximum(hop_b, 1), 0.0).astype(np.float32)
+    total = w_f + w_b
+    found = total > 0
+    fused = (col_f * w_f[:, None] + col_b * w_b[:, None]) / np.maximum(total, 1e-12)[:, None]
+    colours[fi[found], yi[found], xi[found]] = fused[found]
+    seen[fi[found], yi[found], xi[found]] = True
+    nearest = np.where((hop_f > 0) & ((hop_f <= hop_b) | (hop_b == 0)), hop_f, hop_b)
+    hops[fi, yi, xi] = nearest
+    return TrackedFill(colours, seen, hops)

@@ -31,7 +31,7 @@ if [ "$PHASE" = env ] || [ "$PHASE" = all ]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   $PY -c "import torch; print(torch.__version__, torch.version.cuda, torch.backends.cudnn.version())"
   $PY -m propainter_wire doctor --json > "$OUT/doctor.json"; echo "doctor rc=$?"
-  timeout 420 $PY -m pytest -q -x -p no:cacheprovider tests 2>&1 | tail -15
+  timeout 420 $PY -m pytest -q -p no:cacheprovider tests 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -25
 fi
 
 if [ "$PHASE" = small ] || [ "$PHASE" = all ]; then

@@ -30,6 +30,13 @@ CUDA_ILLEGAL = ("CUDA error: an illegal memory access was encountered\n"
                 "below might be incorrect.\nFor debugging consider passing CUDA_LAUNCH_BLOCKING=1")
 
 
+@pytest.fixture(autouse=True)
+def _in_order_io(monkeypatch):
+    """These tests count and interrupt frame writes: one I/O thread keeps the writes in order."""
+    monkeypatch.setenv("PROPAINTER_WIRE_IO_THREADS", "1")
+
+
+
 def make_clip(root: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(5)
     base = cv2.GaussianBlur(rng.integers(0, 256, (H, W + 2 * N, 3), dtype=np.uint8), (7, 7), 0)

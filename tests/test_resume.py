@@ -28,6 +28,13 @@ N, H, W = 8, 48, 64
 FAST = ["--engine", "classic", "--device", "cpu", "--quiet"]
 
 
+@pytest.fixture(autouse=True)
+def _in_order_io(monkeypatch):
+    """These tests count and interrupt frame writes: one I/O thread keeps the writes in order."""
+    monkeypatch.setenv("PROPAINTER_WIRE_IO_THREADS", "1")
+
+
+
 def make_clip(root: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(11)
     base = cv2.GaussianBlur(rng.integers(0, 256, (H, W + 2 * N, 3), dtype=np.uint8), (7, 7), 0)

@@ -97,11 +97,38 @@ def prepare_engine_input(frames: list[np.ndarray], raw_masks: list[np.ndarray],
 
     h, w = frames[0].shape[:2]
     ph, pw = processing_size(h, w, config)
-    proc_frames = np.stack([resize_frame(to_unit_float(f), ph, pw) for f in frames]).astype(np.float32)
-    proc_raw = np.stack([resize_mask(m, ph, pw) for m in raw_masks])
-    masks = np.stack([dilate(m, config.mask_dilation) for m in proc_raw])
-    flow_masks = np.stack([dilate(m, config.effective_flow_mask_dilation) for m in proc_raw])
+
+    def one(i: int):
+        raw = resize_mask(raw_masks[i], ph, pw)
+        return (resize_frame(to_unit_float(frames[i]), ph, pw).astype(np.float32), raw,
+                dilate(raw, config.mask_dilation), dilate(raw, config.effective_flow_mask_dilation))
+
+    parts = parallel_map(one, range(len(frames)))
+    proc_frames, proc_raw, masks, flow_masks = (np.stack(p) for p in zip(*parts, strict=True))
     return EngineInput(frames=proc_frames, masks=masks, flow_masks=flow_masks, raw_masks=proc_raw)
+
+
+def io_threads() -> int:
+    """Threads for decoding, resizing, compositing and encoding frames."""
+    value = os.environ.get("PROPAINTER_WIRE_IO_THREADS", "")
+    if value.strip().isdigit() and int(value) > 0:
+        return int(value)
+    return min(8, os.cpu_count() or 1)
+
+
+def parallel_map(fn, items, workers: int | None = None) -> list:
+    """``[fn(x) for x in items]`` on a thread pool (OpenCV and PNG codecs release the GIL), in order.
+
+    ``PROPAINTER_WIRE_IO_THREADS`` caps the threads (default: up to 8); 1 keeps everything in order.
+    """
+    items = list(items)
+    workers = workers or io_threads()
+    if workers <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
 
 
 def check_fillable(inp: EngineInput, config: InpaintConfig) -> None:
@@ -316,7 +343,9 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
             if not config.overwrite:  # nothing is deleted: check the folder before the long part
                 out_dir = prepare_output_dir(run.path, inputs, overwrite=False, resume=config.resume)
             try:
-                frames = [source[i] for i in range(len(source))]
+                # folders decode in parallel; a video decodes in order
+                read = parallel_map if source.kind == "folder" else (lambda fn, xs: [fn(x) for x in xs])
+                frames = read(source.__getitem__, range(len(source)))
                 raw_masks = [mask_source[i] for i in range(len(source))]
             finally:
                 mask_source.close()
@@ -368,7 +397,8 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
         "seconds": {**{k: round(v, 4) for k, v in stages.seconds.items()},
                     "total": round(time.perf_counter() - start, 4)},
         "peak_host_rss_bytes": _peak_rss_bytes(),
-        "peak_gpu_bytes": _peak_gpu_bytes(device),
+        "peak_gpu_bytes": max(stages.gpu_peak_bytes.values()) if stages.gpu_peak_bytes else None,
+        "peak_gpu_bytes_per_stage": dict(stages.gpu_peak_bytes),
         "versions": _versions(),
     }
     write_json(out_dir / REPORT_NAME, report)
@@ -387,16 +417,22 @@ def _write_frames(frames: list[np.ndarray], filled: np.ndarray, raw_masks: list[
         h, w = frames[0].shape[:2]
         writer = VideoWriter(out_dir / VIDEO_NAME, fps or 24.0, w, h)
     todo_set = set(todo)
+
+    def finish(i: int) -> np.ndarray:
+        frame = frames[i] if copy_through else composite_frame(frames[i], filled[i], raw_masks[i], masks[i], config)
+        if i in todo_set:
+            write_image(targets[i], frame)
+        return frame
+
     try:
         with stages("write", total=len(needed)) as bar:
-            for i in needed:
-                frame = frames[i] if copy_through else composite_frame(frames[i], filled[i], raw_masks[i],
-                                                                        masks[i], config)
-                if i in todo_set:
-                    write_image(targets[i], frame)
-                if writer is not None:
-                    writer.write(_video_frame(frame))
-                bar.update()
+            # frames are composited and encoded in parallel batches; the video takes them in order
+            batch = 4 * io_threads()
+            for lo in range(0, len(needed), batch):
+                for frame in parallel_map(finish, needed[lo:lo + batch]):
+                    if writer is not None:
+                        writer.write(_video_frame(frame))
+                    bar.update()
         if writer is not None:
             writer.close()
     except BaseException:
@@ -411,14 +447,6 @@ def _video_frame(frame: np.ndarray) -> np.ndarray:
     if frame.dtype != np.uint8:
         return np.clip(np.rint(frame * 255), 0, 255).astype(np.uint8)
     return frame
-
-
-def _peak_gpu_bytes(device) -> int | None:
-    import torch
-
-    if getattr(device, "type", None) != "cuda":
-        return None
-    return int(torch.cuda.max_memory_allocated(device))
 
 
 def _content_signature(path: Path) -> str:

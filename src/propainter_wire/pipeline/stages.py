@@ -41,10 +41,15 @@ class Stages:
         with stages("flow", total=len(pairs)) as bar:
             for ...: bar.update()
         stages.seconds  # {'flow': 1.23}
+        stages.gpu_peak_bytes  # {'flow': 123456789} when CUDA is in use
+
+    Peak GPU memory is per stage (the allocator's peak is reset as a stage starts);
+    the run's peak is the largest of them.
     """
 
     quiet: bool = True
     seconds: dict[str, float] = field(default_factory=dict)
+    gpu_peak_bytes: dict[str, int] = field(default_factory=dict)  # per stage, where CUDA is in use
     current: str | None = None  # the innermost running stage
 
     @contextlib.contextmanager
@@ -57,11 +62,19 @@ class Stages:
 
             bar = tqdm(total=total, desc=name, unit="it", leave=False, dynamic_ncols=True)
         outer, self.current = self.current, name
+        cuda = _cuda_in_use()
+        if cuda is not None:
+            cuda.reset_peak_memory_stats()
         try:
             with self.failures(name):
                 yield bar
         finally:
             self.current = outer
+            if cuda is not None:
+                peak = int(cuda.max_memory_allocated())
+                self.gpu_peak_bytes[name] = max(peak, self.gpu_peak_bytes.get(name, 0))
+                if outer is not None:  # the outer stage's peak includes this one's
+                    self.gpu_peak_bytes[outer] = max(peak, self.gpu_peak_bytes.get(outer, 0))
             if hasattr(bar, "close"):
                 bar.close()
             elapsed = time.perf_counter() - start
@@ -82,6 +95,16 @@ class Stages:
             raise
         except (RuntimeError, MemoryError) as exc:
             raise StageError(name, describe_failure(exc)) from exc
+
+
+def _cuda_in_use():
+    """``torch.cuda`` when this process has initialised CUDA, else None (never initialises it)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return None
+    return torch.cuda
 
 
 def describe_failure(exc: BaseException) -> str:

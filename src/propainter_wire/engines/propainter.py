@@ -66,32 +66,44 @@ class ProPainterModels:
         return models
 
 
-def _to_host(x: torch.Tensor) -> torch.Tensor:
-    return x.detach().float().cpu()
-
-
 class ProPainterEngine:
     """Inpainting with the ProPainter networks (needs the three checkpoints)."""
 
     name = "propainter"
     feature_cache_bytes = 2 * 2**30  # encoder features kept on the device across windows
+    # frames, masks and flows of the whole clip stay on the device below this size, else on the host
+    resident_bytes = 12 * 2**30
 
     def __init__(self, weights_dir: Path, device: torch.device | str = "cpu", precision: str = "fp32",
                  models: ProPainterModels | None = None):
         from ..runtime.precision import resolve_precision
 
         self.device = torch.device(device)
+        self.store = torch.device("cpu")  # where whole-clip tensors live; chosen per clip in run()
         self.policy = resolve_precision(precision, self.device)
         self.models = models if models is not None else ProPainterModels.load(weights_dir, self.device)
+
+    def _keep(self, x: torch.Tensor) -> torch.Tensor:
+        """A stage's result, float32, where whole-clip tensors live (``self.store``)."""
+        return x.detach().float().to(self.store)
+
+    def _store_for(self, shape: torch.Size) -> torch.device:
+        """The device when the clip's tensors fit ``resident_bytes`` there, else the host."""
+        if self.device.type != "cuda":
+            return self.device
+        if _clip_bytes(shape) <= self.resident_bytes:
+            return self.device
+        log.debug("clip tensors (%.1f GiB) stay on the host", _clip_bytes(shape) / 2**30)
+        return torch.device("cpu")
 
     # -- stage 1 ------------------------------------------------------------------
     def compute_flows(self, frames: torch.Tensor, iters: int, stages: Stages) -> tuple[torch.Tensor, torch.Tensor]:
         """RAFT flows of a clip.
 
         Args:
-            frames: (T, 3, H, W) in [-1, 1] on the host.
+            frames: (T, 3, H, W) in [-1, 1].
         Returns:
-            flows_f, flows_b: (T-1, 2, H, W) pixels on the host; ``flows_f[t]`` maps
+            flows_f, flows_b: (T-1, 2, H, W) pixels on ``self.store``; ``flows_f[t]`` maps
             frame t to t+1, ``flows_b[t]`` frame t+1 to t.
         """
         from ..flow.raft import bidirectional_flows
@@ -104,8 +116,8 @@ class ProPainterEngine:
             for s in starts:
                 e = min(t, s + chunk)
                 f, b = bidirectional_flows(self.models.raft, frames[s:e].to(self.device), iters=iters)
-                out_f.append(_to_host(f))
-                out_b.append(_to_host(b))
+                out_f.append(self._keep(f))
+                out_b.append(self._keep(b))
                 bar.update()
         return torch.cat(out_f), torch.cat(out_b)
 
@@ -118,7 +130,7 @@ class ProPainterEngine:
             flows_f, flows_b: (T-1, 2, H, W) pixels.
             flow_masks: (T, 1, H, W) float {0, 1}.
         Returns:
-            completed (T-1, 2, H, W) forward and backward flows on the host.
+            completed (T-1, 2, H, W) forward and backward flows on ``self.store``.
         """
         net = self.models.flow_completion
         spans = flow_completion_spans(flows_f.shape[0], subvideo_length)
@@ -132,8 +144,8 @@ class ProPainterEngine:
                 with self.policy.autocast(dev, "flow_completion"):
                     pred_f, pred_b = net.forward_bidirect_flow(ff, fb, mm)
                     comb_f, comb_b = net.combine_flow(ff, fb, pred_f, pred_b, mm)
-                out_f.append(_to_host(comb_f[0, span.local_keep]))
-                out_b.append(_to_host(comb_b[0, span.local_keep]))
+                out_f.append(self._keep(comb_f[0, span.local_keep]))
+                out_b.append(self._keep(comb_b[0, span.local_keep]))
                 bar.update()
         return torch.cat(out_f), torch.cat(out_b)
 
@@ -158,64 +170,74 @@ class ProPainterEngine:
                 fb = flows_b[span.start:span.stop - 1].to(dev)
                 prop, updated = propagate_images(fr * (1 - mk), ff, fb, mk, interpolation="nearest")
                 merged = fr * (1 - mk) + prop * mk
-                out_frames.append(_to_host(merged[span.local_keep]))
-                out_masks.append(_to_host(updated[span.local_keep]))
+                out_frames.append(self._keep(merged[span.local_keep]))
+                out_masks.append(self._keep(updated[span.local_keep]))
                 bar.update()
         return torch.cat(out_frames), torch.cat(out_masks)
 
     # -- stage 4 ------------------------------------------------------------------
     def synthesize(self, updated: torch.Tensor, masks: torch.Tensor, updated_masks: torch.Tensor,
-                   flows_f: torch.Tensor, flows_b: torch.Tensor, original_u8: np.ndarray,
+                   flows_f: torch.Tensor, flows_b: torch.Tensor, original_u8: torch.Tensor,
                    config: InpaintConfig, stages: Stages) -> np.ndarray:
         """Transformer windows and the reference's uint8 averaging of overlapping windows.
+
+        Compositing and averaging run on the device with the reference's exact
+        arithmetic (float32 scaling, truncation to uint8); a frame goes to the host
+        as soon as no later window touches it.
 
         Args:
             updated: (T, 3, H, W) in [-1, 1], frames after image propagation.
             masks: (T, 1, H, W) float {0, 1}, the dilated masks.
             updated_masks: (T, 1, H, W) float {0, 1}, masks after propagation.
+            flows_f, flows_b: (T-1, 2, H, W) completed flows, pixels.
             original_u8: (T, H, W, 3) uint8, the frames at processing size.
         Returns:
             (T, H, W, 3) uint8 composited frames.
         """
         length = updated.shape[0]
         windows = transformer_windows(length, config.neighbor_length, config.ref_stride, config.subvideo_length)
-        has_mask = masks.flatten(1).amax(1) > 0
-        result: list[np.ndarray | None] = [None] * length
+        last_window = {idx: k for k, window in enumerate(windows) for idx in window.local}
+        has_mask = (masks.flatten(1).amax(1) > 0).tolist()
+        result: dict[int, torch.Tensor] = {}
+        out = np.empty(tuple(original_u8.shape), np.uint8)
         net = self.models.inpainter
+        dev = self.device
         h, w = updated.shape[-2:]
         # encoder features are per frame: computed once, shared by overlapping windows and reference frames
         cache = _FeatureCache(max_bytes=self.feature_cache_bytes, bytes_per_frame=128 * (h // 4) * (w // 4) * 4)
+
+        def encode(missing: list[int]) -> torch.Tensor:
+            return net.encode(updated[missing].unsqueeze(0).to(dev), masks[missing].unsqueeze(0).to(dev),
+                              updated_masks[missing].unsqueeze(0).to(dev))[0]
+
         with stages("transformer", total=len(windows)) as bar:
-            for window in windows:
+            for k, window in enumerate(windows):
                 local = list(window.local)
-                if not bool(has_mask[local].any()):
-                    # nothing to fill: compositing would return the originals
-                    for idx in local:
-                        result[idx] = _average(result[idx], original_u8[idx])
-                    bar.update()
-                    continue
-                ids = list(window.frames)
-                dev = self.device
-                with self.policy.autocast(dev, "inpainter"):
-                    masks_in = masks[ids].unsqueeze(0).to(dev)
-                    masks_up = updated_masks[ids].unsqueeze(0).to(dev)
-                    feats = cache.get(ids, lambda missing, dev=dev: net.encode(
-                        updated[missing].unsqueeze(0).to(dev), masks[missing].unsqueeze(0).to(dev),
-                        updated_masks[missing].unsqueeze(0).to(dev))[0])
-                    pred = net.forward_features(
-                        feats.unsqueeze(0),
-                        flows_f[local[:-1]].unsqueeze(0).to(dev),
-                        flows_b[local[:-1]].unsqueeze(0).to(dev),
-                        masks_in, masks_up, len(local),
-                    )
-                # (1, L, 3, H, W) in [-1, 1] -> (L, H, W, 3) in [0, 255], truncated like the reference
-                pred = ((pred[0].float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy() * 255
-                bin_masks = masks[local].permute(0, 2, 3, 1).numpy().astype(np.uint8)
+                original = original_u8[local].to(dev)  # (L, H, W, 3) uint8
+                if not any(has_mask[i] for i in local):
+                    composited = original  # nothing to fill: compositing returns the originals
+                else:
+                    ids = list(window.frames)
+                    with self.policy.autocast(dev, "inpainter"):
+                        feats = cache.get(ids, encode)
+                        pred = net.forward_features(
+                            feats.unsqueeze(0),
+                            flows_f[local[:-1]].unsqueeze(0).to(dev),
+                            flows_b[local[:-1]].unsqueeze(0).to(dev),
+                            masks[ids].unsqueeze(0).to(dev),
+                            updated_masks[ids].unsqueeze(0).to(dev),
+                            len(local),
+                        )
+                    # (1, L, 3, H, W) in [-1, 1] -> (L, H, W, 3) in [0, 255] float32, truncated like the reference
+                    pred_u8 = (((pred[0].float() + 1) / 2).permute(0, 2, 3, 1) * 255).to(torch.uint8)
+                    m = masks[local].to(dev).permute(0, 2, 3, 1).to(torch.uint8)  # (L, H, W, 1) 0/1
+                    composited = pred_u8 * m + original * (1 - m)
                 for i, idx in enumerate(local):
-                    img = pred[i].astype(np.uint8) * bin_masks[i] + original_u8[idx] * (1 - bin_masks[i])
-                    result[idx] = _average(result[idx], img)
+                    result[idx] = _average(result.get(idx), composited[i])
+                    if last_window[idx] == k:
+                        out[idx] = result.pop(idx).cpu().numpy()
                 bar.update()
-        return np.stack(result)
+        return out
 
     # -- the whole engine ------------------------------------------------------------
     def run(self, inp: EngineInput, config: InpaintConfig, stages: Stages) -> np.ndarray:
@@ -241,6 +263,9 @@ class ProPainterEngine:
                 masks = _pad(masks, ph, pw)
                 flow_masks = _pad(flow_masks, ph, pw)
                 original = np.pad(frames_u8, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
+            self.store = self._store_for(frames.shape)
+            frames, masks, flow_masks = frames.to(self.store), masks.to(self.store), flow_masks.to(self.store)
+            original = torch.from_numpy(original).to(self.store)
 
             flows_f, flows_b = self.compute_flows(frames, config.raft_iters, stages)
             flows_f, flows_b = self.complete_flows(flows_f, flows_b, flow_masks, config.subvideo_length, stages)
@@ -251,6 +276,13 @@ class ProPainterEngine:
         if single:
             out = out[:1]
         return out.astype(np.float32) / 255.0
+
+
+def _clip_bytes(shape: torch.Size) -> int:
+    """Bytes of the whole-clip tensors of a (T, 3, H, W) clip: frames, masks, 4 flows, updated frames."""
+    t, _, h, w = shape
+    per_pixel = 4 * (3 + 1 + 1 + 4 * 2 + 3 + 1) + 3  # float32 planes, plus the uint8 originals
+    return int(t * h * w * per_pixel)
 
 
 class _FeatureCache:
@@ -274,11 +306,11 @@ class _FeatureCache:
         return feats
 
 
-def _average(previous: np.ndarray | None, new: np.ndarray) -> np.ndarray:
+def _average(previous: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
     """The reference's running average of overlapping windows, in uint8 with truncation."""
     if previous is None:
-        return new.astype(np.uint8)
-    return (previous.astype(np.float32) * 0.5 + new.astype(np.float32) * 0.5).astype(np.uint8)
+        return new
+    return (previous.float() * 0.5 + new.float() * 0.5).to(torch.uint8)
 
 
 def _pad(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:

@@ -95,3 +95,39 @@ def test_window_settings_are_honoured(engine):
     assert out.shape == frames.shape and np.isfinite(out).all()
     q = np.rint(frames * 255) / 255
     assert np.allclose(out[~masks], q[~masks])
+
+
+def test_out_of_memory_retries_with_smaller_chunks(engine, monkeypatch, caplog):
+    """A stage that runs out of device memory retries with smaller pieces before giving up."""
+    import propainter_wire.flow.raft as raft_module
+
+    frames = torch.rand(3, 3, 64, 64) * 2 - 1
+    real = raft_module.bidirectional_flows
+    calls = []
+
+    def flaky(raft, chunk, iters, **options):
+        calls.append(options)
+        if not options:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real(raft, chunk, iters=iters, **options)
+
+    monkeypatch.setattr(raft_module, "bidirectional_flows", flaky)
+    ff, fb = engine.compute_flows(frames, 2, Stages())
+    assert ff.shape == (2, 2, 64, 64) and calls[1] == {"corr": "local"}
+    assert "out of device memory" in caplog.text
+
+    net = engine.models.flow_completion
+    real_forward = net.forward_bidirect_flow
+    lengths = []
+
+    def picky(f, b, m):
+        lengths.append(f.shape[1])
+        if f.shape[1] > 21:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real_forward(f, b, m)
+
+    monkeypatch.setattr(net, "forward_bidirect_flow", picky)
+    flows = torch.zeros(30, 2, 64, 64)
+    masks = torch.zeros(31, 1, 64, 64)
+    cf, cb = engine.complete_flows(flows, flows, masks, 80, Stages())
+    assert cf.shape == flows.shape and lengths[0] == 30 and max(lengths[1:]) <= 21

@@ -112,10 +112,21 @@ class ProPainterEngine:
         chunk = max(2, _raft_chunk_frames(h, w))
         starts = list(range(0, t - 1, chunk - 1))
         out_f, out_b = [], []
+        # out of memory: retry the chunk with on-demand correlation, then one pair at a time
+        fallbacks = [{}, {"corr": "local"}, {"corr": "local", "pairs_per_chunk": 1}]
         with stages("flow", total=len(starts)) as bar, self.policy.autocast(self.device, "raft"):
             for s in starts:
                 e = min(t, s + chunk)
-                f, b = bidirectional_flows(self.models.raft, frames[s:e].to(self.device), iters=iters)
+                for attempt, options in enumerate(fallbacks):
+                    try:
+                        f, b = bidirectional_flows(self.models.raft, frames[s:e].to(self.device), iters=iters,
+                                                   **options)
+                        break
+                    except torch.OutOfMemoryError:
+                        if attempt == len(fallbacks) - 1:
+                            raise
+                        _release_memory()
+                        log.warning("RAFT ran out of device memory; retrying with %s", options or fallbacks[1])
                 out_f.append(self._keep(f))
                 out_b.append(self._keep(b))
                 bar.update()
@@ -132,21 +143,35 @@ class ProPainterEngine:
         Returns:
             completed (T-1, 2, H, W) forward and backward flows on ``self.store``.
         """
+        length = subvideo_length
+        with stages("complete") as bar:
+            while True:
+                try:
+                    return self._complete_spans(flows_f, flows_b, flow_masks, length, bar)
+                except torch.OutOfMemoryError:
+                    if length <= 10:
+                        raise
+                    _release_memory()
+                    length = max(10, min(length, flows_f.shape[0]) // 2)
+                    log.warning("flow completion ran out of device memory; retrying in sub-videos of %d flows "
+                                "(results differ slightly from one %d-flow sub-video)", length, subvideo_length)
+
+    def _complete_spans(self, flows_f: torch.Tensor, flows_b: torch.Tensor, flow_masks: torch.Tensor,
+                        subvideo_length: int, bar) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flow completion over padded sub-videos of ``subvideo_length`` flows (see ``complete_flows``)."""
         net = self.models.flow_completion
-        spans = flow_completion_spans(flows_f.shape[0], subvideo_length)
+        dev = self.device
         out_f, out_b = [], []
-        with stages("complete", total=len(spans)) as bar:
-            for span in spans:
-                dev = self.device
-                ff = flows_f[span.start:span.stop].unsqueeze(0).to(dev)
-                fb = flows_b[span.start:span.stop].unsqueeze(0).to(dev)
-                mm = flow_masks[span.start:span.stop + 1].unsqueeze(0).to(dev)
-                with self.policy.autocast(dev, "flow_completion"):
-                    pred_f, pred_b = net.forward_bidirect_flow(ff, fb, mm)
-                    comb_f, comb_b = net.combine_flow(ff, fb, pred_f, pred_b, mm)
-                out_f.append(self._keep(comb_f[0, span.local_keep]))
-                out_b.append(self._keep(comb_b[0, span.local_keep]))
-                bar.update()
+        for span in flow_completion_spans(flows_f.shape[0], subvideo_length):
+            ff = flows_f[span.start:span.stop].unsqueeze(0).to(dev)
+            fb = flows_b[span.start:span.stop].unsqueeze(0).to(dev)
+            mm = flow_masks[span.start:span.stop + 1].unsqueeze(0).to(dev)
+            with self.policy.autocast(dev, "flow_completion"):
+                pred_f, pred_b = net.forward_bidirect_flow(ff, fb, mm)
+                comb_f, comb_b = net.combine_flow(ff, fb, pred_f, pred_b, mm)
+            out_f.append(self._keep(comb_f[0, span.local_keep]))
+            out_b.append(self._keep(comb_b[0, span.local_keep]))
+            bar.update()
         return torch.cat(out_f), torch.cat(out_b)
 
     # -- stage 3 ------------------------------------------------------------------
@@ -276,6 +301,14 @@ class ProPainterEngine:
         if single:
             out = out[:1]
         return out.astype(np.float32) / 255.0
+
+
+def _release_memory() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _clip_bytes(shape: torch.Size) -> int:

@@ -124,6 +124,8 @@ def run_once(args: argparse.Namespace) -> dict:
         "seconds": round(seconds, 3), "s_per_frame": round(seconds / args.frames, 4),
         "stages": report["seconds"],
         "peak_gpu_gib": None if report["peak_gpu_bytes"] is None else round(report["peak_gpu_bytes"] / 2**30, 3),
+        "peak_gpu_gib_per_stage": {k: round(v / 2**30, 2)
+                                   for k, v in report.get("peak_gpu_bytes_per_stage", {}).items()},
         "peak_host_rss_gib": round(report["peak_host_rss_bytes"] / 2**30, 3),
         "host_rss_before_run_gib": round(rss_before / 2**30, 3),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,

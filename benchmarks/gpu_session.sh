@@ -34,6 +34,39 @@ if [ "$PHASE" = env ] || [ "$PHASE" = all ]; then
   timeout 420 $PY -m pytest -q -p no:cacheprovider tests 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -25
 fi
 
+weights() {
+  mkdir -p .devcarry/ref/weights
+  [ -f .devcarry/ref/weights/ProPainter.pth ] || \
+    $PY -c "from propainter_wire.weights import write_deterministic_checkpoints as w; w('.devcarry/ref/weights')"
+}
+
+psnr() {  # name, width, height, frames: fp16/auto outputs against fp32
+  $PY benchmarks/bench.py --write-clip /tmp/c_$1 --source "$BMX" --width "$2" --height "$3" --frames "$4"
+  for p in fp16 auto; do
+    $PY benchmarks/compare.py /tmp/keep_${1}_$p /tmp/keep_${1}_fp32 /tmp/c_$1/masks > "$OUT/psnr_${1}_${p}_vs_fp32.json"
+    echo "psnr $1 $p vs fp32: $(cat "$OUT/psnr_${1}_${p}_vs_fp32.json")"
+  done
+}
+
+if [ "$PHASE" = table1 ]; then
+  weights
+  for size in "432 240 80" "1280 720 80" "1920 1080 50"; do
+    set -- $size; n=${1}x${2}x${3}
+    reference ref_$n "$1" "$2" "$3"
+    for p in auto fp16 fp32; do
+      bench ours_${n}_$p --width "$1" --height "$2" --frames "$3" --precision $p --keep-output /tmp/keep_${n}_$p
+    done
+  done
+  psnr 1280x720x80 1280 720 80
+fi
+
+if [ "$PHASE" = table2 ]; then
+  weights
+  for p in auto fp16; do bench ours_3840x2160x16_$p --width 3840 --height 2160 --frames 16 --precision $p; done
+  bench ours_1280x720x240_auto --width 1280 --height 720 --frames 240 --precision auto
+  reference ref_1280x720x240 1280 720 240
+fi
+
 if [ "$PHASE" = small ] || [ "$PHASE" = all ]; then
   mkdir -p .devcarry/ref/weights
   $PY -c "from propainter_wire.weights import write_deterministic_checkpoints as w; w('.devcarry/ref/weights')"

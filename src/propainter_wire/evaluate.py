@@ -12,6 +12,7 @@ bmx-trees-wires     2 wires over the ``bmx-trees`` frames
 tennis-wires        2 wires over the ``tennis`` frames
 sample0-wires       3 wires over ``footage/test-sample0.mp4``
 sample0-object      a walking-person-shaped blob over the same clip, blanked
+sample1-wires       3 wires over ``footage/test-sample1.mp4``
 synthetic-wires     2 wires over a procedural clip (needs no data)
 ==================  ==========================================================
 
@@ -50,14 +51,15 @@ DEFAULT_DATA = Path("../shared/data")
 DEFAULT_SIZE = (640, 360)  # (width, height) a frame is scaled down to fit in
 BASELINE_RADIUS = 3  # cv2.inpaint neighbourhood in pixels, Telea's and Navier-Stokes'
 DATA_CASES = ("running_car-wires", "running_car-box", "bmx-trees-wires", "tennis-wires",
-              "sample0-wires", "sample0-object")
+              "sample0-wires", "sample0-object", "sample1-wires")
 SYNTHETIC_CASES = ("synthetic-wires",)
 ALL_CASES = DATA_CASES + SYNTHETIC_CASES
 # classic-engine variants with one part switched off: name -> (ClassicEngine kwargs, InpaintConfig changes)
 ABLATIONS: dict[str, tuple[dict, dict]] = {
-    "classic-no-propagation": ({"max_hops": 0}, {}),  # no multi-frame propagation: spatial fill only
-    "classic-no-blend": ({"residual_clip": 0.0}, {}),  # no Poisson blending of the ring residual
-    "classic-farneback": ({}, {"classic_flow": "farneback"}),  # Farneback flow instead of DIS
+    "classic-no-flow-completion": ({"use_flow_completion": False}, {}),  # DIS flow on the pre-fill kept as is
+    "classic-one-pass": ({"passes": 1}, {}),  # no second pass on the re-measured flow
+    "classic-no-blend": ({"use_blending": False}, {}),  # no blending of the ring residual
+    "classic-no-propagation": ({"use_propagation": False}, {}),  # spatial fill only
 }
 METHODS = ("classic", "telea", "ns", "propainter", *ABLATIONS)
 SCORES = ("psnr_mask", "ssim_mask", "psnr_full", "ssim_full", "warp_full", "warp_mask", "sec_per_frame")
@@ -168,6 +170,7 @@ def build_case(name: str, data_dir: Path, max_frames: int | None = None,
         "bmx-trees": data_dir / "bmx-trees" / "frames",
         "tennis": data_dir / "tennis" / "frames",
         "sample0": data_dir / "footage" / "test-sample0.mp4",
+        "sample1": data_dir / "footage" / "test-sample1.mp4",
     }
     if name == "synthetic-wires":
         t_len = 24 if max_frames is None else max_frames
@@ -183,7 +186,7 @@ def build_case(name: str, data_dir: Path, max_frames: int | None = None,
     t_len, h, w = truth.shape[:3]
     source = str(path)
     if variant == "wires":
-        return _wire_case(name, truth, 3 if base == "sample0" else 2, source)
+        return _wire_case(name, truth, 3 if base.startswith("sample") else 2, source)
     if variant == "box":
         mask = _load_static_mask(data_dir / "running_car" / "mask_square.png", h, w)
         return _blank_case(name, truth, np.broadcast_to(mask, (t_len, h, w)).copy(), "box", source)

@@ -1,20 +1,19 @@
 """The classic engine: no learned weights, CPU only.
 
-Pipeline (all at processing size):
+Pipeline (all at processing size; ``hole`` = the user's mask grown by ``source_margin`` pixels, inside the
+dilated mask; the rest of the dilated mask is real footage and is kept):
 
-1. ``flow``: Telea pre-fill of the flow mask (so the object does not drag the flow),
-   then OpenCV DIS (or Farneback) flow forward ``t -> t+1`` and backward ``t+1 -> t``.
-2. ``complete``: the flow inside each frame's flow mask, widened by a margin where
-   the estimator still sees the pre-fill, is replaced by the membrane (harmonic)
-   interpolation of the flow around it; then a masked Lucas-Kanade pass re-aligns
-   the mask and its surroundings using only pixels known in both frames.
-3. ``propagate``: every masked pixel, and a one-pixel ring around the mask, follows
-   the chained flow to the nearest frames (both directions) that show it; the
-   candidates are fused by frame distance. The ring's residual against the true
-   pixels is spread into the mask harmonically (Poisson blending), which removes
-   seams from exposure changes and small misalignments.
-4. ``spatial``: pixels no frame shows are carried from the previous output frame
-   along the flow where possible and Telea-inpainted otherwise (steady over time).
+1. ``flow``: per frame, the grey image at ``flow_scale`` with its flow mask Telea-filled (so the object
+   does not drag the flow); OpenCV DIS (or Farneback) forward ``t -> t+1`` and backward ``t+1 -> t``.
+   Inside the flow mask the flow is replaced by its push-pull (coarse-to-fine local average) interpolation
+   from around the mask, then resized to full size. Optionally a masked Lucas-Kanade pass re-aligns the
+   flow around the mask using only pixels known in both frames.
+2. ``propagate``: every hole pixel, and a one-pixel ring around the hole, follows the chained flow to the
+   nearest frames (both directions) that show it; the candidates are fused by frame distance. The ring's
+   residual against the true pixels is spread into the hole (push-pull, i.e. Poisson-like blending), which
+   removes seams from exposure changes and small misalignments.
+3. ``spatial``: pixels no frame shows are carried from the previous output frame along the flow where
+   possible and Telea-inpainted otherwise (steady over time).
 """
 
 from __future__ import annotations
@@ -25,9 +24,9 @@ import cv2
 import numpy as np
 
 from ..config import InpaintConfig
-from ..flow.classic import complete_flows, estimate_flows, prefill_grey, refine_flows
+from ..flow.classic import complete_flows, estimate_flows, prefill_grey, refine_flows, resize_flows, shrink_mask
 from ..pipeline.propagation import propagate_tracks
-from ..pipeline.spatial_fill import SolverCache, fill_unseen, telea_fill
+from ..pipeline.spatial_fill import fill_unseen, push_pull_fill, telea_fill
 from ..pipeline.stages import Stages
 from .base import EngineInput
 
@@ -47,79 +46,147 @@ class ClassicEngine:
 
     Args:
         max_hops: farthest frame distance a pixel is fetched from, per direction.
-        completion_margin: pixels added around the flow mask before harmonic flow completion (the
-            estimator's flow is unreliable that close to the pre-filled region).
-        refine_iterations: masked Lucas-Kanade iterations (0 disables the pass).
+        source_margin: pixels added around the user's mask to make the hole (the pixels that are filled and
+            never used as a source); the rest of the dilated mask keeps the footage.
+        flow_scale: resolution of the flow relative to the processing size, in (0, 1].
+        flow_preset: DIS preset ('ultrafast', 'fast', 'medium').
+        completion_margin: low-res pixels added around the flow mask before flow completion.
+        refine_iterations: masked Lucas-Kanade iterations of ``use_refinement``.
         refine_margin: pixels around the flow mask the Lucas-Kanade pass may change.
-        alpha2: per-hop forward-backward bound (px^2, see ``fb_consistency``); inside completed regions
-            both flows are interpolated and agree by construction, so the default trusts every hop.
-        known_below: a source point is usable when the bilinear mask value there is below this.
-        residual_clip: bound (in [0, 1] colour units) on the ring residual spread into the mask, so
-            a single misregistered edge cannot tint the whole fill.
+        alpha1, alpha2: per-hop forward-backward bound (see ``fb_consistency``; ``alpha2`` in px^2).
+        known_below: a source point is usable when the bilinear hole value there is below this.
+        residual_clip: bound (in [0, 1] colour units) on the ring residual spread into the hole, so a
+            single misregistered edge cannot tint the whole fill.
         telea_radius: Telea neighbourhood in pixels.
+        use_flow_completion: interpolate the flow inside the flow mask (False: the estimator's flow on the
+            pre-filled frames is used as is).
+        use_refinement: masked Lucas-Kanade refinement of the flow around the mask.
+        use_propagation: fetch pixels from other frames (False: spatial fill only).
+        use_blending: spread the ring residual into the propagated fill.
+        temporal_spatial_fill: carry unseen pixels from the previous output frame along the flow before
+            Telea (off by default: on the harness the carried values drift and cost 1-4 dB).
+        passes: fill passes; each pass after the first re-measures the flow on the previous pass's output
+            (where the object is gone, so no pre-fill or completion is needed) and propagates again.
+        repass_scale, repass_preset: flow resolution and DIS preset of those later passes.
     """
 
     name = "classic"
 
-    def __init__(self, max_hops: int = 24, completion_margin: int = 6, refine_iterations: int = 3,
-                 refine_margin: int = 8, alpha2: float = float("inf"), known_below: float = 0.3,
-                 residual_clip: float = 0.15, telea_radius: int = 3):
+    def __init__(self, max_hops: int = 8, source_margin: int = 0, flow_scale: float = 1.0,
+                 flow_preset: str = "medium", completion_margin: int = 6, refine_iterations: int = 2,
+                 refine_margin: int = 6, alpha1: float = 0.01, alpha2: float = 0.5, known_below: float = 0.01,
+                 residual_clip: float = 0.15, telea_radius: int = 3, use_flow_completion: bool = True,
+                 use_refinement: bool = False, use_propagation: bool = True, use_blending: bool = True,
+                 temporal_spatial_fill: bool = False, passes: int = 2, repass_scale: float = 1.0,
+                 repass_preset: str = "medium"):
         self.max_hops = max_hops
+        self.source_margin = source_margin
+        self.flow_scale = flow_scale
+        self.flow_preset = flow_preset
         self.completion_margin = completion_margin
         self.refine_iterations = refine_iterations
         self.refine_margin = refine_margin
+        self.alpha1 = alpha1
         self.alpha2 = alpha2
         self.known_below = known_below
         self.residual_clip = residual_clip
         self.telea_radius = telea_radius
+        self.use_flow_completion = use_flow_completion
+        self.use_refinement = use_refinement
+        self.use_propagation = use_propagation
+        self.use_blending = use_blending
+        self.temporal_spatial_fill = temporal_spatial_fill
+        self.passes = passes
+        self.repass_scale = repass_scale
+        self.repass_preset = repass_preset
+
+    def holes(self, inp: EngineInput) -> np.ndarray:
+        """(T, H, W) bool: the pixels this engine fills (the user's mask grown by ``source_margin``)."""
+        masks = np.asarray(inp.masks, dtype=bool)
+        raw = np.asarray(inp.raw_masks, dtype=bool)
+        return _dilate(raw, self.source_margin, _SQUARE) & masks
 
     def run(self, inp: EngineInput, config: InpaintConfig, stages: Stages) -> np.ndarray:
-        """Fill ``inp.masks``; returns (T, H, W, 3) float32 in [0, 1], equal to the input outside the masks."""
+        """Fill the holes; returns (T, H, W, 3) float32 in [0, 1], equal to the input outside them."""
         frames = np.ascontiguousarray(inp.frames, dtype=np.float32)  # (T, H, W, 3) [0, 1]
-        masks = np.asarray(inp.masks, dtype=bool)  # (T, H, W)
-        flow_masks = np.asarray(inp.flow_masks, dtype=bool) | masks
+        holes = self.holes(inp)  # (T, H, W)
+        flow_masks = np.asarray(inp.flow_masks, dtype=bool) | holes
         t_len = inp.length
-        if t_len == 1 or not masks.any():
+        temporal = self.use_propagation or self.temporal_spatial_fill
+        if t_len == 1 or not holes.any() or not temporal:
             with stages("spatial", total=t_len) as bar:
-                out = np.stack([telea_fill(f, m, self.telea_radius) for f, m in zip(frames, masks, strict=True)])
+                out = np.stack([telea_fill(f, m, self.telea_radius) for f, m in zip(frames, holes, strict=True)])
                 bar.update(t_len)
             return out
 
-        cache = SolverCache()
+        h, w = inp.size
         with stages("flow", total=t_len - 1) as bar:
-            grey = prefill_grey(frames, flow_masks, self.telea_radius)
-            flows_f, flows_b = estimate_flows(grey, config.classic_flow, progress=bar.update)
+            grey = prefill_grey(frames, flow_masks, self.telea_radius, self.flow_scale)
+            flows_f, flows_b = estimate_flows(grey, config.classic_flow, bar.update, self.flow_preset)
         with stages("complete", total=t_len) as bar:
-            holes = _dilate(flow_masks, self.completion_margin)
-            flows_f, flows_b = complete_flows(flows_f, flows_b, holes, cache, progress=bar.update)
-            if self.refine_iterations > 0:
-                plain_grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
-                flows_f, flows_b = refine_flows(plain_grey, flows_f, flows_b, flow_masks,
+            if self.use_flow_completion:
+                size = grey.shape[2], grey.shape[1]
+                small = np.stack([shrink_mask(m, size) for m in flow_masks])
+                flows_f, flows_b = complete_flows(flows_f, flows_b, _dilate(small, self.completion_margin),
+                                                  progress=bar.update, solver="push-pull")
+            flows_f, flows_b = resize_flows(flows_f, h, w), resize_flows(flows_b, h, w)
+            if self.use_refinement and self.refine_iterations > 0:
+                plain = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
+                flows_f, flows_b = refine_flows(plain, flows_f, flows_b, flow_masks,
                                                 _dilate(flow_masks, self.refine_margin), self.refine_iterations)
-        with stages("propagate", total=t_len) as bar:
-            out, seen = self._propagate(frames, masks, flows_f, flows_b, cache, bar.update)
-        with stages("spatial", total=t_len) as bar:
-            out = fill_unseen(out, masks & ~seen, flows_b, self.telea_radius, progress=bar.update)
-        return np.where(masks[..., None], np.clip(out, 0.0, 1.0), frames)
+        out = self._fill_pass(frames, holes, flows_f, flows_b, stages)
+        no_holes = np.zeros_like(holes)
+        for _ in range(1, self.passes if self.use_propagation else 1):
+            # the flow of the filled clip no longer sees the object: re-measure it there, fill again
+            with stages("flow", total=t_len - 1) as bar:
+                grey = prefill_grey(out, no_holes, self.telea_radius, self.repass_scale)
+                flows_f, flows_b = estimate_flows(grey, config.classic_flow, bar.update, self.repass_preset)
+                flows_f, flows_b = resize_flows(flows_f, h, w), resize_flows(flows_b, h, w)
+            out = self._fill_pass(frames, holes, flows_f, flows_b, stages)
+        return np.where(holes[..., None], np.clip(out, 0.0, 1.0), frames)
 
-    def _propagate(self, frames: np.ndarray, masks: np.ndarray, flows_f: np.ndarray, flows_b: np.ndarray,
-                   cache: SolverCache, progress: Callable[[], None]) -> tuple[np.ndarray, np.ndarray]:
-        """Frames with the masked pixels some frame shows filled, and that (T, H, W) bool ``seen`` mask."""
-        ring = _dilate(masks, 1, _SQUARE) & ~masks
-        tracked = propagate_tracks(frames, masks, flows_f, flows_b, targets=masks | ring, max_hops=self.max_hops,
-                                   alpha2=self.alpha2, known_below=self.known_below)
+    def _fill_pass(self, frames: np.ndarray, holes: np.ndarray, flows_f: np.ndarray, flows_b: np.ndarray,
+                   stages: Stages) -> np.ndarray:
+        """One propagation + spatial fill with the given flows; (T, H, W, 3) float32."""
+        t_len = frames.shape[0]
+        seen = np.zeros_like(holes)
         out = frames.copy()
-        seen = tracked.seen & masks
+        if self.use_propagation:
+            with stages("propagate", total=t_len) as bar:
+                out, seen = self._propagate(frames, holes, flows_f, flows_b, bar.update)
+        with stages("spatial", total=t_len) as bar:
+            out = fill_unseen(out, holes & ~seen, flows_b if self.temporal_spatial_fill else None,
+                              self.telea_radius, progress=bar.update)
+        return out
+
+    def _propagate(self, frames: np.ndarray, holes: np.ndarray, flows_f: np.ndarray, flows_b: np.ndarray,
+                   progress: Callable[[], None]) -> tuple[np.ndarray, np.ndarray]:
+        """Frames with the hole pixels some frame shows filled, and that (T, H, W) bool ``seen`` mask."""
+        ring = _dilate(holes, 1, _SQUARE) & ~holes if self.use_blending else np.zeros_like(holes)
+        tracked = propagate_tracks(frames, holes, flows_f, flows_b, targets=holes | ring, max_hops=self.max_hops,
+                                   alpha1=self.alpha1, alpha2=self.alpha2, known_below=self.known_below)
+        out = frames.copy()
+        seen = tracked.seen & holes
         for t in range(frames.shape[0]):
-            hole, shown = masks[t], seen[t]
+            shown = seen[t]
             if shown.any():
                 out[t][shown] = tracked.colours[t][shown]
                 known_ring = ring[t] & tracked.seen[t]
                 if known_ring.any():
-                    # Poisson blending: spread the ring's (clipped) residual over the hole
+                    # blending: spread the ring's (clipped) residual over the hole, coarse to fine
                     residual = np.zeros_like(frames[t])
                     diff = frames[t][known_ring] - tracked.colours[t][known_ring]
                     residual[known_ring] = np.clip(diff, -self.residual_clip, self.residual_clip)
-                    out[t][shown] += cache.get(hole).fill(residual)[shown]
+                    y0, y1, x0, x1 = _box(holes[t] | known_ring, 2)
+                    spread = push_pull_fill(residual[y0:y1, x0:x1], known_ring[y0:y1, x0:x1])
+                    out[t, y0:y1, x0:x1][shown[y0:y1, x0:x1]] += spread[shown[y0:y1, x0:x1]]
             progress()
         return out, seen
+
+
+def _box(mask: np.ndarray, pad: int) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) bounding box of a non-empty (H, W) bool mask, grown by ``pad`` and clamped."""
+    ys = np.flatnonzero(mask.any(1))
+    xs = np.flatnonzero(mask.any(0))
+    h, w = mask.shape
+    return max(0, ys[0] - pad), min(h, ys[-1] + 1 + pad), max(0, xs[0] - pad), min(w, xs[-1] + 1 + pad)

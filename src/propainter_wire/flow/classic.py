@@ -16,23 +16,28 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from ..pipeline.spatial_fill import SolverCache, telea_fill, to_uint8
+from ..pipeline.spatial_fill import SolverCache, push_pull_fill, to_uint8
 
 FLOW_METHODS = ("dis", "farneback")
+DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
 class FlowEstimator:
     """Dense two-frame flow on grey uint8 images.
 
     Args:
-        method: 'dis' (OpenCV DIS, medium preset) or 'farneback'.
+        method: 'dis' (OpenCV DIS) or 'farneback'.
+        preset: DIS preset, 'ultrafast', 'fast' or 'medium'.
     """
 
-    def __init__(self, method: str = "dis"):
+    def __init__(self, method: str = "dis", preset: str = "medium"):
         if method not in FLOW_METHODS:
             raise ValueError(f"unknown flow method '{method}' (choose from {', '.join(FLOW_METHODS)})")
+        if preset not in DIS_PRESETS:
+            raise ValueError(f"unknown DIS preset '{preset}' (choose from {', '.join(DIS_PRESETS)})")
         self.method = method
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if method == "dis" else None
+        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset]) if method == "dis" else None
 
     def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """Flow of ``src`` towards ``dst``: (H, W) uint8 each -> (H, W, 2) float32 pixels."""
@@ -42,37 +47,71 @@ class FlowEstimator:
                                             poly_n=5, poly_sigma=1.2, flags=0)
 
 
-def prefill_grey(frames: np.ndarray, holes: np.ndarray, radius: int = 3) -> np.ndarray:
-    """Grey uint8 frames with ``holes`` Telea-filled, the input of flow estimation.
+def shrink_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool -> bool at ``size`` = (width, height): a low-res pixel is masked when it overlaps the mask."""
+    if mask.shape[::-1] == tuple(size):
+        return np.asarray(mask, dtype=bool).copy()
+    return cv2.resize(mask.astype(np.float32), tuple(size), interpolation=cv2.INTER_AREA) > 0
+
+
+def flow_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """(width, height) of the flow grid for frames of ``height`` x ``width`` at ``scale`` in (0, 1]."""
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"scale must be in (0, 1], got {scale}")
+    return min(width, max(8, int(round(width * scale)))), min(height, max(8, int(round(height * scale))))
+
+
+def prefill_grey(frames: np.ndarray, holes: np.ndarray, radius: int = 3, scale: float = 1.0) -> np.ndarray:
+    """Grey uint8 frames, shrunk by ``scale``, with ``holes`` Telea-filled: the input of flow estimation.
 
     Args:
         frames: (T, H, W, 3) float in [0, 1].
         holes: (T, H, W) bool.
+        radius: Telea radius in (shrunk) pixels.
+        scale: in (0, 1]; 1 keeps the size.
     Returns:
-        (T, H, W) uint8.
+        (T, h, w) uint8, ``(w, h) = flow_size(H, W, scale)``.
     """
-    grey = np.empty(frames.shape[:3], dtype=np.uint8)
-    for t in range(frames.shape[0]):
-        rgb = to_uint8(frames[t])
-        if holes[t].any():
-            rgb = to_uint8(telea_fill(rgb, holes[t], radius))
-        grey[t] = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    t_len, h, w = frames.shape[:3]
+    size = flow_size(h, w, scale)
+    grey = np.empty((t_len, size[1], size[0]), dtype=np.uint8)
+    for t in range(t_len):
+        g = cv2.cvtColor(to_uint8(frames[t]), cv2.COLOR_RGB2GRAY)
+        if size != (w, h):
+            g = cv2.resize(g, size, interpolation=cv2.INTER_AREA)
+        hole = shrink_mask(holes[t], size)
+        if hole.any():
+            g = cv2.inpaint(g, hole.astype(np.uint8), radius, cv2.INPAINT_TELEA)
+        grey[t] = g
     return grey
 
 
-def estimate_flows(grey: np.ndarray, method: str = "dis",
-                   progress: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def resize_flows(flows: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(N, h, w, 2) flows in pixels of their grid -> (N, height, width, 2) in pixels of the new grid."""
+    n, h, w = flows.shape[:3]
+    if (h, w) == (height, width):
+        return flows
+    factor = np.array([width / w, height / h], np.float32)
+    out = np.empty((n, height, width, 2), np.float32)
+    for i in range(n):
+        out[i] = cv2.resize(flows[i], (width, height), interpolation=cv2.INTER_LINEAR) * factor
+    return out
+
+
+def estimate_flows(grey: np.ndarray, method: str = "dis", progress: Callable[[], None] | None = None,
+                   preset: str = "medium") -> tuple[np.ndarray, np.ndarray]:
     """Forward and backward flows between consecutive frames.
 
     Args:
         grey: (T, H, W) uint8.
         method: 'dis' or 'farneback'.
         progress: called once per frame pair.
+        preset: DIS preset ('ultrafast', 'fast', 'medium').
     Returns:
         ``(flows_f, flows_b)``, each (T-1, H, W, 2) float32 pixels.
     """
     t, h, w = grey.shape
-    estimator = FlowEstimator(method)
+    estimator = FlowEstimator(method, preset)
     flows_f = np.zeros((max(t - 1, 0), h, w, 2), dtype=np.float32)
     flows_b = np.zeros_like(flows_f)
     for i in range(t - 1):
@@ -100,8 +139,8 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray, cache: SolverCache | None 
 
 
 def complete_flows(flows_f: np.ndarray, flows_b: np.ndarray, flow_masks: np.ndarray,
-                   cache: SolverCache | None = None,
-                   progress: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   cache: SolverCache | None = None, progress: Callable[[], None] | None = None,
+                   solver: str = "harmonic") -> tuple[np.ndarray, np.ndarray]:
     """Complete every flow inside the flow mask of its source frame.
 
     ``flows_f[t]`` lives on frame ``t`` and ``flows_b[t]`` on frame ``t + 1``, so each frame's hole is
@@ -110,24 +149,29 @@ def complete_flows(flows_f: np.ndarray, flows_b: np.ndarray, flow_masks: np.ndar
     Args:
         flows_f, flows_b: (T-1, H, W, 2) pixels.
         flow_masks: (T, H, W) bool.
+        cache: factorisations reused across frames (harmonic solver only).
+        progress: called once per frame.
+        solver: 'harmonic' (membrane interpolation: exact for affine motion, but across a long thin mask it
+            carries a mover's flow far along the mask) or 'push-pull' (coarse-to-fine local average, see
+            ``push_pull_fill``: each side of a thin mask keeps its own flow; no linear system).
     Returns:
         completed ``(flows_f, flows_b)``, new arrays.
     """
+    if solver not in ("harmonic", "push-pull"):
+        raise ValueError(f"unknown solver '{solver}' (harmonic or push-pull)")
     cache = cache if cache is not None else SolverCache()
     n = flows_f.shape[0]
     out_f, out_b = flows_f.copy(), flows_b.copy()
     for t in range(n + 1):
         hole = flow_masks[t]
-        if not hole.any():
-            continue
         parts = ([flows_f[t]] if t < n else []) + ([flows_b[t - 1]] if t > 0 else [])
-        if not parts:
-            continue
-        filled = cache.get(hole).fill(np.concatenate(parts, axis=-1))  # (H, W, 2 or 4)
-        if t < n:
-            out_f[t] = filled[..., :2]
-        if t > 0:
-            out_b[t - 1] = filled[..., -2:]
+        if hole.any() and parts:
+            both = np.concatenate(parts, axis=-1)  # (H, W, 2 or 4)
+            filled = cache.get(hole).fill(both) if solver == "harmonic" else push_pull_fill(both, ~hole)
+            if t < n:
+                out_f[t] = filled[..., :2]
+            if t > 0:
+                out_b[t - 1] = filled[..., -2:]
         if progress is not None:
             progress()
     return out_f, out_b
@@ -208,3 +252,4 @@ def refine_flows(grey: np.ndarray, flows_f: np.ndarray, flows_b: np.ndarray, hol
         if progress is not None:
             progress()
     return out_f, out_b
+

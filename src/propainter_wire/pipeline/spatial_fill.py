@@ -116,6 +116,63 @@ def harmonic_fill(values: np.ndarray, hole: np.ndarray, cache: SolverCache | Non
     return solver.fill(values)
 
 
+def push_pull_fill(values: np.ndarray, known: np.ndarray, min_weight: float = 1e-3) -> np.ndarray:
+    """Fill the unknown pixels of ``values`` from the known ones, coarse to fine (push-pull).
+
+    The known pixels are repeatedly averaged into a half-size image (Gaussian pyramid of ``values * weight``
+    and of ``weight``) until every pixel of the coarsest level has some weight; going back up, each level keeps
+    its own normalised average where it has weight and blends in the upsampled coarser level where it has
+    little. An unknown pixel thus gets the local average of the known pixels at the scale of its distance to
+    them: thin holes are filled from their immediate border only (a mover's value does not spread along a
+    long thin hole), wide holes smoothly. O(H W), no linear system.
+
+    Args:
+        values: (H, W) or (H, W, C) any range; values at unknown pixels are ignored.
+        known: (H, W) bool or float weight in [0, 1] (1 = known).
+        min_weight: a level counts as covered where its pooled weight exceeds this.
+    Returns:
+        float32 array shaped like ``values``; known pixels (weight 1) keep their value.
+    """
+    vals = np.asarray(values, dtype=np.float32)
+    squeeze = vals.ndim == 2
+    if squeeze:
+        vals = vals[..., None]
+    weight = np.asarray(known, dtype=np.float32)
+    if weight.min() >= 1.0:
+        return np.array(values, dtype=np.float32, copy=True)
+    if weight.max() <= 0.0:
+        return np.zeros_like(vals[..., 0] if squeeze else vals)
+    # push: pyramid of weighted sums, channels last plus the weight as the final channel
+    level = np.concatenate([vals * weight[..., None], weight[..., None]], axis=-1)  # (H, W, C + 1)
+    pyramid = [level]
+    while min(level.shape[:2]) > 1 and level[..., -1].min() <= min_weight:
+        level = cv2.pyrDown(level) if level.shape[-1] <= 4 else _pyr_down_many(level)
+        if level.ndim == 2:
+            level = level[..., None]
+        pyramid.append(level)
+    # pull: from the coarsest level down, the normalised average blended with the coarser estimate
+    estimate = None
+    for level in reversed(pyramid):
+        w = level[..., -1:]
+        mean = level[..., :-1] / np.maximum(w, 1e-12)
+        if estimate is None:
+            estimate = np.where(w > 0, mean, 0.0).astype(np.float32)
+            continue
+        up = cv2.resize(estimate, (level.shape[1], level.shape[0]), interpolation=cv2.INTER_LINEAR)
+        if up.ndim == 2:
+            up = up[..., None]
+        alpha = np.clip(w, 0.0, 1.0)
+        estimate = (alpha * mean + (1.0 - alpha) * up).astype(np.float32)
+    out = np.where(weight[..., None] >= 1.0, vals, estimate)
+    return out[..., 0] if squeeze else out
+
+
+def _pyr_down_many(image: np.ndarray) -> np.ndarray:
+    """``cv2.pyrDown`` of an (H, W, C) image with any number of channels (OpenCV takes at most 4)."""
+    parts = [cv2.pyrDown(np.ascontiguousarray(image[..., i:i + 4])) for i in range(0, image.shape[-1], 4)]
+    return np.concatenate([p if p.ndim == 3 else p[..., None] for p in parts], axis=-1)
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """[0, 1] float -> uint8 with rounding."""
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

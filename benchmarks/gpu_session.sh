@@ -60,6 +60,16 @@ if [ "$PHASE" = table1 ]; then
   psnr 1280x720x80 1280 720 80
 fi
 
+if [ "$PHASE" = table3 ]; then
+  weights
+  reference ref_1280x720x80 1280 720 80
+  for p in auto fp16; do bench ours_1280x720x80_$p --width 1280 --height 720 --frames 80 --precision $p; done
+  for p in auto fp16; do bench ours_1920x1080x50_$p --width 1920 --height 1080 --frames 50 --precision $p; done
+  bench ours_3840x2160x16_fp16 --width 3840 --height 2160 --frames 16 --precision fp16
+  bench ours_1280x720x240_fp16 --width 1280 --height 720 --frames 240 --precision fp16
+  reference ref_1280x720x240 1280 720 240
+fi
+
 if [ "$PHASE" = table2 ]; then
   weights
   for p in auto fp16; do bench ours_3840x2160x16_$p --width 3840 --height 2160 --frames 16 --precision $p; done

@@ -9,8 +9,8 @@ import pytest
 from propainter_wire.config import InpaintConfig
 from propainter_wire.engines.base import EngineInput
 from propainter_wire.engines.classic import ClassicEngine
-from propainter_wire.flow.classic import complete_flow, complete_flows, estimate_flows
-from propainter_wire.pipeline.spatial_fill import HarmonicSolver, fill_unseen, telea_fill
+from propainter_wire.flow.classic import complete_flow, complete_flows, estimate_flows, prefill_grey, resize_flows
+from propainter_wire.pipeline.spatial_fill import HarmonicSolver, fill_unseen, push_pull_fill, telea_fill
 from propainter_wire.pipeline.stages import Stages
 
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
@@ -28,11 +28,12 @@ def _telea(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.stack([telea_fill(f, m) for f, m in zip(frames, masks, strict=True)])
 
 
-def _run(frames, masks, **config):
+def _run(frames, masks, raw_masks=None, engine=None, **config):
     masks = np.asarray(masks, bool)
-    inp = EngineInput(frames=frames, masks=masks, flow_masks=masks, raw_masks=masks)
+    raw = masks if raw_masks is None else np.asarray(raw_masks, bool)
+    inp = EngineInput(frames=frames, masks=masks, flow_masks=masks, raw_masks=raw)
     stages = Stages(quiet=True)
-    out = ClassicEngine().run(inp, InpaintConfig(**config), stages)
+    out = (engine or ClassicEngine()).run(inp, InpaintConfig(**config), stages)
     return out, stages
 
 
@@ -193,3 +194,95 @@ def test_engine_beats_telea_on_real_footage_with_wires(data_dir):
     ours, telea = _psnr(out, truth, wire_mask), _psnr(_telea(wired, masks), truth, wire_mask)
     print(f"wires: classic {ours:.2f} dB, telea {telea:.2f} dB")
     assert ours > telea + 1.0, (ours, telea)
+
+
+# ------------------------------------------------------------------ push-pull fill, flow grid
+
+
+def test_push_pull_keeps_known_and_reproduces_constants():
+    rng = np.random.default_rng(0)
+    values = rng.random((40, 60, 3)).astype(np.float32)
+    hole = np.zeros((40, 60), bool)
+    hole[10:14, :] = True  # a full-width thin strip
+    hole[25:38, 20:45] = True  # and a wide box
+    out = push_pull_fill(values, ~hole)
+    assert out.shape == values.shape and out.dtype == np.float32
+    assert np.array_equal(out[~hole], values[~hole])
+    const = np.full((40, 60, 2), 3.5, np.float32)
+    np.testing.assert_allclose(push_pull_fill(np.where(hole[..., None], -9, const), ~hole)[hole], 3.5, atol=1e-4)
+    assert np.array_equal(push_pull_fill(values[..., 0], np.ones((40, 60), bool)), values[..., 0])
+
+
+def test_push_pull_thin_strip_takes_local_values():
+    # left half moves by +4, right half by -4; a thin full-width strip must not mix the two far from x = 30
+    field = np.where(np.arange(60)[None, :] < 30, 4.0, -4.0).astype(np.float32) * np.ones((40, 1), np.float32)
+    hole = np.zeros((40, 60), bool)
+    hole[18:22, :] = True
+    out = push_pull_fill(np.where(hole, 0, field), ~hole)
+    np.testing.assert_allclose(out[18:22, :20], 4.0, atol=0.05)
+    np.testing.assert_allclose(out[18:22, 40:], -4.0, atol=0.05)
+
+
+def test_complete_flows_push_pull_and_bad_solver():
+    flows = np.full((2, 16, 16, 2), 1.5, np.float32)
+    masks = np.zeros((3, 16, 16), bool)
+    masks[:, 6:9, :] = True
+    bad = np.where(masks[:2, ..., None], 9.0, flows).astype(np.float32)
+    out_f, out_b = complete_flows(bad, bad, masks, solver="push-pull")
+    np.testing.assert_allclose(out_f, flows, atol=1e-4)
+    np.testing.assert_allclose(out_b, flows, atol=1e-4)
+    with pytest.raises(ValueError):
+        complete_flows(bad, bad, masks, solver="nope")
+
+
+def test_prefill_grey_scale_and_resize_flows():
+    frames = np.random.default_rng(1).random((2, 40, 64, 3)).astype(np.float32)
+    grey = prefill_grey(frames, np.zeros((2, 40, 64), bool), scale=0.5)
+    assert grey.shape == (2, 20, 32) and grey.dtype == np.uint8
+    flows = np.ones((1, 20, 32, 2), np.float32) * np.array([1.0, -2.0], np.float32)
+    big = resize_flows(flows, 40, 64)
+    assert big.shape == (1, 40, 64, 2)
+    np.testing.assert_allclose(big[..., 0], 2.0, atol=1e-5)
+    np.testing.assert_allclose(big[..., 1], -4.0, atol=1e-5)
+    with pytest.raises(ValueError):
+        prefill_grey(frames, np.zeros((2, 40, 64), bool), scale=0.0)
+
+
+# ------------------------------------------------------------------ engine: hole and switches
+
+
+def test_engine_fills_user_mask_and_keeps_footage_of_dilation_ring():
+    frames, raw = _translating_clip()
+    damaged = np.where(raw[..., None], 0.0, frames).astype(np.float32)
+    dilated = _dilate(raw, 3)
+    out, _ = _run(damaged, dilated, raw_masks=raw)
+    ring = dilated & ~raw
+    assert np.array_equal(out[ring], damaged[ring])  # real footage, kept
+    assert _psnr(out, frames, raw) > _psnr(_telea(damaged, raw), frames, raw) + 5
+
+
+@pytest.mark.parametrize("switch", [dict(use_flow_completion=False), dict(use_refinement=True),
+                                    dict(use_blending=False), dict(passes=1), dict(temporal_spatial_fill=True),
+                                    dict(flow_scale=0.5, completion_margin=2), dict(unseen_from_input=True)])
+def test_engine_switches_run_and_stay_valid(switch):
+    frames, masks = _translating_clip(t_len=5)
+    damaged = np.where(masks[..., None], 0.0, frames).astype(np.float32)
+    out, _ = _run(damaged, masks, engine=ClassicEngine(**switch))
+    assert out.shape == frames.shape and np.isfinite(out).all()
+    assert np.array_equal(out[~masks], damaged[~masks])
+    assert _psnr(out, frames, masks) > _psnr(_telea(damaged, masks), frames, masks)
+
+
+def test_engine_without_propagation_is_telea():
+    frames, masks = _translating_clip(t_len=4)
+    out, stages = _run(frames, masks, engine=ClassicEngine(use_propagation=False))
+    assert set(stages.seconds) == {"spatial"}
+    np.testing.assert_allclose(out, _telea(frames, masks), atol=1e-6)
+
+
+def test_more_passes_do_not_hurt_on_translating_texture():
+    frames, masks = _translating_clip()
+    damaged = np.where(masks[..., None], 0.0, frames).astype(np.float32)
+    one, _ = _run(damaged, masks, engine=ClassicEngine(passes=1))
+    three, _ = _run(damaged, masks, engine=ClassicEngine(passes=3))
+    assert _psnr(three, frames, masks) > _psnr(one, frames, masks) - 0.5

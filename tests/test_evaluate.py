@@ -111,3 +111,12 @@ def test_demo(tmp_path):
     assert summary["psnr_mask"] > summary["input_psnr_mask"] + 3
     assert np.isfinite(summary["telea_psnr_mask"])
     assert json.loads((tmp_path / "demo_report.json").read_text())["psnr_mask"] == pytest.approx(summary["psnr_mask"])
+
+
+def test_ablations_switch_real_engine_options():
+    from propainter_wire.engines.classic import ClassicEngine
+
+    defaults = ClassicEngine()
+    for name, (kwargs, _) in evaluate.ABLATIONS.items():
+        engine = ClassicEngine(**kwargs)  # a typo would raise TypeError
+        assert any(getattr(engine, k) != getattr(defaults, k) for k in kwargs), name

@@ -89,3 +89,22 @@ def test_tracks_follow_subpixel_translation():
     assert res.seen[unknown].all() and not res.seen[~unknown].any()
     np.testing.assert_allclose(res.colours[unknown], frames[unknown], atol=1e-5)
     assert res.hops[2, 5, 10] == 1
+
+
+def test_propagate_tracks_spread_and_hop_power():
+    # 3 frames, a pixel hidden in the middle frame; the previous frame shows 0.2 and the next one 0.8
+    frames = np.zeros((3, 4, 4, 1), np.float32)
+    frames[0], frames[2] = 0.2, 0.8
+    unknown = np.zeros((3, 4, 4), bool)
+    unknown[1, 1:3, 1:3] = True
+    flows = np.zeros((2, 4, 4, 2), np.float32)
+    got = propagate_tracks(frames, unknown, flows, flows, max_hops=2, alpha2=1.0)
+    np.testing.assert_allclose(got.colours[1, 1:3, 1:3, 0], 0.5, atol=1e-6)  # equal distances: plain mean
+    np.testing.assert_allclose(got.spread[1, 1:3, 1:3], 0.6, atol=1e-6)
+    assert got.spread[unknown == 0].max() == 0
+    unknown[2, 1:3, 1:3] = True  # now the forward source is 2 hops away: weights 1 vs 1/4 with hop_power 2
+    frames = np.concatenate([frames, np.full((1, 4, 4, 1), 0.8, np.float32)])
+    unknown = np.concatenate([unknown, np.zeros((1, 4, 4), bool)])
+    flows = np.zeros((3, 4, 4, 2), np.float32)
+    got = propagate_tracks(frames, unknown, flows, flows, max_hops=3, alpha2=1.0, hop_power=2.0)
+    np.testing.assert_allclose(got.colours[1, 1:3, 1:3, 0], (0.2 + 0.8 / 4) / 1.25, atol=1e-6)

@@ -156,8 +156,9 @@ def sample_points(images: np.ndarray, frame: np.ndarray, x: np.ndarray, y: np.nd
     dx = 1 if w > 1 else 0
     dy = w if h > 1 else 0
     base = (frame.astype(np.int64) * h + y0) * w + x0
-    top = flat[base] * (1 - fx) + flat[base + dx] * fx
-    bottom = flat[base + dy] * (1 - fx) + flat[base + dy + dx] * fx
+    # ``take`` along the row axis gathers (N, C) rows several times faster than fancy indexing
+    top = flat.take(base, axis=0) * (1 - fx) + flat.take(base + dx, axis=0) * fx
+    bottom = flat.take(base + dy, axis=0) * (1 - fx) + flat.take(base + dy + dx, axis=0) * fx
     return (top * (1 - fy) + bottom * fy).astype(np.float32)
 
 
@@ -169,11 +170,14 @@ class TrackedFill:
         colours: (T, H, W, C) float32, the fused colour where ``seen`` (zeros elsewhere).
         seen: (T, H, W) bool, pixels some other frame shows.
         hops: (T, H, W) int16, temporal distance of the nearest source (0 where not seen).
+        spread: (T, H, W) float32, mean absolute difference (colour units) of the forward and backward
+            candidates where both directions found one, else 0.
     """
 
     colours: np.ndarray
     seen: np.ndarray
     hops: np.ndarray
+    spread: np.ndarray | None = None
 
 
 def _track(frames: np.ndarray, unknown: np.ndarray, along: np.ndarray, back: np.ndarray, frame: np.ndarray,
@@ -215,7 +219,7 @@ def _track(frames: np.ndarray, unknown: np.ndarray, along: np.ndarray, back: np.
 
 def propagate_tracks(frames: np.ndarray, unknown: np.ndarray, flows_f: np.ndarray, flows_b: np.ndarray,
                      targets: np.ndarray | None = None, max_hops: int = 24, alpha1: float = 0.01,
-                     alpha2: float = 0.5, known_below: float = 0.01) -> TrackedFill:
+                     alpha2: float = 0.5, known_below: float = 0.01, hop_power: float = 1.0) -> TrackedFill:
     """Colours for masked pixels from the nearest frames that show them, both directions fused.
 
     Args:
@@ -227,25 +231,27 @@ def propagate_tracks(frames: np.ndarray, unknown: np.ndarray, flows_f: np.ndarra
         max_hops: farthest frame distance searched in each direction.
         alpha1, alpha2: forward-backward consistency bound per hop (see ``fb_consistency``).
         known_below: a source point is usable when the bilinear ``unknown`` there is below this.
+        hop_power: where both directions find a source the colours are averaged with weights
+            ``1 / hops ** hop_power`` (errors of chained flows grow with the distance).
     Returns:
-        ``TrackedFill``; where both directions find a source the colours are averaged with weights
-        inversely proportional to the frame distance.
+        ``TrackedFill``.
     """
     t_len, h, w, c = frames.shape
     targets = unknown if targets is None else targets
     frames = np.ascontiguousarray(frames, dtype=np.float32)
-    unknown_f = np.ascontiguousarray(unknown, dtype=np.float32)[..., None]
+    unknown_f = np.ascontiguousarray(unknown, dtype=np.uint8)[..., None]  # 0/1, sampled bilinearly
     colours = np.zeros((t_len, h, w, c), dtype=np.float32)
     seen = np.zeros((t_len, h, w), dtype=bool)
     hops = np.zeros((t_len, h, w), dtype=np.int16)
     fi, yi, xi = np.nonzero(targets)
+    spread = np.zeros((t_len, h, w), dtype=np.float32)
     if t_len < 2 or fi.size == 0:
-        return TrackedFill(colours, seen, hops)
+        return TrackedFill(colours, seen, hops, spread)
     x, y = xi.astype(np.float32), yi.astype(np.float32)
     col_f, hop_f = _track(frames, unknown_f, flows_f, flows_b, fi, x, y, +1, max_hops, alpha1, alpha2, known_below)
     col_b, hop_b = _track(frames, unknown_f, flows_b, flows_f, fi, x, y, -1, max_hops, alpha1, alpha2, known_below)
-    w_f = np.where(hop_f > 0, 1.0 / np.maximum(hop_f, 1), 0.0).astype(np.float32)
-    w_b = np.where(hop_b > 0, 1.0 / np.maximum(hop_b, 1), 0.0).astype(np.float32)
+    w_f = np.where(hop_f > 0, np.maximum(hop_f, 1) ** -float(hop_power), 0.0).astype(np.float32)
+    w_b = np.where(hop_b > 0, np.maximum(hop_b, 1) ** -float(hop_power), 0.0).astype(np.float32)
     total = w_f + w_b
     found = total > 0
     fused = (col_f * w_f[:, None] + col_b * w_b[:, None]) / np.maximum(total, 1e-12)[:, None]
@@ -253,4 +259,6 @@ def propagate_tracks(frames: np.ndarray, unknown: np.ndarray, flows_f: np.ndarra
     seen[fi[found], yi[found], xi[found]] = True
     nearest = np.where((hop_f > 0) & ((hop_f <= hop_b) | (hop_b == 0)), hop_f, hop_b)
     hops[fi, yi, xi] = nearest
-    return TrackedFill(colours, seen, hops)
+    both = (hop_f > 0) & (hop_b > 0)
+    spread[fi[both], yi[both], xi[both]] = np.abs(col_f[both] - col_b[both]).mean(1)
+    return TrackedFill(colours, seen, hops, spread)

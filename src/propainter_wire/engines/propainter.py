@@ -113,8 +113,10 @@ class ProPainterEngine:
         budget = _raft_budget_bytes(self.device)
         starts = list(range(0, t - 1, chunk - 1))
         out_f, out_b = [], []
-        # out of memory: retry the chunk with on-demand correlation, then one pair at a time
-        fallbacks = [{}, {"corr": "local"}, {"corr": "local", "pairs_per_chunk": 1}]
+        # out of memory (or a library refusing a size): retry the chunk with fewer pairs at once,
+        # then with on-demand correlation, then one pair at a time
+        fallbacks = [{}, {"pairs_per_chunk": 2}, {"corr": "local", "pairs_per_chunk": 2},
+                     {"corr": "local", "pairs_per_chunk": 1}]
         with stages("flow", total=len(starts)) as bar, self.policy.autocast(self.device, "raft"):
             for s in starts:
                 e = min(t, s + chunk)
@@ -123,11 +125,11 @@ class ProPainterEngine:
                         f, b = bidirectional_flows(self.models.raft, frames[s:e].to(self.device), iters=iters,
                                                    budget_bytes=budget, **options)
                         break
-                    except torch.OutOfMemoryError:
-                        if attempt == len(fallbacks) - 1:
+                    except RuntimeError as exc:
+                        if not _is_resource_error(exc) or attempt == len(fallbacks) - 1:
                             raise
                         _release_memory()
-                        log.warning("RAFT ran out of device memory; retrying with %s", options or fallbacks[1])
+                        log.warning("RAFT: %s; retrying with %s", _first_line(exc), fallbacks[attempt + 1])
                 out_f.append(self._keep(f))
                 out_b.append(self._keep(b))
                 bar.update()
@@ -149,13 +151,13 @@ class ProPainterEngine:
             while True:
                 try:
                     return self._complete_spans(flows_f, flows_b, flow_masks, length, bar)
-                except torch.OutOfMemoryError:
-                    if length <= 10:
+                except RuntimeError as exc:
+                    if not _is_resource_error(exc) or length <= 10:
                         raise
                     _release_memory()
                     length = max(10, min(length, flows_f.shape[0]) // 2)
-                    log.warning("flow completion ran out of device memory; retrying in sub-videos of %d flows "
-                                "(results differ slightly from one %d-flow sub-video)", length, subvideo_length)
+                    log.warning("flow completion: %s; retrying in sub-videos of %d flows (results differ slightly "
+                                "from one %d-flow sub-video)", _first_line(exc), length, subvideo_length)
 
     def _complete_spans(self, flows_f: torch.Tensor, flows_b: torch.Tensor, flow_masks: torch.Tensor,
                         subvideo_length: int, bar) -> tuple[torch.Tensor, torch.Tensor]:
@@ -304,6 +306,19 @@ class ProPainterEngine:
         return out.astype(np.float32) / 255.0
 
 
+def _is_resource_error(exc: BaseException) -> bool:
+    """Out of device memory, or a library refusing a problem this size (cuDNN/cuBLAS)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return "out of memory" in text or "CUDNN_STATUS_NOT_SUPPORTED" in text or "CUBLAS_STATUS" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
+
+
 def _release_memory() -> None:
     import gc
 
@@ -357,10 +372,10 @@ def _raft_chunk_frames(h: int, w: int) -> int:
     """Frames handed to RAFT at once (it splits them further to fit its memory budget)."""
     pixels = h * w
     if pixels <= 1280 * 720:
-        return 33
+        return 9
     if pixels <= 1920 * 1080:
-        return 17
-    return 9
+        return 5
+    return 3
 
 
 def _raft_budget_bytes(device: torch.device) -> int:

@@ -11,11 +11,16 @@ PY=python3
 BMX=$PWD/.devcarry/data/bmx-trees
 CLIPS=/tmp/clips
 
-bench() {  # name, then bench.py args
+bench() {  # name, then bench.py args; one JSON line per run in $OUT/results.jsonl
   local name=$1; shift
-  timeout 300 $PY benchmarks/bench.py --engine propainter --device cuda --source "$BMX" "$@" \
-    > "$OUT/$name.json" 2> "$OUT/$name.err" || echo "{\"failed\": \"$name\"}" >> "$OUT/$name.json"
-  echo "$name $(tail -c 600 "$OUT/$name.json")"
+  if timeout 300 $PY benchmarks/bench.py --engine propainter --device cuda --source "$BMX" "$@" \
+      > /tmp/run.json 2> /tmp/run.err; then
+    echo "{\"name\": \"$name\", \"result\": $(tail -n 1 /tmp/run.json)}" >> "$OUT/results.jsonl"
+  else
+    echo "{\"name\": \"$name\", \"failed\": $(tail -n 1 /tmp/run.err | $PY -c 'import json,sys; print(json.dumps(sys.stdin.read()))')}" \
+      >> "$OUT/results.jsonl"
+  fi
+  tail -n 1 "$OUT/results.jsonl" | cut -c1-300
 }
 
 reference() {  # name, width, height, frames
@@ -23,8 +28,9 @@ reference() {  # name, width, height, frames
   [ -d "$CLIPS/${w}x${h}x${n}" ] || $PY benchmarks/bench.py --write-clip "$CLIPS/${w}x${h}x${n}" --source "$BMX" \
     --width "$w" --height "$h" --frames "$n"
   timeout 300 $PY benchmarks/reference_driver.py --ref "$PWD/.devcarry/ref" -- -i "$CLIPS/${w}x${h}x${n}/frames" \
-    -m "$CLIPS/${w}x${h}x${n}/masks" -o /tmp/ref_out --fp16 --save_frames > "$OUT/$name.json" 2> "$OUT/$name.err"
-  echo "$name $(cat "$OUT/$name.json")"
+    -m "$CLIPS/${w}x${h}x${n}/masks" -o /tmp/ref_out --fp16 --save_frames > /tmp/ref.json 2> /tmp/ref.err
+  echo "{\"name\": \"$name\", \"result\": $(tail -n 1 /tmp/ref.json)}" >> "$OUT/results.jsonl"
+  tail -n 1 "$OUT/results.jsonl" | cut -c1-300
 }
 
 if [ "$PHASE" = env ] || [ "$PHASE" = all ]; then
@@ -68,6 +74,17 @@ if [ "$PHASE" = table3 ]; then
   bench ours_3840x2160x16_fp16 --width 3840 --height 2160 --frames 16 --precision fp16
   bench ours_1280x720x240_fp16 --width 1280 --height 720 --frames 240 --precision fp16
   reference ref_1280x720x240 1280 720 240
+fi
+
+if [ "$PHASE" = final ]; then
+  weights
+  for size in "432 240 80" "1280 720 80" "1920 1080 50"; do
+    set -- $size; n=${1}x${2}x${3}
+    reference ref_$n "$1" "$2" "$3"
+    for p in fp16 auto; do bench ours_${n}_$p --width "$1" --height "$2" --frames "$3" --precision $p; done
+  done
+  bench ours_1280x720x240_fp16 --width 1280 --height 720 --frames 240 --precision fp16
+  bench ours_3840x2160x16_fp16 --width 3840 --height 2160 --frames 16 --precision fp16
 fi
 
 if [ "$PHASE" = table2 ]; then

@@ -47,7 +47,7 @@ def resolve_device(name: str, log: logging.Logger = _LOG) -> torch.device:
         if not torch.cuda.is_available():
             why = ("this torch build has no CUDA support" if torch.version.cuda is None
                    else "no CUDA device is visible (driver not loaded or CUDA_VISIBLE_DEVICES empty?)")
-            log.warning("device auto: %s; running on the CPU (slow)", why)
+            log.info("device auto: %s; running on the CPU", why)
             return torch.device("cpu")
         device = torch.device("cuda", torch.cuda.current_device())
         failure = gpu_self_check(device)

@@ -19,6 +19,37 @@ REFERENCE = SHARED / "reference"
 PARITY_NPZ = REFERENCE / "parity_bmx12.npz"
 
 
+def manifest_section(file_name: str) -> dict[str, tuple[tuple[int, ...], str]]:
+    """key -> (shape, dtype) of one checkpoint's section of the parity kit's manifest.
+
+    ``file_name`` is the checkpoint's name (``raft-things.pth``, ...); RAFT keys are
+    listed without their ``module.`` prefix. Skips the test when the kit is absent.
+    """
+    rows: dict[str, tuple[tuple[int, ...], str]] = {}
+    inside = False
+    for line in require(REFERENCE / "state_dict_manifest.tsv").read_text().splitlines():
+        if line.startswith("## "):
+            inside = line[3:].startswith(file_name)
+            continue
+        if inside and line.strip():
+            key, shape, dtype = line.split("\t")
+            rows[key] = (tuple(int(n) for n in shape.strip("()").split(",") if n.strip()), dtype)
+    assert rows, f"no {file_name} section in the manifest"
+    return rows
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module: on a busy 2-core machine torch's threads mostly
+    spin-wait (measured: 2x slower at the parity size, 60x on small ops)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (shared data not available here)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 import textwrap
@@ -11,27 +10,9 @@ import pytest
 import torch
 from torchvision.ops import deform_conv2d
 
-from conftest import REFERENCE, require
+from conftest import manifest_section
 from propainter_wire.models.flow_completion import ModulatedDeformConv2d, RecurrentFlowCompleteNet
 from propainter_wire.weights import det_state_dict, load_flow_completion
-
-MANIFEST_SECTION = "## recurrent_flow_completion.pth"
-
-
-def _manifest_section() -> dict[str, tuple[tuple[int, ...], str]]:
-    """Key -> (shape, dtype) of the flow-completion section of the manifest."""
-    lines = require(REFERENCE / "state_dict_manifest.tsv").read_text().splitlines()
-    entries: dict[str, tuple[tuple[int, ...], str]] = {}
-    inside = False
-    for line in lines:
-        if line.startswith("## "):
-            inside = line.startswith(MANIFEST_SECTION)
-            continue
-        if inside and line.strip():
-            key, shape, dtype = line.split("\t")
-            entries[key] = (tuple(ast.literal_eval(shape)), dtype)
-    assert entries, "flow-completion section missing from the manifest"
-    return entries
 
 
 def _random_inputs(b: int, n_flows: int, h: int, w: int, seed: int = 0):
@@ -51,7 +32,7 @@ def det_net(tmp_path_factory) -> RecurrentFlowCompleteNet:
 
 
 def test_state_dict_matches_manifest():
-    expected = _manifest_section()
+    expected = manifest_section("recurrent_flow_completion.pth")
     state = RecurrentFlowCompleteNet().state_dict()
     assert list(state) == list(expected)  # same keys, in the checkpoint's order
     for key, (shape, dtype) in expected.items():

@@ -9,36 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import REFERENCE, require
+from conftest import manifest_section
 from propainter_wire.models.inpainter import InpaintGenerator
 from propainter_wire.models.transformer import SparseWindowAttention
 from propainter_wire.weights import det_state_dict, load_inpainter
 
-MANIFEST = REFERENCE / "state_dict_manifest.tsv"
-
-
-def _manifest_section(title: str) -> dict[str, tuple[tuple[int, ...], str]]:
-    """key -> (shape, dtype) of one ``## <title>`` section of the manifest."""
-    rows: dict[str, tuple[tuple[int, ...], str]] = {}
-    inside = False
-    for line in require(MANIFEST).read_text().splitlines():
-        if line.startswith("## "):
-            inside = line[3:].startswith(title)
-            continue
-        if inside and line.strip():
-            key, shape, dtype = line.split("\t")
-            rows[key] = (tuple(int(n) for n in shape.strip("()").split(",") if n.strip()), dtype)
-    return rows
-
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Run this file single-threaded: on a busy 2-core machine torch's intra-op threads
-    mostly spin-wait (measured: 2x slower at the parity size, 60x on small ops)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Run this file single-threaded (see ``conftest.one_thread``)."""
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +41,7 @@ def _window_inputs(b: int, t: int, n_local: int, height: int, width: int, seed: 
 
 
 def test_state_dict_matches_manifest():
-    expected = _manifest_section("ProPainter.pth")
+    expected = manifest_section("ProPainter.pth")
     got = {k: (tuple(v.shape), str(v.dtype).replace("torch.", "")) for k, v in InpaintGenerator().state_dict().items()}
     assert sorted(set(expected) - set(got)) == []
     assert sorted(set(got) - set(expected)) == []

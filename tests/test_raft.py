@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from conftest import REFERENCE, require
+from conftest import manifest_section
 from propainter_wire.flow import corr as corr_mod
 from propainter_wire.flow.raft import RAFT, _Padding, bidirectional_flows
 from propainter_wire.weights import det_state_dict, load_raft
@@ -15,26 +15,9 @@ from propainter_wire.weights import det_state_dict, load_raft
 RUN_SLOW = os.environ.get("PROPAINTER_WIRE_SLOW") == "1"
 
 
-def _manifest_raft_section() -> list[tuple[str, tuple[int, ...]]]:
-    text = require(REFERENCE / "state_dict_manifest.tsv").read_text()
-    rows, inside = [], False
-    for line in text.splitlines():
-        if line.startswith("## "):
-            inside = "raft" in line.lower()
-            continue
-        if inside and line.strip():
-            key, shape, _dtype = line.split("\t")
-            rows.append((key, tuple(int(s) for s in shape.strip("()").split(",") if s.strip())))
-    return rows
-
-
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These tensors are small: one intra-op thread is as fast, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """These tensors are small: one intra-op thread is as fast (see ``conftest.one_thread``)."""
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +43,7 @@ def _smooth_frames(count: int, height: int, width: int, seed: int = 0) -> torch.
 
 
 def test_state_dict_matches_manifest():
-    expected = _manifest_raft_section()
+    expected = [(k, shape) for k, (shape, _dtype) in manifest_section("raft-things.pth").items()]
     assert len(expected) == 179
     mine = [(k, tuple(v.shape)) for k, v in RAFT().state_dict().items()]
     assert mine == expected

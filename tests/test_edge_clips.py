@@ -81,8 +81,10 @@ def assert_filled(inputs, outputs, masks) -> None:
 
 
 def clip_case(tmp_path, n, h, w, seed=0):
+    """A textured clip with a magenta object painted where the masks are (what a user removes)."""
     frames = texture(n, h, w, seed)
     masks = box_masks(n, h, w)
+    frames[masks] = (255, 0, 255)
     fdir = write_seq(tmp_path / "frames", frames)
     mdir = write_seq(tmp_path / "masks", masks.astype(np.uint8) * 255)
     return frames, masks, fdir, mdir, tmp_path / "out"

@@ -8,6 +8,7 @@ import shutil
 import cv2
 import numpy as np
 
+from conftest import require
 from propainter_wire.cli import main
 from propainter_wire.io import dilate, open_frames, open_masks
 
@@ -24,6 +25,7 @@ def _outside_mask_identical(frames_dir, masks_path, out_frames, dilation=4):
 
 def test_classic_cli_on_bmx_trees(data_dir, tmp_path):
     """20 frames of bmx-trees through the CLI: every frame written, outside the mask untouched."""
+    require(data_dir / "bmx-trees" / "frames")
     frames, masks = tmp_path / "frames", tmp_path / "masks"
     frames.mkdir()
     masks.mkdir()
@@ -42,8 +44,8 @@ def test_classic_cli_on_bmx_trees(data_dir, tmp_path):
 
 def test_classic_cli_on_running_car_video(data_dir, tmp_path):
     """The 292-frame video with its static square mask, processed at a reduced size, composited at full size."""
-    video = data_dir / "running_car" / "running_car.mp4"
-    mask = data_dir / "running_car" / "mask_square.png"
+    video = require(data_dir / "running_car" / "running_car.mp4")
+    mask = require(data_dir / "running_car" / "mask_square.png")
     out = tmp_path / "out"
     assert main(["inpaint", "-i", str(video), "-m", str(mask), "-o", str(out), "--engine", "classic",
                  "--max-side", "256", "--quiet"]) == 0

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import require
 from propainter_wire import evaluate, synth
 from propainter_wire.errors import InputError
 from propainter_wire.evaluate import Case, build_case, crop_window, fit_size, run_evaluation
@@ -89,6 +90,8 @@ def test_synthetic_case_and_cli(tmp_path):
 
 
 def test_evaluation_on_shared_data(tmp_path, data_dir):
+    for clip in ("bmx-trees/frames", "footage/test-sample0.mp4", "running_car/running_car.mp4"):
+        require(data_dir / clip)
     rows = run_evaluation(tmp_path, data_dir=data_dir, cases=["bmx-trees-wires", "sample0-object"],
                           engines=("classic", "telea"), ablation=False, max_frames=4, size=200, quiet=True)
     assert {r["case"] for r in rows} == {"bmx-trees-wires", "sample0-object"}

@@ -87,6 +87,16 @@ if [ "$PHASE" = final ]; then
   bench ours_3840x2160x16_fp16 --width 3840 --height 2160 --frames 16 --precision fp16
 fi
 
+if [ "$PHASE" = check ]; then
+  weights
+  reference ref_1280x720x80 1280 720 80
+  for p in fp16 auto fp32; do
+    bench ours_1280x720x80_$p --width 1280 --height 720 --frames 80 --precision $p --keep-output /tmp/keep_1280x720x80_$p
+  done
+  psnr 1280x720x80 1280 720 80
+  bench ours_1920x1080x50_fp16 --width 1920 --height 1080 --frames 50 --precision fp16
+fi
+
 if [ "$PHASE" = table2 ]; then
   weights
   for p in auto fp16; do bench ours_3840x2160x16_$p --width 3840 --height 2160 --frames 16 --precision $p; done

@@ -17,6 +17,7 @@ not by the clip length.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,15 +162,23 @@ class ProPainterEngine:
 
     def _complete_spans(self, flows_f: torch.Tensor, flows_b: torch.Tensor, flow_masks: torch.Tensor,
                         subvideo_length: int, bar) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flow completion over padded sub-videos of ``subvideo_length`` flows (see ``complete_flows``)."""
+        """Flow completion over padded sub-videos of ``subvideo_length`` flows (see ``complete_flows``).
+
+        In a half precision on a GPU the network's weights and inputs are converted to that
+        dtype, as the reference does with ``--fp16`` (autocast would keep fp32 copies of
+        many activations: more memory for the same arithmetic).
+        """
         net = self.models.flow_completion
         dev = self.device
+        half = self.policy.stage_dtype("flow_completion") if dev.type == "cuda" else None
+        if half is not None and next(net.parameters()).dtype != half:
+            net.to(half)
         out_f, out_b = [], []
         for span in flow_completion_spans(flows_f.shape[0], subvideo_length):
-            ff = flows_f[span.start:span.stop].unsqueeze(0).to(dev)
-            fb = flows_b[span.start:span.stop].unsqueeze(0).to(dev)
-            mm = flow_masks[span.start:span.stop + 1].unsqueeze(0).to(dev)
-            with self.policy.autocast(dev, "flow_completion"):
+            ff = flows_f[span.start:span.stop].unsqueeze(0).to(dev, half)
+            fb = flows_b[span.start:span.stop].unsqueeze(0).to(dev, half)
+            mm = flow_masks[span.start:span.stop + 1].unsqueeze(0).to(dev, half)
+            with contextlib.nullcontext() if half is not None else self.policy.autocast(dev, "flow_completion"):
                 pred_f, pred_b = net.forward_bidirect_flow(ff, fb, mm)
                 comb_f, comb_b = net.combine_flow(ff, fb, pred_f, pred_b, mm)
             out_f.append(self._keep(comb_f[0, span.local_keep]))

@@ -36,6 +36,7 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--source", type=Path, default=None)
     p.add_argument("--profile", action="store_true", help="torch.profiler table of the second run")
+    p.add_argument("--sort", default="cuda_time_total", help="profiler table order, e.g. self_cpu_time_total")
     args = p.parse_args()
 
     if args.source:
@@ -57,7 +58,7 @@ def main() -> int:
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             engine.run(inp, config, stages)
             torch.cuda.synchronize()
-        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=60))
+        print(prof.key_averages().table(sort_by=args.sort, row_limit=30, max_name_column_width=60))
     else:
         engine.run(inp, config, stages)
         torch.cuda.synchronize()

@@ -132,3 +132,32 @@ def test_out_of_memory_retries_with_smaller_chunks(engine, monkeypatch, caplog):
     masks = torch.zeros(31, 1, 64, 64)
     cf, cb = engine.complete_flows(flows, flows, masks, 80, Stages())
     assert cf.shape == flows.shape and lengths[0] == 30 and max(lengths[1:]) <= 21
+
+
+def test_transformer_out_of_memory_drops_the_feature_cache(engine, monkeypatch, caplog):
+    """A window that runs out of memory is retried once with the encoder-feature cache emptied."""
+    rng = np.random.default_rng(1)
+    t, h, w = 8, 32, 48
+    frames = rng.random((t, h, w, 3)).astype(np.float32)
+    masks = np.zeros((t, h, w), bool)
+    masks[:, 8:20, 10:30] = True
+    from propainter_wire.engines.base import EngineInput
+
+    inp = EngineInput(frames=frames, masks=masks, flow_masks=masks, raw_masks=masks)
+    cfg = InpaintConfig(neighbor_length=4, raft_iters=1)
+    expected = engine.run(inp, cfg, Stages())
+
+    net = engine.models.inpainter
+    real = net.forward_features
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(net, "forward_features", flaky)
+    out = engine.run(inp, cfg, Stages())
+    assert "without the feature cache" in caplog.text
+    assert np.array_equal(out, expected)

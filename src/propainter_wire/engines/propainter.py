@@ -255,16 +255,29 @@ class ProPainterEngine:
                     composited = original  # nothing to fill: compositing returns the originals
                 else:
                     ids = list(window.frames)
-                    with self.policy.autocast(dev, "inpainter"):
-                        feats = cache.get(ids, encode)
-                        pred = net.forward_features(
-                            feats.unsqueeze(0),
-                            flows_f[local[:-1]].unsqueeze(0).to(dev),
-                            flows_b[local[:-1]].unsqueeze(0).to(dev),
-                            masks[ids].unsqueeze(0).to(dev),
-                            updated_masks[ids].unsqueeze(0).to(dev),
-                            len(local),
-                        )
+
+                    def infer(ids=ids, local=local):
+                        with self.policy.autocast(dev, "inpainter"):
+                            feats = cache.get(ids, encode)
+                            return net.forward_features(
+                                feats.unsqueeze(0),
+                                flows_f[local[:-1]].unsqueeze(0).to(dev),
+                                flows_b[local[:-1]].unsqueeze(0).to(dev),
+                                masks[ids].unsqueeze(0).to(dev),
+                                updated_masks[ids].unsqueeze(0).to(dev),
+                                len(local),
+                            )
+
+                    try:
+                        pred = infer()
+                    except RuntimeError as exc:  # out of memory: drop the feature cache once and retry
+                        if not _is_resource_error(exc) or not cache.store:
+                            raise
+                        log.warning("transformer: %s; retrying without the feature cache", _first_line(exc))
+                        cache.store.clear()
+                        cache.capacity = 1
+                        _release_memory()
+                        pred = infer()
                     # (1, L, 3, H, W) in [-1, 1] -> (L, H, W, 3) in [0, 255] float32, truncated like the reference
                     pred_u8 = (((pred[0].float() + 1) / 2).permute(0, 2, 3, 1) * 255).to(torch.uint8)
                     m = masks[local].to(dev).permute(0, 2, 3, 1).to(torch.uint8)  # (L, H, W, 1) 0/1

@@ -36,6 +36,7 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--source", type=Path, default=None)
     p.add_argument("--profile", action="store_true", help="torch.profiler table of the second run")
+    p.add_argument("--raft-chunk", type=int, default=None, help="frames handed to RAFT at once")
     p.add_argument("--sort", default="cuda_time_total", help="profiler table order, e.g. self_cpu_time_total")
     args = p.parse_args()
 
@@ -48,6 +49,7 @@ def main() -> int:
     inp = prepare_engine_input(list(clip), list(masks), config)
     with tempfile.TemporaryDirectory() as tmp:
         engine = ProPainterEngine(write_deterministic_checkpoints(tmp), device=args.device, precision=args.precision)
+    engine.raft_chunk_frames = args.raft_chunk
     engine.run(inp, config, Stages())  # warm-up: kernels, allocator, cuDNN choices
     torch.cuda.synchronize()
     stages = Stages()

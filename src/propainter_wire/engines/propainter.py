@@ -74,6 +74,7 @@ class ProPainterEngine:
     feature_cache_bytes = 2 * 2**30  # encoder features kept on the device across windows
     # frames, masks and flows of the whole clip stay on the device below this size, else on the host
     resident_bytes = 12 * 2**30
+    raft_chunk_frames: int | None = None  # frames handed to RAFT at once; None: by frame size
 
     def __init__(self, weights_dir: Path, device: torch.device | str = "cpu", precision: str = "fp32",
                  models: ProPainterModels | None = None):
@@ -110,7 +111,7 @@ class ProPainterEngine:
         from ..flow.raft import bidirectional_flows
 
         t, _, h, w = frames.shape
-        chunk = max(2, _raft_chunk_frames(h, w))
+        chunk = max(2, self.raft_chunk_frames or _raft_chunk_frames(h, w))
         budget = _raft_budget_bytes(self.device)
         starts = list(range(0, t - 1, chunk - 1))
         out_f, out_b = [], []

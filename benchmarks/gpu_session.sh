@@ -97,6 +97,15 @@ if [ "$PHASE" = check ]; then
   bench ours_1920x1080x50_fp16 --width 1920 --height 1080 --frames 50 --precision fp16
 fi
 
+if [ "$PHASE" = last ]; then
+  weights
+  for size in "1280 720 80" "1920 1080 50"; do
+    set -- $size; n=${1}x${2}x${3}
+    reference ref_$n "$1" "$2" "$3"
+    for p in fp16 auto; do bench ours_${n}_$p --width "$1" --height "$2" --frames "$3" --precision $p; done
+  done
+fi
+
 if [ "$PHASE" = table2 ]; then
   weights
   for p in auto fp16; do bench ours_3840x2160x16_$p --width 3840 --height 2160 --frames 16 --precision $p; done

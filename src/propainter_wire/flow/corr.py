@@ -31,6 +31,7 @@ import torch.nn.functional as F
 # No single matmul / pooling / sampling operand or result may reach 2**31 elements
 # (32-bit indexing limits of some kernels). Tests shrink it to exercise chunking.
 _ELEMENT_LIMIT = 2**31 - 1
+_GRID_SAMPLE_MAX_BATCH = 2**16 - 1  # lookup batches (query pixels) per grid_sample call
 
 DEFAULT_CORR_BUDGET_BYTES = 4 * 2**30
 CORR_MODES = ("auto", "all_pairs", "local")
@@ -209,7 +210,8 @@ class AllPairsCorr:
                 lvl_h, lvl_w = level.shape[-2:]
                 window = centres / 2**index + offsets  # (B*h*w, 2r+1, 2r+1, 2) pixels of this level
                 grid = _normalised_grid(window, lvl_h, lvl_w)
-                rows = _rows_per_chunk(max(lvl_h * lvl_w, side * side * 2))
+                # cuDNN's grid sampler refuses batches past 65535 (CUDNN_STATUS_NOT_SUPPORTED)
+                rows = min(_rows_per_chunk(max(lvl_h * lvl_w, side * side * 2)), _GRID_SAMPLE_MAX_BATCH)
                 sampled = torch.cat([
                     F.grid_sample(level[s:s + rows], grid[s:s + rows], align_corners=True)
                     for s in range(0, level.shape[0], rows)

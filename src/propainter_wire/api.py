@@ -369,6 +369,7 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
 
     device = resolve_device(config.device)
     engine = None
+    written: set[int] = set()
     needed = list(range(len(targets))) if config.save_video else todo
     if needed:
         with stages("prepare"):
@@ -378,12 +379,17 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
             check_fillable(inp, config)
             with stages("load"):
                 engine = select_engine(config, device)
-            with stages.failures(engine.name):  # a failure between the engine's own stages
-                filled = engine.run(inp, config, stages)
+            early = _EarlyWriter(frames, raw_masks, inp.masks, targets, todo, config)
+            try:
+                with stages.failures(engine.name):  # a failure between the engine's own stages
+                    filled = engine.run(inp, config, stages, on_final=early)
+                written = early.close()
+            finally:
+                early.abort()
         else:
             log.info("every mask is empty: frames are copied through unchanged")
         _write_frames(frames, filled, raw_masks, inp.masks, targets, todo, needed, out_dir, source.fps, config,
-                      stages, copy_through=engine is None)
+                      stages, copy_through=engine is None, written=written)
     _finish_manifest(out_dir, fingerprint, len(targets))
 
     report = {
@@ -406,17 +412,64 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
     return report
 
 
+class _EarlyWriter:
+    """Composites and writes the frames an engine reports final, on a thread pool, while it works on.
+
+    Called as ``on_final(index, filled)``; ``close`` waits for the writes and returns the
+    indices written (a failed write is raised there, or at the next call).
+    """
+
+    def __init__(self, frames: list[np.ndarray], raw_masks: list[np.ndarray], masks: np.ndarray,
+                 targets: list[Path], todo: list[int], config: InpaintConfig):
+        self.frames, self.raw_masks, self.masks, self.targets, self.config = frames, raw_masks, masks, targets, config
+        self.todo = set(todo)
+        self.pending: dict[int, object] = {}
+        self.pool = None
+
+    def __call__(self, index: int, filled: np.ndarray) -> None:
+        if index not in self.todo or index in self.pending:
+            return
+        self._raise_failures()
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=io_threads())
+        self.pending[index] = self.pool.submit(self._finish, index, np.array(filled, copy=True))
+
+    def _finish(self, i: int, filled: np.ndarray) -> None:
+        frame = composite_frame(self.frames[i], filled, self.raw_masks[i], self.masks[i], self.config)
+        write_image(self.targets[i], frame)
+
+    def _raise_failures(self) -> None:
+        for future in self.pending.values():
+            if future.done() and future.exception() is not None:
+                raise future.exception()
+
+    def close(self) -> set[int]:
+        for index in sorted(self.pending):
+            self.pending[index].result()
+        return set(self.pending)
+
+    def abort(self) -> None:
+        """Let the writes already handed over finish (an interrupted run keeps every finished frame)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
+
 def _write_frames(frames: list[np.ndarray], filled: np.ndarray, raw_masks: list[np.ndarray], masks: np.ndarray,
                   targets: list[Path], todo: list[int], needed: list[int], out_dir: Path, fps: float | None,
-                  config: InpaintConfig, stages: Stages, copy_through: bool) -> None:
-    """Composite each needed frame at full resolution and write it at once (``todo`` only)."""
+                  config: InpaintConfig, stages: Stages, copy_through: bool, written: set[int] = frozenset()) -> None:
+    """Composite each needed frame at full resolution and write it (``todo`` only, less ``written``)."""
     writer = None
     if config.save_video:
         from .io import VideoWriter
 
         h, w = frames[0].shape[:2]
         writer = VideoWriter(out_dir / VIDEO_NAME, fps or 24.0, w, h)
-    todo_set = set(todo)
+    todo_set = set(todo) - set(written)
+    if writer is None:
+        needed = [i for i in needed if i in todo_set]
 
     def finish(i: int) -> np.ndarray:
         frame = frames[i] if copy_through else composite_frame(frames[i], filled[i], raw_masks[i], masks[i], config)

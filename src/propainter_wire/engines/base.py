@@ -6,6 +6,7 @@ resizing, compositing at full resolution and writing are the pipeline's job.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,13 +44,20 @@ class EngineInput:
         return int(self.frames.shape[1]), int(self.frames.shape[2])
 
 
+OnFinal = Callable[[int, np.ndarray], None]
+"""``on_final(index, frame)``: frame ``index`` is final, (H, W, 3) float32 in [0, 1] at processing size."""
+
+
 class Engine(Protocol):
     """An inpainting engine.
 
     ``run`` returns (T, H, W, 3) float32 RGB in [0, 1] at processing size; only the
-    pixels inside ``inp.masks`` are used by the pipeline.
+    pixels inside ``inp.masks`` are used by the pipeline. An engine that knows early
+    that a frame will not change again passes it to ``on_final`` at once, so the
+    pipeline can write it while the engine works on (an engine may also never call it).
     """
 
     name: str
 
-    def run(self, inp: EngineInput, config: InpaintConfig, stages: Stages) -> np.ndarray: ...
+    def run(self, inp: EngineInput, config: InpaintConfig, stages: Stages,
+            on_final: OnFinal | None = None) -> np.ndarray: ...

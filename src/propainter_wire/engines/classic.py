@@ -117,7 +117,7 @@ class ClassicEngine:
         raw = np.asarray(inp.raw_masks, dtype=bool)
         return _dilate(raw, self.source_margin, _SQUARE) & masks
 
-    def run(self, inp: EngineInput, config: InpaintConfig, stages: Stages) -> np.ndarray:
+    def run(self, inp: EngineInput, config: InpaintConfig, stages: Stages, on_final=None) -> np.ndarray:
         """Fill the holes; returns (T, H, W, 3) float32 in [0, 1], equal to the input outside them."""
         frames = np.ascontiguousarray(inp.frames, dtype=np.float32)  # (T, H, W, 3) [0, 1]
         holes = self.holes(inp)  # (T, H, W)

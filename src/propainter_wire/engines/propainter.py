@@ -216,7 +216,7 @@ class ProPainterEngine:
     # -- stage 4 ------------------------------------------------------------------
     def synthesize(self, updated: torch.Tensor, masks: torch.Tensor, updated_masks: torch.Tensor,
                    flows_f: torch.Tensor, flows_b: torch.Tensor, original_u8: torch.Tensor,
-                   config: InpaintConfig, stages: Stages) -> np.ndarray:
+                   config: InpaintConfig, stages: Stages, on_final=None) -> np.ndarray:
         """Transformer windows and the reference's uint8 averaging of overlapping windows.
 
         Compositing and averaging run on the device with the reference's exact
@@ -229,6 +229,7 @@ class ProPainterEngine:
             updated_masks: (T, 1, H, W) float {0, 1}, masks after propagation.
             flows_f, flows_b: (T-1, 2, H, W) completed flows, pixels.
             original_u8: (T, H, W, 3) uint8, the frames at processing size.
+            on_final: called as ``on_final(index, uint8 frame)`` as soon as a frame is final.
         Returns:
             (T, H, W, 3) uint8 composited frames.
         """
@@ -287,12 +288,17 @@ class ProPainterEngine:
                     result[idx] = _average(result.get(idx), composited[i])
                     if last_window[idx] == k:
                         out[idx] = result.pop(idx).cpu().numpy()
+                        if on_final is not None:
+                            on_final(idx, out[idx])
                 bar.update()
         return out
 
     # -- the whole engine ------------------------------------------------------------
-    def run(self, inp: EngineInput, config: InpaintConfig, stages: Stages) -> np.ndarray:
-        """Inpaint a clip; see ``Engine``. Returns (T, H, W, 3) float32 in [0, 1]."""
+    def run(self, inp: EngineInput, config: InpaintConfig, stages: Stages, on_final=None) -> np.ndarray:
+        """Inpaint a clip; see ``Engine``. Returns (T, H, W, 3) float32 in [0, 1].
+
+        ``on_final(index, frame)`` receives each frame as soon as no later window changes it.
+        """
         frames_u8 = np.clip(np.rint(inp.frames * 255.0), 0, 255).astype(np.uint8)
         single = inp.length == 1
         masks_np, flow_masks_np = inp.masks, inp.flow_masks
@@ -321,7 +327,13 @@ class ProPainterEngine:
             flows_f, flows_b = self.compute_flows(frames, config.raft_iters, stages)
             flows_f, flows_b = self.complete_flows(flows_f, flows_b, flow_masks, config.subvideo_length, stages)
             updated, updated_masks = self.propagate(frames, masks, flows_f, flows_b, config.subvideo_length, stages)
-            out = self.synthesize(updated, masks, updated_masks, flows_f, flows_b, original, config, stages)
+            emit = None
+            if on_final is not None and not single:
+                def emit(idx: int, frame_u8: np.ndarray) -> None:
+                    on_final(idx, frame_u8[:h, :w].astype(np.float32) / 255.0)
+
+            out = self.synthesize(updated, masks, updated_masks, flows_f, flows_b, original, config, stages,
+                                  on_final=emit)
 
         out = out[:, :h, :w]
         if single:

@@ -146,22 +146,26 @@ def check_fillable(inp: EngineInput, config: InpaintConfig) -> None:
                          "from (leave some pixels unmasked, or lower --mask-dilation)")
 
 
-def fill(inp: EngineInput, config: InpaintConfig, stages: Stages, engine=None) -> np.ndarray:
-    """Run the engine on a prepared clip: (T, h, w, 3) float32 in [0, 1] at processing size.
+def fill(inp: EngineInput, config: InpaintConfig, stages: Stages, engine=None, device=None,
+         on_final=None) -> tuple[np.ndarray, object | None]:
+    """Run an engine on a prepared clip: (T, h, w, 3) float32 in [0, 1] at processing size, and the engine.
 
-    Every mask empty: the frames come back unchanged and no engine is made.
+    Every mask empty: the frames come back unchanged and no engine is made (None).
+    A clip with no known pixel is refused before any engine is loaded.
     """
     if not inp.masks.any():
-        log.info("every mask is empty: frames pass through unchanged")
-        return inp.frames
+        log.info("every mask is empty: frames are copied through unchanged")
+        return inp.frames, None
     check_fillable(inp, config)
     if engine is None:
         with stages("load"):
-            from .runtime.device import resolve_device
+            if device is None:
+                from .runtime.device import resolve_device
 
-            engine = select_engine(config, resolve_device(config.device))
-    with stages.failures(getattr(engine, "name", "engine")):
-        return engine.run(inp, config, stages)
+                device = resolve_device(config.device)
+            engine = select_engine(config, device)
+    with stages.failures(getattr(engine, "name", "engine")):  # a failure between the engine's own stages
+        return engine.run(inp, config, stages, on_final=on_final), engine
 
 
 def run_engine(frames: list[np.ndarray], raw_masks: list[np.ndarray], config: InpaintConfig,
@@ -169,10 +173,9 @@ def run_engine(frames: list[np.ndarray], raw_masks: list[np.ndarray], config: In
     """Inpaint in memory: frames (H, W, 3) native dtype, masks (H, W) bool -> composited frames."""
     with stages("prepare"):
         inp = prepare_engine_input(frames, raw_masks, config)
-    if not inp.masks.any():
-        log.info("every mask is empty: frames pass through unchanged")
+    filled, engine = fill(inp, config, stages, engine)
+    if engine is None:
         return [f.copy() for f in frames]
-    filled = fill(inp, config, stages, engine)
     with stages("composite", total=len(frames)) as bar:
         out = []
         for i, frame in enumerate(frames):
@@ -374,20 +377,12 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
     if needed:
         with stages("prepare"):
             inp = prepare_engine_input(frames, raw_masks, config)
-        filled = inp.frames
-        if inp.masks.any():
-            check_fillable(inp, config)
-            with stages("load"):
-                engine = select_engine(config, device)
-            early = _EarlyWriter(frames, raw_masks, inp.masks, targets, todo, config)
-            try:
-                with stages.failures(engine.name):  # a failure between the engine's own stages
-                    filled = engine.run(inp, config, stages, on_final=early)
-                written = early.close()
-            finally:
-                early.abort()
-        else:
-            log.info("every mask is empty: frames are copied through unchanged")
+        early = _EarlyWriter(frames, raw_masks, inp.masks, targets, todo, config)
+        try:
+            filled, engine = fill(inp, config, stages, device=device, on_final=early)
+            written = early.close()
+        finally:
+            early.abort()
         _write_frames(frames, filled, raw_masks, inp.masks, targets, todo, needed, out_dir, source.fps, config,
                       stages, copy_through=engine is None, written=written)
     _finish_manifest(out_dir, fingerprint, len(targets))

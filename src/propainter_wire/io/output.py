@@ -16,6 +16,7 @@ Layout of an output folder (names this tool owns)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -23,7 +24,7 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -343,19 +344,13 @@ class VideoWriter:
         if (self.coded_height, self.coded_width) != (self.height, self.width):
             frame = np.pad(frame, ((0, self.coded_height - self.height), (0, self.coded_width - self.width), (0, 0)),
                            mode="edge")
-        try:
+        with self._failures():
             if self._av is not None:
                 picture = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
                 for packet in self._stream.encode(picture):
                     self._container.mux(packet)
             else:
                 self._cv2_writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
-        except OSError as exc:
-            self._abort()
-            raise _os_error(exc, self.path) from exc
-        except self._ffmpeg_errors() as exc:
-            self._abort()
-            raise InputError(f"cannot write: {_ffmpeg_text(exc)}", self.path) from exc
         self.frames_written += 1
 
     def close(self) -> None:
@@ -366,7 +361,7 @@ class VideoWriter:
             log.warning("%s: no frame written, no video made", self.path)
             self._abort()
             return
-        try:
+        with self._failures():
             if self._av is not None:
                 for packet in self._stream.encode(None):
                     self._container.mux(packet)
@@ -376,6 +371,12 @@ class VideoWriter:
                 self._cv2_writer.release()
                 self._cv2_writer = None
             os.replace(self._temp, self.path)
+
+    @contextlib.contextmanager
+    def _failures(self) -> Iterator[None]:
+        """A failed write or close drops the unfinished file and becomes an ``InputError`` naming the video."""
+        try:
+            yield
         except OSError as exc:
             self._abort()
             raise _os_error(exc, self.path) from exc

@@ -50,6 +50,12 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture()
+def in_order_io(monkeypatch):
+    """One thread for frame I/O, so frames are written in order (for tests that count or interrupt writes)."""
+    monkeypatch.setenv("PROPAINTER_WIRE_IO_THREADS", "1")
+
+
 def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (shared data not available here)")

@@ -30,11 +30,8 @@ CUDA_ILLEGAL = ("CUDA error: an illegal memory access was encountered\n"
                 "below might be incorrect.\nFor debugging consider passing CUDA_LAUNCH_BLOCKING=1")
 
 
-@pytest.fixture(autouse=True)
-def _in_order_io(monkeypatch):
-    """These tests count and interrupt frame writes: one I/O thread keeps the writes in order."""
-    monkeypatch.setenv("PROPAINTER_WIRE_IO_THREADS", "1")
-
+# these tests count and interrupt frame writes: one I/O thread keeps the writes in order
+pytestmark = pytest.mark.usefixtures("in_order_io")
 
 
 def make_clip(root: Path) -> tuple[Path, Path]:

@@ -28,11 +28,8 @@ N, H, W = 8, 48, 64
 FAST = ["--engine", "classic", "--device", "cpu", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def _in_order_io(monkeypatch):
-    """These tests count and interrupt frame writes: one I/O thread keeps the writes in order."""
-    monkeypatch.setenv("PROPAINTER_WIRE_IO_THREADS", "1")
-
+# these tests count and interrupt frame writes: one I/O thread keeps the writes in order
+pytestmark = pytest.mark.usefixtures("in_order_io")
 
 
 def make_clip(root: Path) -> tuple[Path, Path]:

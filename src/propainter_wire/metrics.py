@@ -13,9 +13,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
-
-from .flow.warp import fb_consistency, flow_warp
 
 # SSIM constants of Wang et al. (2004), for images scaled to [0, 1]
 _SSIM_K1, _SSIM_K2 = 0.01, 0.03
@@ -189,6 +186,10 @@ def temporal_flow(truth: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRESET_ME
     grey = [_grey_u8(f) for f in truth]
     fw = np.stack([dis.calc(grey[t], grey[t + 1], None) for t in range(len(grey) - 1)]).astype(np.float32)
     bw = np.stack([dis.calc(grey[t + 1], grey[t], None) for t in range(len(grey) - 1)]).astype(np.float32)
+    import torch  # the CLI imports this module to build its parser: keep torch off that path
+
+    from .flow.warp import fb_consistency
+
     fw_t = torch.from_numpy(fw).permute(0, 3, 1, 2)  # (T-1, 2, H, W)
     bw_t = torch.from_numpy(bw).permute(0, 3, 1, 2)
     consistent = fb_consistency(fw_t, bw_t)[:, 0].numpy() > 0.5  # (T-1, H, W)
@@ -230,6 +231,10 @@ def warping_error(result: np.ndarray, flows: TemporalFlow | np.ndarray, mask: np
         count &= m[:-1] | m[1:]
     if not count.any():
         return float("nan")
+    import torch
+
+    from .flow.warp import flow_warp
+
     total, n = 0.0, 0
     for t in range(result.shape[0] - 1):
         if not count[t].any():

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# One device session: environment, doctor, GPU tests, then the benchmark table.
-# Run on the device machine from the repo root:  bash benchmarks/gpu_session.sh PHASE
+# Device sessions behind benchmarks/RESULTS.md. Run on the device machine from the repo root:
+#   bash benchmarks/gpu_session.sh PHASE
+# env: versions, doctor, the test suite on the GPU machine; small/table1/table3/final/check/last:
+# the benchmark runs RESULTS.md cites (reference and ours in the same call).
 # Needs .devcarry/ (ignored, carried): ref/ (a checkout of the reference ProPainter),
 # data/bmx-trees, reference/ (the parity kit). Results land in $OUT.
 set -u
-PHASE=${1:-all}
+PHASE=${1:-env}
 export PYTHONPATH=$PWD/src PROPAINTER_WIRE_SHARED=$PWD/.devcarry PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 PY=python3
@@ -33,7 +35,7 @@ reference() {  # name, width, height, frames
   tail -n 1 "$OUT/results.jsonl" | cut -c1-300
 }
 
-if [ "$PHASE" = env ] || [ "$PHASE" = all ]; then
+if [ "$PHASE" = env ]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   $PY -c "import torch; print(torch.__version__, torch.version.cuda, torch.backends.cudnn.version())"
   $PY -m propainter_wire doctor --json > "$OUT/doctor.json"; echo "doctor rc=$?"
@@ -106,14 +108,7 @@ if [ "$PHASE" = last ]; then
   done
 fi
 
-if [ "$PHASE" = table2 ]; then
-  weights
-  for p in auto fp16; do bench ours_3840x2160x16_$p --width 3840 --height 2160 --frames 16 --precision $p; done
-  bench ours_1280x720x240_auto --width 1280 --height 720 --frames 240 --precision auto
-  reference ref_1280x720x240 1280 720 240
-fi
-
-if [ "$PHASE" = small ] || [ "$PHASE" = all ]; then
+if [ "$PHASE" = small ]; then
   mkdir -p .devcarry/ref/weights
   $PY -c "from propainter_wire.weights import write_deterministic_checkpoints as w; w('.devcarry/ref/weights')"
   reference ref_432x240x80 432 240 80
@@ -126,8 +121,3 @@ if [ "$PHASE" = small ] || [ "$PHASE" = all ]; then
   $PY benchmarks/compare.py /tmp/o16 /tmp/o32 /tmp/c720/masks > "$OUT/psnr_fp16_vs_fp32.json"; cat "$OUT/psnr_fp16_vs_fp32.json"
 fi
 
-if [ "$PHASE" = large ] || [ "$PHASE" = all ]; then
-  bench ours_1920x1080x50_fp16 --width 1920 --height 1080 --frames 50 --precision fp16
-  bench ours_3840x2160x16_fp16 --width 3840 --height 2160 --frames 16 --precision fp16
-  bench ours_1280x720x240_fp16 --width 1280 --height 720 --frames 240 --precision fp16
-fi

@@ -96,6 +96,37 @@ def test_local_matches_all_pairs(raft):
         assert (a - b).abs().max().item() <= 1e-4
 
 
+def test_directions_one_at_a_time_when_only_one_pyramid_fits(raft, monkeypatch):
+    """A budget that holds one direction's pyramid but not both: same flows, never two volumes alive."""
+    frames = _smooth_frames(3, 128, 128, seed=2)
+    together = bidirectional_flows(raft, frames, iters=4, corr="all_pairs", pairs_per_chunk=1)
+    one = corr_mod.all_pairs_bytes(16, 16)
+    built = []
+    real = corr_mod.AllPairsCorr.__init__
+
+    def spy(self, volume, *args, **kwargs):
+        built.append(volume.shape[0])
+        real(self, volume, *args, **kwargs)
+
+    monkeypatch.setattr(corr_mod.AllPairsCorr, "__init__", spy)
+    split = bidirectional_flows(raft, frames, iters=4, budget_bytes=one + one // 2)
+    assert built and max(built) == 1  # one pair, one direction per volume
+    for a, b in zip(together, split, strict=True):
+        assert a.abs().max().item() > 0.5
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=0)
+
+
+def test_half_pyramid_is_close_to_fp32():
+    gen = torch.Generator().manual_seed(5)
+    fmap1, fmap2 = torch.randn(2, 2, 32, 16, 20, generator=gen)
+    coords = torch.rand(2, 2, 16, 20, generator=gen) * torch.tensor([18.0, 14.0]).view(1, 2, 1, 1)
+    full = corr_mod.AllPairsCorr.from_features(fmap1, fmap2)(coords)
+    half = corr_mod.AllPairsCorr.from_features(fmap1, fmap2, dtype=torch.float16)(coords)
+    assert half.dtype == torch.float32 and half.shape == full.shape
+    assert corr_mod.all_pairs_bytes(16, 20, dtype=torch.float16) * 2 == corr_mod.all_pairs_bytes(16, 20)
+    torch.testing.assert_close(half, full, atol=0.05, rtol=0.02)
+
+
 def test_corr_lookups_agree_off_grid():
     """Both correlation variants at fractional and out-of-image positions, all levels."""
     gen = torch.Generator().manual_seed(3)

@@ -58,14 +58,16 @@ def pyramid_sizes(height: int, width: int, levels: int = 4) -> list[tuple[int, i
     return sizes
 
 
-def all_pairs_bytes(height: int, width: int, levels: int = 4) -> int:
-    """Bytes of one direction's fp32 all-pairs pyramid for a (height, width) feature map."""
+def all_pairs_bytes(height: int, width: int, levels: int = 4, dtype: torch.dtype = torch.float32) -> int:
+    """Bytes of one direction's all-pairs pyramid for a (height, width) feature map, stored as ``dtype``."""
     pixels = height * width
-    return 4 * pixels * sum(h * w for h, w in pyramid_sizes(height, width, levels))
+    item = torch.empty((), dtype=dtype).element_size()
+    return item * pixels * sum(h * w for h, w in pyramid_sizes(height, width, levels))
 
 
 def choose_corr_mode(mode: str, height: int, width: int, volumes: int = 1,
-                     budget_bytes: int = DEFAULT_CORR_BUDGET_BYTES, levels: int = 4) -> str:
+                     budget_bytes: int = DEFAULT_CORR_BUDGET_BYTES, levels: int = 4,
+                     dtype: torch.dtype = torch.float32) -> str:
     """Resolve ``'auto'`` to ``'all_pairs'`` or ``'local'``.
 
     Args:
@@ -73,12 +75,13 @@ def choose_corr_mode(mode: str, height: int, width: int, volumes: int = 1,
         height, width: feature-map size (1/8 of the padded input).
         volumes: how many all-pairs pyramids must coexist (e.g. 2 for both directions of a pair).
         budget_bytes: all-pairs is chosen when ``volumes`` pyramids fit in it.
+        dtype: storage dtype of the pyramids.
     """
     if mode not in CORR_MODES:
         raise ValueError(f"corr mode must be one of {CORR_MODES}, got {mode!r}")
     if mode != "auto":
         return mode
-    return "all_pairs" if volumes * all_pairs_bytes(height, width, levels) <= budget_bytes else "local"
+    return "all_pairs" if volumes * all_pairs_bytes(height, width, levels, dtype) <= budget_bytes else "local"
 
 
 def window_offsets(radius: int, device: torch.device | None = None) -> torch.Tensor:
@@ -96,10 +99,11 @@ def all_pairs_volume(fmap1: torch.Tensor, fmap2: torch.Tensor, out: torch.Tensor
 
     Args:
         fmap1, fmap2: (B, C, h, w) features (any float dtype; computed in fp32).
-        out: optional (B, h*w, h*w) fp32 tensor to write into.
+        out: optional (B, h*w, h*w) tensor to write into; a half-precision ``out`` stores
+            the fp32 products rounded to its dtype.
     Returns:
-        (B, h*w [image 1], h*w [image 2]) fp32, divided by sqrt(C). Computed by
-        row chunks so no matmul operand or result reaches the element limit.
+        (B, h*w [image 1], h*w [image 2]) fp32 (or ``out``'s dtype), divided by sqrt(C).
+        Computed by row chunks so no matmul operand or result reaches the element limit.
     """
     batch, dim, height, width = fmap1.shape
     pixels = height * width
@@ -123,8 +127,11 @@ def all_pairs_volume(fmap1: torch.Tensor, fmap2: torch.Tensor, out: torch.Tensor
             keys = fmap2[b].float().reshape(dim, pixels)  # (C, hw2)
             for start in range(0, pixels, rows):
                 block = out[b, start:start + rows]  # (rows, hw2), contiguous
-                torch.matmul(queries[start:start + rows], keys, out=block)
-                block.div_(scale)
+                if block.dtype == torch.float32:
+                    torch.matmul(queries[start:start + rows], keys, out=block)
+                    block.div_(scale)
+                else:  # fp32 products, stored rounded
+                    block.copy_(torch.matmul(queries[start:start + rows], keys).div_(scale))
     return out
 
 
@@ -168,24 +175,32 @@ class AllPairsCorr:
 
     @classmethod
     def from_features(cls, fmap1: torch.Tensor, fmap2: torch.Tensor, levels: int = 4,
-                      radius: int = 4) -> AllPairsCorr:
-        """fmap1, fmap2: (B, C, h, w) -> lookup of image-1 pixels in image 2."""
-        _, _, height, width = fmap1.shape
-        return cls(all_pairs_volume(fmap1, fmap2), height, width, levels, radius)
+                      radius: int = 4, dtype: torch.dtype = torch.float32) -> AllPairsCorr:
+        """fmap1, fmap2: (B, C, h, w) -> lookup of image-1 pixels in image 2.
+
+        ``dtype`` is the pyramid's storage (products are computed in fp32 either way).
+        """
+        batch, _, height, width = fmap1.shape
+        if dtype == torch.float32:
+            return cls(all_pairs_volume(fmap1, fmap2), height, width, levels, radius)
+        volume = torch.empty(batch, height * width, height * width, dtype=dtype, device=fmap1.device)
+        return cls(all_pairs_volume(fmap1, fmap2, out=volume), height, width, levels, radius)
 
     @classmethod
-    def from_pairs(cls, fmap1: torch.Tensor, fmap2: torch.Tensor, levels: int = 4, radius: int = 4) -> AllPairsCorr:
+    def from_pairs(cls, fmap1: torch.Tensor, fmap2: torch.Tensor, levels: int = 4, radius: int = 4,
+                   dtype: torch.dtype = torch.float32) -> AllPairsCorr:
         """Both directions of K pairs in one block of batch 2K.
 
         Args:
             fmap1, fmap2: (K, C, h, w) features of the first and second frame of each pair.
+            dtype: storage of the pyramid.
         Returns:
             batch entries 0..K-1 look up fmap1 pixels in fmap2 (forward), entries
             K..2K-1 fmap2 pixels in fmap1 (backward, the transposed volume).
         """
         pairs, _, height, width = fmap1.shape
         pixels = height * width
-        volume = torch.empty(2 * pairs, pixels, pixels, dtype=torch.float32, device=fmap1.device)
+        volume = torch.empty(2 * pairs, pixels, pixels, dtype=dtype, device=fmap1.device)
         all_pairs_volume(fmap1, fmap2, out=volume[:pairs])
         rows = _rows_per_chunk(pixels)
         for k in range(pairs):
@@ -204,12 +219,13 @@ class AllPairsCorr:
         side = 2 * self.radius + 1
         with _no_autocast(coords.device):
             centres = coords.float().permute(0, 2, 3, 1).reshape(batch * height * width, 1, 1, 2)
+            dtype = self.pyramid[0].dtype
             offsets = window_offsets(self.radius, coords.device).view(1, side, side, 2)
             features = []
             for index, level in enumerate(self.pyramid):
                 lvl_h, lvl_w = level.shape[-2:]
                 window = centres / 2**index + offsets  # (B*h*w, 2r+1, 2r+1, 2) pixels of this level
-                grid = _normalised_grid(window, lvl_h, lvl_w)
+                grid = _normalised_grid(window, lvl_h, lvl_w).to(dtype)
                 # cuDNN's grid sampler refuses batches past 65535 (CUDNN_STATUS_NOT_SUPPORTED)
                 rows = min(_rows_per_chunk(max(lvl_h * lvl_w, side * side * 2)), _GRID_SAMPLE_MAX_BATCH)
                 sampled = torch.cat([
@@ -218,7 +234,7 @@ class AllPairsCorr:
                 ]) if rows < level.shape[0] else F.grid_sample(level, grid, align_corners=True)
                 features.append(sampled.view(batch, height, width, side * side))  # (B, h, w, K)
             stacked = torch.cat(features, dim=-1)  # (B, h, w, levels*K)
-        return stacked.permute(0, 3, 1, 2).contiguous()
+        return stacked.float().permute(0, 3, 1, 2).contiguous()
 
 
 # ---------------------------------------------------------------------------
@@ -317,7 +333,8 @@ class LocalCorr:
 
 
 def build_corr(fmap1: torch.Tensor, fmap2: torch.Tensor, mode: str, levels: int = 4, radius: int = 4,
-               pairs: bool = False, budget_bytes: int = DEFAULT_CORR_BUDGET_BYTES) -> CorrFn:
+               pairs: bool = False, budget_bytes: int = DEFAULT_CORR_BUDGET_BYTES,
+               dtype: torch.dtype = torch.float32) -> CorrFn:
     """A correlation lookup for ``fmap1`` pixels in ``fmap2``.
 
     Args:
@@ -325,14 +342,15 @@ def build_corr(fmap1: torch.Tensor, fmap2: torch.Tensor, mode: str, levels: int 
         mode: 'auto', 'all_pairs' or 'local'.
         pairs: build both directions (batch 2K: forward entries first, then backward).
         budget_bytes: memory allowed for all-pairs volumes (used by 'auto') and the local gather chunks.
+        dtype: storage of an all-pairs pyramid (fp32 = the reference; half halves its memory).
     """
     count, _, height, width = fmap1.shape
     volumes = count * (2 if pairs else 1)
-    mode = choose_corr_mode(mode, height, width, volumes, budget_bytes, levels)
+    mode = choose_corr_mode(mode, height, width, volumes, budget_bytes, levels, dtype)
     if mode == "all_pairs":
         if pairs:
-            return AllPairsCorr.from_pairs(fmap1, fmap2, levels, radius)
-        return AllPairsCorr.from_features(fmap1, fmap2, levels, radius)
+            return AllPairsCorr.from_pairs(fmap1, fmap2, levels, radius, dtype)
+        return AllPairsCorr.from_features(fmap1, fmap2, levels, radius, dtype)
     chunk = max(2**20, budget_bytes // 16)
     if pairs:
         return LocalCorr(torch.cat([fmap1, fmap2]), torch.cat([fmap2, fmap1]), levels, radius, chunk)

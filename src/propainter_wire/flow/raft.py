@@ -343,22 +343,27 @@ class RAFT(nn.Module):
 _ACTIVATION_FLOATS_PER_PIXEL = 4096
 
 
-def _pairs_per_chunk(height: int, width: int, mode: str, budget_bytes: int, pairs: int) -> int:
+def _pairs_per_chunk(height: int, width: int, mode: str, budget_bytes: int, pairs: int,
+                     volumes_per_pair: int = 2, dtype: torch.dtype = torch.float32) -> int:
+    """Pairs refined together: their activations (both directions) and the all-pairs
+    pyramids alive at once (``volumes_per_pair`` per pair) fit ``budget_bytes``."""
     per_pair = 2 * 4 * _ACTIVATION_FLOATS_PER_PIXEL * height * width
     if mode == "all_pairs":
-        per_pair += 2 * all_pairs_bytes(height, width, CORR_LEVELS)
+        per_pair += volumes_per_pair * all_pairs_bytes(height, width, CORR_LEVELS, dtype)
     return max(1, min(pairs, budget_bytes // per_pair))
 
 
 @torch.no_grad()
 def bidirectional_flows(raft: RAFT, frames: torch.Tensor, iters: int = 20, corr: str = "auto",
-                        budget_bytes: int | None = None,
-                        pairs_per_chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                        budget_bytes: int | None = None, pairs_per_chunk: int | None = None,
+                        corr_dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward and backward flows between consecutive frames (ProPainter's RAFT_bi).
 
-    Each frame is encoded once; forward and backward lookups of a pair share one
-    all-pairs volume (the backward one is its transpose). Frames are processed in
-    chunks of consecutive pairs to bound memory.
+    Each frame is encoded once. When both directions' all-pairs pyramids of a pair
+    fit the budget, they are refined together and share one volume (the backward one
+    is its transpose); when only one fits, the directions are refined one after the
+    other, each with its own volume; when none fits, the on-demand local correlation
+    is used. Frames are processed in chunks of consecutive pairs to bound memory.
 
     Args:
         raft: the network (eval mode).
@@ -368,6 +373,7 @@ def bidirectional_flows(raft: RAFT, frames: torch.Tensor, iters: int = 20, corr:
         budget_bytes: memory for correlation volumes and activations per chunk
             (default ``raft.corr_budget_bytes``).
         pairs_per_chunk: override the number of pairs processed together.
+        corr_dtype: storage of the all-pairs pyramids (fp32 = the reference).
     Returns:
         flows_f (T-1, 2, H, W): flow t -> t+1; flows_b (T-1, 2, H, W): flow t+1 -> t;
         float32 pixels at input resolution, on ``frames.device``.
@@ -382,10 +388,16 @@ def bidirectional_flows(raft: RAFT, frames: torch.Tensor, iters: int = 20, corr:
     padding = _Padding.for_size(height, width, levels=raft.corr_levels)
     feat_h = (height + padding.top + padding.bottom) // DOWNSAMPLE
     feat_w = (width + padding.left + padding.right) // DOWNSAMPLE
-    mode = choose_corr_mode(corr, feat_h, feat_w, 2, budget, raft.corr_levels)
-    chunk = pairs_per_chunk or _pairs_per_chunk(feat_h, feat_w, mode, budget, total - 1)
+    mode = choose_corr_mode(corr, feat_h, feat_w, 2, budget, raft.corr_levels, corr_dtype)
+    together = True  # both directions of a pair in one batch
+    if mode == "local" and corr == "auto" and choose_corr_mode(corr, feat_h, feat_w, 1, budget, raft.corr_levels,
+                                                               corr_dtype) == "all_pairs":
+        mode, together = "all_pairs", False
+    volumes = 2 if together else 1
+    chunk = pairs_per_chunk or _pairs_per_chunk(feat_h, feat_w, mode, budget, total - 1, volumes, corr_dtype)
     if mode == "all_pairs":  # keep every chunk's volumes inside the budget where possible
-        chunk = min(chunk, max(1, budget // (2 * all_pairs_bytes(feat_h, feat_w, raft.corr_levels))))
+        pyramid = all_pairs_bytes(feat_h, feat_w, raft.corr_levels, corr_dtype)
+        chunk = min(chunk, max(1, budget // (volumes * pyramid)))
 
     flows_f = torch.empty(total - 1, 2, height, width, dtype=torch.float32, device=frames.device)
     flows_b = torch.empty_like(flows_f)
@@ -399,12 +411,19 @@ def bidirectional_flows(raft: RAFT, frames: torch.Tensor, iters: int = 20, corr:
                                                                                   strict=True))
         carried = (features[-1], hidden[-1], context[-1])
         pairs = last - first
-        corr_fn = build_corr(features[:-1], features[1:], mode, raft.corr_levels, raft.corr_radius,
-                             pairs=True, budget_bytes=budget)
-        flow = raft.refine(corr_fn, torch.cat((hidden[:-1], hidden[1:])), torch.cat((context[:-1], context[1:])),
-                           iters)  # (2*pairs, 2, Hp, Wp): forward pairs then backward pairs
-        del corr_fn
-        flow = padding.crop(flow)
-        flows_f[first:last] = flow[:pairs]
-        flows_b[first:last] = flow[pairs:]
+        if together:
+            corr_fn = build_corr(features[:-1], features[1:], mode, raft.corr_levels, raft.corr_radius,
+                                 pairs=True, budget_bytes=budget, dtype=corr_dtype)
+            flow = raft.refine(corr_fn, torch.cat((hidden[:-1], hidden[1:])),
+                               torch.cat((context[:-1], context[1:])), iters)  # (2*pairs, 2, Hp, Wp): fwd then bwd
+            del corr_fn
+            flow = padding.crop(flow)
+            flows_f[first:last] = flow[:pairs]
+            flows_b[first:last] = flow[pairs:]
+            continue
+        for src, dst, out in ((slice(None, -1), slice(1, None), flows_f), (slice(1, None), slice(None, -1), flows_b)):
+            corr_fn = build_corr(features[src], features[dst], mode, raft.corr_levels, raft.corr_radius,
+                                 budget_bytes=budget, dtype=corr_dtype)
+            out[first:last] = padding.crop(raft.refine(corr_fn, hidden[src], context[src], iters))
+            del corr_fn
     return flows_f, flows_b

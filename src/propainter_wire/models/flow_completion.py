@@ -261,12 +261,19 @@ class RecurrentFlowCompleteNet(torch.nn.Module):
     Use :meth:`forward_bidirect_flow` then :meth:`combine_flow`; see the module
     docstring for shapes and units. Build, then load weights with
     ``propainter_wire.weights.load_flow_completion``.
+
+    To bound memory on long or large clips, set ``frames_per_chunk`` (e.g. from
+    :meth:`frames_for_budget`): the per-frame and local-in-time stages then run a
+    chunk of frames at a time with the same results; only the recurrence at 1/8
+    scale still sees every frame at once.
     """
 
     feat_channels = 128
 
     def __init__(self) -> None:
         super().__init__()
+        # None: whole clip at once; n: encoder windows of n frames (+ halo) and decoder chunks of n frames
+        self.frames_per_chunk: int | None = None
         c = self.feat_channels
         # (B, 3, T, H, W) -> (B, 32, T, H/2, W/2)
         self.downsample = nn.Sequential(
@@ -308,8 +315,126 @@ class RecurrentFlowCompleteNet(torch.nn.Module):
         )
         self.edgeDetector = EdgeDetection()  # 2 -> 16 -> 1 channels
 
+    # -- memory-bounded chunking ---------------------------------------------------
+
+    @property
+    def encoder_modules(self) -> tuple[nn.Module, ...]:
+        """The stages before the recurrence, in order; the only ones that mix frames locally."""
+        return (self.downsample, self.encoder1, self.encoder2, self.mid_dilation)
+
+    @property
+    def temporal_halo(self) -> int:
+        """Frames each side of a chunk that the encoder stages read (8 for the checkpoint's layout).
+
+        Derived from the modules: every ``Conv3d`` with a length-preserving temporal
+        kernel k, dilation d reaches ``d * (k - 1) / 2`` frames each way, and reaches
+        add up along a chain (a residual branch reaches no further than the chain it
+        skips). Here: 4 P3D blocks x one (3, 1, 1) conv dilated by 2 = 4 x 2 frames.
+        A window clipped at a clip end pads exactly as the whole clip does there, so
+        the padding mode does not matter. Raises ValueError for a temporal conv that
+        would change the frame count.
+        """
+        halo = 0
+        for stage in self.encoder_modules:
+            for conv in stage.modules():
+                if not isinstance(conv, nn.Conv3d):
+                    continue
+                k, d, p, s = conv.kernel_size[0], conv.dilation[0], conv.padding, conv.stride[0]
+                reach = d * (k - 1) // 2
+                if s != 1 or k % 2 == 0 or isinstance(p, str) or p[0] != reach:
+                    raise ValueError(f"{conv} does not keep the frame count; temporal chunking would be wrong")
+                halo += reach
+        return halo
+
+    # values per full-resolution pixel and frame alive at once (see ``frames_for_budget``)
+    _ENCODER_VALUES_PER_PIXEL = 24
+    _DECODER_VALUES_PER_PIXEL = 44
+    _SEQUENCE_VALUES_PER_PIXEL = 24
+    _BUDGET_MARGIN = 1.25
+
+    @classmethod
+    def frames_for_budget(cls, height: int, width: int, budget_bytes: int, dtype: torch.dtype = torch.float16,
+                          num_flows: int | None = None) -> int:
+        """A ``frames_per_chunk`` whose chunk activations should fit in ``budget_bytes``.
+
+        Rough inference-mode (no autograd) estimate, counted in activation values per
+        full-resolution pixel and frame, each ``dtype.itemsize`` bytes:
+
+        - decoder chunk, per frame: ~44 (the x2-upsampled 32-channel map at full
+          resolution, 32, plus its half-resolution input, 8, the output flow, 2, and
+          slack for the 1/4-scale stages);
+        - encoder chunk, per frame read, i.e. chunk + ``2 * temporal_halo`` frames:
+          ~24 (input 3 plus its padded copy, two 32-channel maps at 1/2 scale, 8 each);
+        - whole sequence, per flow, only when ``num_flows`` is given: ~24 (the 1/4-scale
+          skip, 4, the 1/8-scale features and the recurrence's per-frame lists, ~10,
+          the output and its chunks, 4, plus slack); this is taken off the budget first.
+
+        Everything is multiplied by a 1.25 margin for allocator rounding and conv
+        workspaces. Weights (~10 MB in fp16) are not counted. Checked against peak RSS
+        on CPU (fp32, 240x432): ~44 values per extra chunk frame and ~29 per flow for
+        the whole sequence, both within the margin; the unchunked run peaked at ~114
+        values per pixel and flow.
+
+        Args:
+            height, width: flow size in pixels (the working resolution).
+            budget_bytes: memory allowed for activations.
+            dtype: activation dtype (``torch.float16`` under fp16 autocast).
+            num_flows: L, if the sequence-wide tensors should come out of the budget.
+        Returns:
+            frames per chunk, at least 1.
+        """
+        value_bytes = torch.empty((), dtype=dtype).element_size()
+        frame_bytes = height * width * value_bytes * cls._BUDGET_MARGIN  # bytes of one value per pixel
+        budget = float(budget_bytes)
+        if num_flows is not None:
+            budget -= num_flows * cls._SEQUENCE_VALUES_PER_PIXEL * frame_bytes
+        with torch.device("meta"):  # structure only, no weights allocated
+            halo = cls().temporal_halo
+        by_decoder = budget / (cls._DECODER_VALUES_PER_PIXEL * frame_bytes)
+        by_encoder = budget / (cls._ENCODER_VALUES_PER_PIXEL * frame_bytes) - 2 * halo
+        return max(1, int(min(by_decoder, by_encoder)))
+
+    def _chunk_windows(self, batch: int, length: int) -> list[tuple[slice, slice, slice, slice]]:
+        """Encoder windows: ``(rows, read, keep, keep_in_read)`` slices over batch and time.
+
+        ``read`` is the chunk ``keep`` widened by the halo (clipped at the clip ends);
+        ``keep_in_read`` picks the chunk's frames out of the window's output. Without
+        ``frames_per_chunk`` one window covers everything, as the unchunked network.
+        """
+        n = self.frames_per_chunk
+        if n is None:
+            whole = slice(0, length)
+            return [(slice(0, batch), whole, whole, whole)]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"frames_per_chunk must be a positive int or None, got {n!r}")
+        halo = self.temporal_halo
+        windows = []
+        for row in range(batch):
+            for start in range(0, length, n):
+                stop = min(start + n, length)
+                lo, hi = max(0, start - halo), min(length, stop + halo)
+                windows.append((slice(row, row + 1), slice(lo, hi), slice(start, stop),
+                                slice(start - lo, stop - lo)))
+        return windows
+
+    def _encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, T, H, W) -> skip (B, 64, T, H/4, W/4) and features (B, 128, T, H/8, W/8)."""
+        feat_e1 = self.encoder1(self.downsample(inputs))
+        return feat_e1, self.mid_dilation(self.encoder2(feat_e1))
+
+    def _decode(self, feat_prop: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """(N, 128, H/8, W/8) propagated features + (N, 64, H/4, W/4) skip -> (N, 2, H, W) flow."""
+        feat_d2 = self.decoder2(feat_prop) + skip
+        return self.upsample(self.decoder1(feat_d2))
+
     def forward(self, masked_flows: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """Complete one direction of flows.
+
+        With ``frames_per_chunk`` set, the encoder runs on windows of that many
+        frames plus ``temporal_halo`` frames each side and the decoders on that many
+        frames at a time, so activations scale with the chunk instead of L; only the
+        1/4-scale skip, the 1/8-scale features and the output are kept for all
+        frames. Results equal the unchunked run up to float summation order.
 
         Args:
             masked_flows: (B, L, 2, H, W) pixels, already zeroed inside the mask.
@@ -321,18 +446,28 @@ class RecurrentFlowCompleteNet(torch.nn.Module):
         b, length, _, h, w = masked_flows.shape
         if h % 8 or w % 8:
             raise ValueError(f"flow completion needs H and W divisible by 8, got {h}x{w}")
-        inputs = torch.cat([masked_flows, masks.to(masked_flows.dtype)], dim=2).transpose(1, 2)  # (B, 3, L, H, W)
+        masks = masks.to(masked_flows.dtype)
 
-        x = self.downsample(inputs)
-        feat_e1 = self.encoder1(x)  # (B, 64, L, H/4, W/4)
-        feat_mid = self.mid_dilation(self.encoder2(feat_e1))  # (B, 128, L, H/8, W/8)
+        skip = feat_mid = None  # (B, L, 64, H/4, W/4), (B, L, 128, H/8, W/8)
+        for rows, read, keep, keep_in_read in self._chunk_windows(b, length):
+            window = torch.cat([masked_flows[rows, read], masks[rows, read]], dim=2)  # (b', T', 3, H, W)
+            e1, mid = self._encode(window.transpose(1, 2))
+            e1, mid = e1.transpose(1, 2)[:, keep_in_read], mid.transpose(1, 2)[:, keep_in_read]
+            if skip is None:
+                skip = e1.new_empty(b, length, *e1.shape[2:])
+                feat_mid = mid.new_empty(b, length, *mid.shape[2:])
+            skip[rows, keep] = e1
+            feat_mid[rows, keep] = mid
+            del window, e1, mid
 
-        feat_prop = self.feat_prop_module(feat_mid.transpose(1, 2))  # (B, L, 128, H/8, W/8)
+        feat_prop = self.feat_prop_module(feat_mid)  # (B, L, 128, H/8, W/8)
+        del feat_mid
         feat_prop = feat_prop.reshape(b * length, self.feat_channels, h // 8, w // 8)
+        skip = skip.reshape(b * length, -1, h // 4, w // 4)  # (B*L, 64, H/4, W/4)
 
-        skip = feat_e1.transpose(1, 2).reshape(b * length, -1, h // 4, w // 4)  # (B*L, 64, H/4, W/4)
-        feat_d2 = self.decoder2(feat_prop) + skip
-        flow = self.upsample(self.decoder1(feat_d2))  # (B*L, 2, H, W)
+        step = self.frames_per_chunk or b * length
+        flow = torch.cat([self._decode(feat_prop[i:i + step], skip[i:i + step])
+                          for i in range(0, b * length, step)])  # (B*L, 2, H, W)
         return flow.reshape(b, length, 2, h, w)
 
     @staticmethod

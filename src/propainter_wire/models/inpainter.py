@@ -13,6 +13,12 @@ Pipeline of one window of ``T`` frames, the first ``Tl`` of them local
 
 The non-learned image propagation of the reference lives elsewhere (it has no
 parameters). State-dict keys and shapes equal those of the official checkpoint.
+
+Memory: every stage but the propagation sweeps and the attention is a per-frame
+operation. ``InpaintGenerator.set_chunking(frames=..., windows=...)`` makes them
+run a few frames (and the attention a few windows) at a time, which bounds the
+large temporaries without changing the results beyond float summation order;
+:func:`chunk_sizes_for_budget` picks both sizes from a byte budget.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
 from ..flow.warp import fb_consistency, flow_warp
-from .transformer import SoftComp, SoftSplit, SparseTransformerStack
+from .transformer import SoftComp, SoftSplit, SparseTransformerStack, chunked
 
 # fill for non-finite values before deform_conv2d: finite in fp16 and far outside any feature map
 _NONFINITE_FILL = 1.0e4
@@ -210,7 +216,8 @@ class FeaturePropagation(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, flows_forward: torch.Tensor, flows_backward: torch.Tensor,
-                masks: torch.Tensor, interpolation: str = "bilinear") -> torch.Tensor:
+                masks: torch.Tensor, interpolation: str = "bilinear",
+                frames_per_chunk: int | None = None) -> torch.Tensor:
         """Propagate.
 
         Args:
@@ -218,6 +225,8 @@ class FeaturePropagation(nn.Module):
             flows_forward: (B, T-1, 2, h, w) flow t -> t+1, pixels at this scale.
             flows_backward: (B, T-1, 2, h, w) flow t+1 -> t.
             masks: (B, T, 2, h, w) 0/1 (input mask, mask after image propagation).
+            interpolation: feature warping mode.
+            frames_per_chunk: frames per chunk of the final (per-frame) fusion; None: all.
         Returns:
             (B, T, C, h, w) fused features (residual on ``x``).
         """
@@ -226,7 +235,9 @@ class FeaturePropagation(nn.Module):
         back = self._sweep("backward_1", feats, masks, flows_forward, flows_backward, interpolation)
         fwd = self._sweep("forward_1", back, masks, flows_backward, flows_forward, interpolation)
         stacked = torch.cat([torch.stack(back, 1), torch.stack(fwd, 1), masks], dim=2).view(b * t, -1, h, w)
-        return (self.fuse(stacked) + x.reshape(b * t, c, h, w)).view(b, t, c, h, w)
+        fused = chunked(lambda both, feat: self.fuse(both) + feat, stacked, x.reshape(b * t, c, h, w),
+                        chunk=frames_per_chunk)
+        return fused.view(b, t, c, h, w)
 
 
 # ---------------------------------------------------------------------------
@@ -238,21 +249,46 @@ class InpaintGenerator(nn.Module):
     Frame sizes must be multiples of 4 (the reference feeds multiples of 8).
     The model behaves the same in train and eval mode: it always returns the
     local frames only (the reference's training branch is not ported).
+
+    Attributes:
+        frames_per_chunk: frames (counted over ``B*T``) that the per-frame stages
+            (encoder, propagation fusion, SoftSplit, feed-forwards, SoftComp,
+            decoder) process at once; None: all frames in one go.
+        windows_per_chunk: attention windows gathered at once, masked and unmasked
+            windows separately; None: all in one go.
+    Both only bound memory (see :meth:`set_chunking`, :func:`chunk_sizes_for_budget`).
     """
 
     channel = 128
     hidden = 512
     patch = {"kernel_size": (7, 7), "stride": (3, 3), "padding": (3, 3)}
+    window = (5, 9)  # attention window on the token grid (rows, cols)
+    pool = (4, 4)  # pooling of the global tokens
 
     def __init__(self) -> None:
         super().__init__()
+        self.frames_per_chunk: int | None = None
+        self.windows_per_chunk: int | None = None
         self.encoder = Encoder()
         self.decoder = build_decoder(self.channel)
         self.ss = SoftSplit(self.channel, self.hidden, **self.patch)
         self.sc = SoftComp(self.channel, self.hidden, **self.patch)
         self.feat_prop_module = FeaturePropagation(self.channel)
         self.transformers = SparseTransformerStack(
-            dim=self.hidden, n_head=4, window_size=(5, 9), pool_size=(4, 4), depths=8, **self.patch)
+            dim=self.hidden, n_head=4, window_size=self.window, pool_size=self.pool, depths=8, **self.patch)
+
+    def set_chunking(self, frames: int | None = None, windows: int | None = None) -> InpaintGenerator:
+        """Bound memory: per-frame stages take ``frames`` frames at a time, attention ``windows`` windows.
+
+        None restores the one-go behaviour. Results equal the unchunked ones up to
+        float summation order. Returns ``self``.
+        """
+        for name, value in (("frames", frames), ("windows", windows)):
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+                raise ValueError(f"{name} per chunk must be a positive integer or None, got {value!r}")
+        self.frames_per_chunk = None if frames is None else int(frames)
+        self.windows_per_chunk = None if windows is None else int(windows)
+        return self
 
     def encode(self, masked_frames: torch.Tensor, masks_in: torch.Tensor,
                masks_updated: torch.Tensor) -> torch.Tensor:
@@ -266,10 +302,12 @@ class InpaintGenerator(nn.Module):
             (B, T, 128, H/4, W/4).
         """
         b, t, _, height, width = masked_frames.shape
-        x = torch.cat([masked_frames.reshape(b * t, 3, height, width),
-                       masks_in.reshape(b * t, 1, height, width).to(masked_frames.dtype),
-                       masks_updated.reshape(b * t, 1, height, width).to(masked_frames.dtype)], dim=1)
-        feat = self.encoder(x)
+        dtype = masked_frames.dtype
+        feat = chunked(lambda frames, m_in, m_upd: self.encoder(torch.cat([frames, m_in, m_upd], dim=1)),
+                       masked_frames.reshape(b * t, 3, height, width),
+                       masks_in.reshape(b * t, 1, height, width).to(dtype),
+                       masks_updated.reshape(b * t, 1, height, width).to(dtype),
+                       chunk=self.frames_per_chunk)  # (B*T, 128, H/4, W/4)
         return feat.view(b, t, *feat.shape[1:])
 
     def forward(self, masked_frames: torch.Tensor, flows_f: torch.Tensor, flows_b: torch.Tensor,
@@ -299,7 +337,8 @@ class InpaintGenerator(nn.Module):
                          interpolation: str = "bilinear", t_dilation: int = 2) -> torch.Tensor:
         """``forward`` after the encoder: ``feats`` (B, T, 128, H/4, W/4) from :meth:`encode`.
 
-        The other arguments and the result are those of :meth:`forward`.
+        The other arguments and the result are those of :meth:`forward`. Only the
+        local frames are composed back and decoded (the others are not returned).
         """
         b, t, c, h, w = feats.shape
         height, width = masks_in.shape[-2:]
@@ -326,16 +365,21 @@ class InpaintGenerator(nn.Module):
         token_mask = F.max_pool2d(mask_in_q.view(-1, 1, h, w), **self.patch)
         token_mask = token_mask.view(b, n_local, *token_mask.shape[-2:], 1)  # (B, Tl, Ht, Wt, 1)
 
+        per_frame, per_window = self.frames_per_chunk, self.windows_per_chunk
         local = self.feat_prop_module(feats[:, :n_local], flows_f_q, flows_b_q,
-                                      torch.cat([mask_in_q, mask_upd_q], dim=2), interpolation)
+                                      torch.cat([mask_in_q, mask_upd_q], dim=2), interpolation,
+                                      frames_per_chunk=per_frame)
         feats = torch.cat([local, feats[:, n_local:].to(local.dtype)], dim=1)  # (B, T, C, h, w)
 
-        tokens = self.ss(feats.reshape(b * t, c, h, w), b, (h, w))
-        tokens = self.transformers(tokens, (h, w), token_mask, t_dilation=t_dilation)
-        feats = feats + self.sc(tokens, t, (h, w)).view(b, t, -1, h, w)
+        tokens = self.ss(feats.reshape(b * t, c, h, w), b, (h, w), frames_per_chunk=per_frame)
+        tokens = self.transformers(tokens, (h, w), token_mask, t_dilation=t_dilation,
+                                   frames_per_chunk=per_frame, windows_per_chunk=per_window)  # (B, T, Ht, Wt, 512)
+        # only the local frames are decoded: compose back just those (SoftComp is per frame)
+        local = local + self.sc(tokens[:, :n_local], (h, w), frames_per_chunk=per_frame).view(b, n_local, c, h, w)
 
-        out = self.decoder(feats[:, :n_local].reshape(b * n_local, c, h, w))
-        return torch.tanh(out).view(b, n_local, 3, height, width)
+        out = chunked(lambda x: torch.tanh(self.decoder(x)), local.reshape(b * n_local, c, h, w),
+                      chunk=per_frame)  # (B*Tl, 3, H, W)
+        return out.view(b, n_local, 3, height, width)
 
     @staticmethod
     def _quarter_flow(flows: torch.Tensor) -> torch.Tensor:
@@ -346,3 +390,57 @@ class InpaintGenerator(nn.Module):
         small = F.interpolate(flows.reshape(-1, 2, height, width), scale_factor=0.25, mode="bilinear",
                               align_corners=False)
         return small.view(b, n, 2, height // 4, width // 4) / 4.0
+
+
+# ---------------------------------------------------------------------------
+# chunk sizes from a memory budget
+# ---------------------------------------------------------------------------
+def chunk_sizes_for_budget(budget_bytes: int, frame_size: tuple[int, int], num_frames: int,
+                           element_size: int = 2) -> tuple[int, int]:
+    """Frames and windows per chunk whose temporaries fit in about ``budget_bytes`` each.
+
+    Args:
+        budget_bytes: bytes allowed for the temporaries of one chunk.
+        frame_size: (H, W) of the frames in pixels (multiples of 4).
+        num_frames: T, frames of the window (local + reference).
+        element_size: bytes per activation element: 2 under fp16/bf16 autocast, 4 in fp32.
+    Returns:
+        (frames_per_chunk, windows_per_chunk) for :meth:`InpaintGenerator.set_chunking`, each >= 1.
+
+    Estimate, in elements, for feature maps of h x w = H/4 x W/4 and L = Ht*Wt tokens
+    of 512 channels (a frame chunk and a window chunk are never alive together):
+
+    - per frame, the largest of
+      SoftSplit / SoftComp: the (6272, L) patch matrix and one transposed copy, 2 * 6272 * L;
+      feed-forward: about four (L, 1960) hidden tensors, 4 * 1960 * L;
+      decoder: input and output of the last full-size 64-channel convolution, 2 * 64 * H * W.
+    - per masked window (the largest kind): keys and values of T key frames (t_dilation 1,
+      the worst case), each gathered, pooled part indexed and concatenated,
+      4 * T * (S + P) * 512 with S = 45 own + 148 rolled tokens and P pooled tokens, plus
+      the window's queries, results and their scattered copy, 3 * T * 45 * 512.
+      This assumes a fused attention kernel (flash / memory-efficient, as CUDA picks
+      for fp16 / bf16); the math fallback also holds a (4, T*45, T*(S+P)) score matrix.
+
+    Not counted: what chunking does not shrink (feature maps and the token grid with its
+    queries, keys and values, about 7 tensors of T * L * 512 elements).
+    """
+    if budget_bytes <= 0 or num_frames < 1:
+        raise ValueError(f"need a positive budget and frame count, got {budget_bytes} bytes, {num_frames} frames")
+    height, width = frame_size
+    h, w = height // 4, width // 4
+    stride, kernel = InpaintGenerator.patch["stride"], InpaintGenerator.patch["kernel_size"]
+    grid_h, grid_w = (h - 1) // stride[0] + 1, (w - 1) // stride[1] + 1  # padding 3 keeps ceil(n / 3) tokens
+    tokens = grid_h * grid_w
+    patch_width = InpaintGenerator.channel * math.prod(kernel)  # 6272
+    per_frame = max(2 * patch_width * tokens, 4 * 1960 * tokens, 2 * 64 * height * width)
+
+    wh, ww = InpaintGenerator.window
+    own = wh * ww
+    near = own + 4 * own - 4 * (wh // 2) * (ww // 2)  # own + rolled (each rolled copy drops one quadrant)
+    rows, cols = math.ceil(grid_h / wh), math.ceil(grid_w / ww)
+    pooled = (rows * wh // InpaintGenerator.pool[0]) * (cols * ww // InpaintGenerator.pool[1])
+    per_window = (4 * num_frames * (near + pooled) + 3 * num_frames * own) * InpaintGenerator.hidden
+
+    frames = max(1, int(budget_bytes // (per_frame * element_size)))
+    windows = max(1, int(budget_bytes // (per_window * element_size)))
+    return frames, windows

@@ -15,11 +15,18 @@ to its own tokens, frame by frame.
 
 State-dict keys follow ``ProPainter.pth`` (``transformers.transformer.{i}...``,
 ``ss.embedding``, ``sc.embedding``, ``sc.bias_conv``).
+
+Memory: the per-frame modules (``SoftSplit``, ``SoftComp``, ``FusionFeedForward``)
+take ``frames_per_chunk`` and the attention ``windows_per_chunk``; with them set,
+the large temporaries (patch matrices, the 1960-wide hidden layer, the gathered
+keys of masked windows) exist for one chunk at a time. Results equal the
+unchunked ones up to the order of float summation. None means all at once.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -31,6 +38,37 @@ Size2 = tuple[int, int]
 def _token_grid(size: Size2, kernel: Size2, stride: Size2, padding: Size2) -> Size2:
     """Number of patches along each axis of a ``size`` map cut by ``F.unfold``."""
     return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding, strict=True))
+
+
+def chunked(fn: Callable[..., torch.Tensor], *inputs: torch.Tensor, chunk: int | None) -> torch.Tensor:
+    """``fn(*inputs)`` evaluated ``chunk`` rows (dim 0) at a time.
+
+    ``fn`` must treat rows independently and return one output row per input row
+    (every input has the same number of rows). The pieces are copied into one
+    preallocated result, so only one chunk's temporaries are alive at a time.
+    ``chunk`` None, or at least the row count: a single call.
+    """
+    rows = inputs[0].size(0)
+    if chunk is None or chunk >= rows:
+        return fn(*inputs)
+    if chunk < 1:
+        raise ValueError(f"chunk must be a positive number of rows, got {chunk}")
+    result: torch.Tensor | None = None
+    for start in range(0, rows, chunk):
+        piece = fn(*(x[start:start + chunk] for x in inputs))
+        if result is None:
+            result = piece.new_empty((rows, *piece.shape[1:]))
+        result[start:start + piece.size(0)] = piece
+    return result
+
+
+def _window_chunks(windows: torch.Tensor, chunk: int | None) -> tuple[torch.Tensor, ...]:
+    """(m,) window ids -> consecutive pieces of at most ``chunk`` ids (one piece when None)."""
+    if chunk is None or chunk >= windows.numel():
+        return (windows,)
+    if chunk < 1:
+        raise ValueError(f"windows_per_chunk must be positive, got {chunk}")
+    return windows.split(chunk)
 
 
 class SoftSplit(nn.Module):
@@ -47,12 +85,17 @@ class SoftSplit(nn.Module):
         self.kernel_size, self.stride, self.padding = tuple(kernel_size), tuple(stride), tuple(padding)
         self.embedding = nn.Linear(channel * math.prod(self.kernel_size), hidden)
 
-    def forward(self, feat: torch.Tensor, batch: int, feat_size: Size2) -> torch.Tensor:
-        """(B*T, C, h, w) features -> (B, T, Ht, Wt, hidden) tokens."""
+    def forward(self, feat: torch.Tensor, batch: int, feat_size: Size2,
+                frames_per_chunk: int | None = None) -> torch.Tensor:
+        """(B*T, C, h, w) features -> (B, T, Ht, Wt, hidden) tokens, ``frames_per_chunk`` maps at a time."""
         grid_h, grid_w = _token_grid(feat_size, self.kernel_size, self.stride, self.padding)
-        patches = F.unfold(feat, self.kernel_size, padding=self.padding, stride=self.stride)  # (BT, C*49, L)
-        tokens = self.embedding(patches.transpose(1, 2))  # (BT, L, hidden)
+        tokens = chunked(self._embed, feat, chunk=frames_per_chunk)  # (BT, L, hidden)
         return tokens.view(batch, -1, grid_h, grid_w, tokens.size(-1))
+
+    def _embed(self, feat: torch.Tensor) -> torch.Tensor:
+        """(n, C, h, w) -> (n, L, hidden); the patch matrix is (n, C*49, L)."""
+        patches = F.unfold(feat, self.kernel_size, padding=self.padding, stride=self.stride)
+        return self.embedding(patches.transpose(1, 2))
 
 
 class SoftComp(nn.Module):
@@ -64,11 +107,15 @@ class SoftComp(nn.Module):
         self.embedding = nn.Linear(hidden, channel * math.prod(self.kernel_size))
         self.bias_conv = nn.Conv2d(channel, channel, kernel_size=3, stride=1, padding=1)
 
-    def forward(self, tokens: torch.Tensor, num_frames: int, feat_size: Size2) -> torch.Tensor:
-        """(B, T, Ht, Wt, hidden) tokens -> (B*T, C, h, w) features."""
-        batch = tokens.size(0)
-        patches = self.embedding(tokens.reshape(batch, -1, tokens.size(-1)))  # (B, T*L, C*49)
-        patches = patches.view(batch * num_frames, -1, patches.size(-1)).transpose(1, 2)  # (BT, C*49, L)
+    def forward(self, tokens: torch.Tensor, feat_size: Size2, frames_per_chunk: int | None = None) -> torch.Tensor:
+        """(B, T, Ht, Wt, hidden) tokens -> (B*T, C, h, w) features, ``frames_per_chunk`` frames at a time."""
+        b, t, grid_h, grid_w, width = tokens.shape
+        per_frame = tokens.reshape(b * t, grid_h * grid_w, width)  # (BT, L, hidden)
+        return chunked(lambda x: self._compose(x, feat_size), per_frame, chunk=frames_per_chunk)
+
+    def _compose(self, tokens: torch.Tensor, feat_size: Size2) -> torch.Tensor:
+        """(n, L, hidden) -> (n, C, h, w); the patch matrix is (n, C*49, L)."""
+        patches = self.embedding(tokens).transpose(1, 2)
         feat = F.fold(patches, output_size=feat_size, kernel_size=self.kernel_size,
                       stride=self.stride, padding=self.padding)
         return self.bias_conv(feat)
@@ -88,20 +135,24 @@ class FusionFeedForward(nn.Module):
         self.fc2 = nn.Sequential(nn.GELU(), nn.Linear(width, dim))
         self.fold_args = {"kernel_size": tuple(kernel_size), "stride": tuple(stride), "padding": tuple(padding)}
 
-    def forward(self, tokens: torch.Tensor, feat_size: Size2) -> torch.Tensor:
-        """(B, N, dim) tokens with N = T*Ht*Wt -> (B, N, dim)."""
+    def forward(self, tokens: torch.Tensor, feat_size: Size2, frames_per_chunk: int | None = None) -> torch.Tensor:
+        """(B, N, dim) tokens with N = T*Ht*Wt -> (B, N, dim), ``frames_per_chunk`` frames at a time."""
         grid = _token_grid(feat_size, self.fold_args["kernel_size"], self.fold_args["stride"],
                            self.fold_args["padding"])
-        per_frame = grid[0] * grid[1]
-        hidden = self.fc1(tokens)
-        batch, count, width = hidden.shape
-        patch_area = math.prod(self.fold_args["kernel_size"])
+        batch, count, dim = tokens.shape
+        per_frame = tokens.reshape(-1, grid[0] * grid[1], dim)  # (B*T, L, dim)
+        out = chunked(lambda x: self._mix(x, feat_size), per_frame, chunk=frames_per_chunk)
+        return out.reshape(batch, count, -1)
+
+    def _mix(self, tokens: torch.Tensor, feat_size: Size2) -> torch.Tensor:
+        """(n, L, dim) tokens of n whole frames -> (n, L, dim)."""
+        hidden = self.fc1(tokens)  # (n, L, width)
+        n, length, width = hidden.shape
         # how many patches cover each feature pixel, (1, 1, h, w)
-        ones = hidden.new_ones(1, patch_area, per_frame)
+        ones = hidden.new_ones(1, math.prod(self.fold_args["kernel_size"]), length)
         coverage = F.fold(ones, output_size=feat_size, **self.fold_args)
-        frames = hidden.view(-1, per_frame, width).transpose(1, 2)  # (B*T, width, L)
-        merged = F.fold(frames, output_size=feat_size, **self.fold_args) / coverage
-        hidden = F.unfold(merged, **self.fold_args).transpose(1, 2).reshape(batch, count, width)
+        merged = F.fold(hidden.transpose(1, 2), output_size=feat_size, **self.fold_args) / coverage
+        hidden = F.unfold(merged, **self.fold_args).transpose(1, 2)  # (n, L, width)
         return self.fc2(hidden)
 
 
@@ -169,21 +220,22 @@ class SparseWindowAttention(nn.Module):
         rolled = torch.cat([p.reshape(rows * cols, wh * ww) for p in shifted], dim=1)
         return own, rolled[:, self.valid_ind_rolled]
 
-    def _gather(self, grid: torch.Tensor, windows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def _gather(self, tokens: torch.Tensor, windows: torch.Tensor, positions: torch.Tensor,
+                area: int) -> torch.Tensor:
         """Tokens of some windows.
 
         Args:
-            grid: (B, T, Hp, Wp, C).
+            tokens: (T, B*Hp*Wp, C) frame-major token grid.
             windows: (m,) window ids over ``B*nW`` (batch-major).
             positions: (nW, S) flat positions within one frame's grid.
+            area: ``Hp*Wp``.
         Returns:
             (m, heads, T, S, C/heads).
         """
-        b, t, hp, wp, c = grid.shape
         n_win = positions.size(0)
-        flat = grid.transpose(0, 1).reshape(t, b * hp * wp, c)
-        index = ((windows // n_win)[:, None] * (hp * wp) + positions[windows % n_win]).reshape(-1)
-        picked = flat.index_select(1, index).view(t, windows.numel(), positions.size(1), self.n_head, -1)
+        index = ((windows // n_win)[:, None] * area + positions[windows % n_win]).reshape(-1)
+        picked = tokens.index_select(1, index).view(tokens.size(0), windows.numel(), positions.size(1),
+                                                    self.n_head, -1)
         return picked.permute(1, 3, 0, 2, 4)
 
     def _pool(self, grid: torch.Tensor) -> torch.Tensor:
@@ -197,13 +249,17 @@ class SparseWindowAttention(nn.Module):
         b, t, p, c = tokens.shape
         return tokens.view(b, t, p, self.n_head, c // self.n_head).permute(0, 3, 1, 2, 4)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, frames: slice = slice(None)) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, frames: slice = slice(None),
+                windows_per_chunk: int | None = None) -> torch.Tensor:
         """Attend.
 
         Args:
             x: (B, T, Ht, Wt, C) normalised tokens.
             mask: (B, Tl, Ht, Wt, 1) 0/1 token mask of the Tl local frames.
             frames: the frames (along T) whose keys masked windows see.
+            windows_per_chunk: windows gathered and attended at once, separately for
+                masked and unmasked windows (None: all of a kind at once). Windows are
+                independent, so this only bounds memory.
         Returns:
             (B, T, Ht, Wt, C).
         """
@@ -215,9 +271,9 @@ class SparseWindowAttention(nn.Module):
             x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
             mask = F.pad(mask, (0, 0, 0, pad_r, 0, pad_b))
         hp, wp = rows * wh, cols * ww
-        heads, n_tok = self.n_head, wh * ww
-
-        q, k, v = self.query(x), self.key(x), self.value(x)  # (B, T, Hp, Wp, C); padding holds the biases
+        area = hp * wp
+        flat = x.transpose(0, 1).reshape(t, b * area, c)  # frame-major tokens (T, B*Hp*Wp, C)
+        q, k, v = self.query(flat), self.key(flat), self.value(flat)  # padding holds the biases
         own, rolled = self._positions(rows, cols)
 
         # a window is "masked" when any local frame has a masked token inside it
@@ -226,29 +282,49 @@ class SparseWindowAttention(nn.Module):
         sel = masked.nonzero(as_tuple=False).view(-1)
         rest = (~masked).nonzero(as_tuple=False).view(-1)
 
-        out = q.new_empty(t, b * hp * wp, c)  # frame-major, like _gather's source
+        out = q.new_empty(t, b * area, c)  # frame-major like q
         if sel.numel():
-            # own + rolled + pooled tokens of the chosen frames, all queries of the window
-            m, batch_of = sel.numel(), sel // (rows * cols)
-            near = torch.cat([own, rolled], dim=1)
+            near = torch.cat([own, rolled], dim=1)  # (nW, S): own + rolled positions
             pooled = self._pool(x[:, frames])  # (B, Tk, P, C)
-            k_pool = self._split_heads(self.key(pooled))[batch_of]  # (m, heads, Tk, P, ch)
-            v_pool = self._split_heads(self.value(pooled))[batch_of]
-            k_sel = torch.cat([self._gather(k[:, frames], sel, near), k_pool], dim=3)  # (m, heads, Tk, S+P, ch)
-            v_sel = torch.cat([self._gather(v[:, frames], sel, near), v_pool], dim=3)
-            q_sel = self._gather(q, sel, own).reshape(m, heads, t * n_tok, -1)
-            y = F.scaled_dot_product_attention(q_sel, k_sel.reshape(m, heads, -1, k_sel.size(-1)),
-                                               v_sel.reshape(m, heads, -1, v_sel.size(-1)))
-            self._scatter(out, y.view(m, heads, t, n_tok, -1), sel, own, hp * wp)
+            k_pool = self._split_heads(self.key(pooled))  # (B, heads, Tk, P, ch)
+            v_pool = self._split_heads(self.value(pooled))
+            for part in _window_chunks(sel, windows_per_chunk):
+                y = self._attend_masked(q, k[frames], v[frames], k_pool, v_pool, part, own, near, area)
+                self._scatter(out, y, part, own, area)
         if rest.numel():
-            # frame by frame, own window only
-            u = rest.numel()
-            q_own, k_own, v_own = (self._gather(a, rest, own).reshape(u, heads * t, n_tok, -1) for a in (q, k, v))
-            y = F.scaled_dot_product_attention(q_own, k_own, v_own)
-            self._scatter(out, y.view(u, heads, t, n_tok, -1), rest, own, hp * wp)
+            for part in _window_chunks(rest, windows_per_chunk):
+                self._scatter(out, self._attend_own(q, k, v, part, own, area), part, own, area)
 
         out = out.view(t, b, hp, wp, c).transpose(0, 1)[:, :, :h, :w]
         return self.proj(out)
+
+    def _attend_masked(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_pool: torch.Tensor,
+                       v_pool: torch.Tensor, windows: torch.Tensor, own: torch.Tensor, near: torch.Tensor,
+                       area: int) -> torch.Tensor:
+        """Masked windows: each query of the window (all T frames) attends to near and pooled keys of Tk frames.
+
+        Args:
+            q: (T, B*Hp*Wp, C); k, v: (Tk, B*Hp*Wp, C); k_pool, v_pool: (B, heads, Tk, P, ch).
+            windows: (m,) window ids; own: (nW, N) and near: (nW, S) flat positions; area: ``Hp*Wp``.
+        Returns:
+            (m, heads, T, N, ch).
+        """
+        m, t, n_tok = windows.numel(), q.size(0), own.size(1)
+        batch_of = windows // own.size(0)
+        keys = torch.cat([self._gather(k, windows, near, area), k_pool[batch_of]], dim=3)  # (m, heads, Tk, S+P, ch)
+        values = torch.cat([self._gather(v, windows, near, area), v_pool[batch_of]], dim=3)
+        queries = self._gather(q, windows, own, area).reshape(m, self.n_head, t * n_tok, -1)
+        y = F.scaled_dot_product_attention(queries, keys.flatten(2, 3), values.flatten(2, 3))
+        return y.view(m, self.n_head, t, n_tok, -1)
+
+    def _attend_own(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, windows: torch.Tensor,
+                    own: torch.Tensor, area: int) -> torch.Tensor:
+        """Unmasked windows, frame by frame, own tokens only: q, k, v (T, B*Hp*Wp, C) -> (m, heads, T, N, ch)."""
+        m, t, n_tok = windows.numel(), q.size(0), own.size(1)
+        q_own, k_own, v_own = (self._gather(a, windows, own, area).reshape(m, self.n_head * t, n_tok, -1)
+                               for a in (q, k, v))
+        y = F.scaled_dot_product_attention(q_own, k_own, v_own)
+        return y.view(m, self.n_head, t, n_tok, -1)
 
     @staticmethod
     def _scatter(out: torch.Tensor, y: torch.Tensor, windows: torch.Tensor, own: torch.Tensor, area: int) -> None:
@@ -271,11 +347,15 @@ class SparseTransformerLayer(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = FusionFeedForward(dim, kernel_size, stride, padding)
 
-    def forward(self, x: torch.Tensor, feat_size: Size2, mask: torch.Tensor, frames: slice) -> torch.Tensor:
-        """(B, T, Ht, Wt, C) -> same; ``feat_size`` is the (h, w) of the folded feature map."""
+    def forward(self, x: torch.Tensor, feat_size: Size2, mask: torch.Tensor, frames: slice,
+                frames_per_chunk: int | None = None, windows_per_chunk: int | None = None) -> torch.Tensor:
+        """(B, T, Ht, Wt, C) -> same; ``feat_size`` is the (h, w) of the folded feature map.
+
+        ``frames_per_chunk`` goes to the feed-forward, ``windows_per_chunk`` to the attention.
+        """
         b, t, h, w, c = x.shape
-        x = x + self.attention(self.norm1(x), mask, frames)
-        mixed = self.mlp(self.norm2(x).reshape(b, t * h * w, c), feat_size)
+        x = x + self.attention(self.norm1(x), mask, frames, windows_per_chunk=windows_per_chunk)
+        mixed = self.mlp(self.norm2(x).reshape(b, t * h * w, c), feat_size, frames_per_chunk=frames_per_chunk)
         return x + mixed.view(b, t, h, w, c)
 
 
@@ -293,7 +373,8 @@ class SparseTransformerStack(nn.Module):
         ])
 
     def forward(self, x: torch.Tensor, feat_size: Size2, local_mask: torch.Tensor,
-                t_dilation: int = 2) -> torch.Tensor:
+                t_dilation: int = 2, frames_per_chunk: int | None = None,
+                windows_per_chunk: int | None = None) -> torch.Tensor:
         """Run all blocks.
 
         Args:
@@ -301,11 +382,14 @@ class SparseTransformerStack(nn.Module):
             feat_size: (h, w) of the feature map the tokens were cut from.
             local_mask: (B, Tl, Ht, Wt, 1) 0/1 token mask of the local frames.
             t_dilation: temporal stride of the keys of masked windows; must divide ``depths``.
+            frames_per_chunk: frames per chunk of the feed-forward layers (None: all).
+            windows_per_chunk: windows per chunk of the attention (None: all).
         Returns:
             (B, T, Ht, Wt, C).
         """
         if t_dilation < 1 or self.depths % t_dilation:
             raise ValueError(f"t_dilation {t_dilation} must divide the {self.depths} transformer blocks")
         for i, block in enumerate(self.transformer):
-            x = block(x, feat_size, local_mask, slice(i % t_dilation, None, t_dilation))
+            x = block(x, feat_size, local_mask, slice(i % t_dilation, None, t_dilation),
+                      frames_per_chunk=frames_per_chunk, windows_per_chunk=windows_per_chunk)
         return x

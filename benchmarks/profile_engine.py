@@ -37,7 +37,7 @@ def main() -> int:
     p.add_argument("--source", type=Path, default=None)
     p.add_argument("--profile", action="store_true", help="torch.profiler table of the second run")
     p.add_argument("--raft-chunk", type=int, default=None, help="frames handed to RAFT at once")
-    p.add_argument("--sort", default="cuda_time_total", help="profiler table order, e.g. self_cpu_time_total")
+    p.add_argument("--sort", default="cuda_time_total", help="profiler table orders, comma-separated")
     args = p.parse_args()
 
     if args.source:
@@ -50,8 +50,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         engine = ProPainterEngine(write_deterministic_checkpoints(tmp), device=args.device, precision=args.precision)
     engine.raft_chunk_frames = args.raft_chunk
-    engine.run(inp, config, Stages())  # warm-up: kernels, allocator, cuDNN choices
+    cold = Stages()
+    start = time.perf_counter()
+    engine.run(inp, config, cold)  # warm-up: kernels, allocator, cuDNN choices
     torch.cuda.synchronize()
+    print(json.dumps({"cold_seconds": round(time.perf_counter() - start, 3),
+                      "cold_stages": {k: round(v, 3) for k, v in cold.seconds.items()}}))
     stages = Stages()
     start = time.perf_counter()
     if args.profile:
@@ -60,7 +64,8 @@ def main() -> int:
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             engine.run(inp, config, stages)
             torch.cuda.synchronize()
-        print(prof.key_averages().table(sort_by=args.sort, row_limit=30, max_name_column_width=60))
+        for key in args.sort.split(","):
+            print(prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=70))
     else:
         engine.run(inp, config, stages)
         torch.cuda.synchronize()

@@ -30,7 +30,7 @@ def _mask(a):
 
 
 def test_engine_flows_match_reference(engine, parity):
-    ff, fb = engine.compute_flows(_frames(parity), 20, Stages())
+    ff, fb = engine.compute_flows(torch.from_numpy(parity["frames"]), 20, Stages())  # (T, H, W, 3) uint8
     for ours, ref in ((ff, parity["raft_flow_f"]), (fb, parity["raft_flow_b"])):
         diff = (ours.numpy() - ref).__abs__()
         assert diff.max() <= 1e-2 and diff.mean() <= 1e-4, (diff.max(), diff.mean())
@@ -48,7 +48,7 @@ def test_engine_completion_and_propagation_match_reference(engine, parity):
     cf = torch.from_numpy(parity["completed_flow_f"])
     cb = torch.from_numpy(parity["completed_flow_b"])
     # a sub-video shorter than the clip exercises the padded spans; 12 frames fit one span at 80
-    updated, updated_masks = engine.propagate(frames, masks, cf, cb, 80, Stages())
+    updated, updated_masks = engine.propagate(torch.from_numpy(parity["frames"]), masks.bool(), cf, cb, 80, Stages())
     prop_ref = torch.from_numpy(parity["prop_img"])
     expected = frames * (1 - masks) + prop_ref * masks
     assert (updated - expected).abs().max() <= 1e-3
@@ -101,12 +101,12 @@ def test_out_of_memory_retries_with_smaller_chunks(engine, monkeypatch, caplog):
     """A stage that runs out of device memory retries with smaller pieces before giving up."""
     import propainter_wire.flow.raft as raft_module
 
-    frames = torch.rand(3, 3, 64, 64) * 2 - 1
+    frames = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)
     real = raft_module.bidirectional_flows
     calls = []
 
     def flaky(raft, chunk, iters, **options):
-        options = {k: v for k, v in options.items() if k != "budget_bytes"}
+        options = {k: v for k, v in options.items() if k not in ("budget_bytes", "corr_dtype")}
         calls.append(options)
         if not options:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..config import InpaintConfig
+from ..models.inpainter import chunk_sizes_for_budget
 from ..pipeline.propagation import propagate_images
 from ..pipeline.stages import Stages
 from ..pipeline.windows import flow_completion_spans, propagation_spans, transformer_windows
@@ -71,10 +72,16 @@ class ProPainterEngine:
     """Inpainting with the ProPainter networks (needs the three checkpoints)."""
 
     name = "propainter"
-    feature_cache_bytes = 2 * 2**30  # encoder features kept on the device across windows
+    feature_cache_bytes = 1 * 2**30  # encoder features kept on the device across windows
     # frames, masks and flows of the whole clip stay on the device below this size, else on the host
-    resident_bytes = 12 * 2**30
+    resident_bytes = 1 * 2**30
     raft_chunk_frames: int | None = None  # frames handed to RAFT at once; None: by frame size
+    raft_budget_bytes: int | None = None  # RAFT's correlation + activation budget; None: by frame size
+    # half-precision storage of RAFT's all-pairs pyramids when RAFT runs in fp16 (halves their memory;
+    # lookups read rounded correlations, so off unless asked)
+    raft_half_pyramid = False
+    # activations of one chunk of flow completion, propagation or the transformer (GPU)
+    stage_budget_bytes = 2 * 2**30
 
     def __init__(self, weights_dir: Path, device: torch.device | str = "cpu", precision: str = "fp32",
                  models: ProPainterModels | None = None):
@@ -84,13 +91,22 @@ class ProPainterEngine:
         self.store = torch.device("cpu")  # where whole-clip tensors live; chosen per clip in run()
         self.policy = resolve_precision(precision, self.device)
         self.models = models if models is not None else ProPainterModels.load(weights_dir, self.device)
+        # benchmark switches (environment, read once here): RAFT budget in GiB, channels-last convolutions
+        budget_gib = os.environ.get("PROPAINTER_WIRE_RAFT_BUDGET_GIB")
+        if budget_gib:
+            self.raft_budget_bytes = int(float(budget_gib) * 2**30)
+        self.raft_half_pyramid = os.environ.get("PROPAINTER_WIRE_RAFT_HALF_PYRAMID", "0") == "1"
+        default_cl = "1" if self.device.type == "cuda" else "0"
+        if os.environ.get("PROPAINTER_WIRE_CHANNELS_LAST", default_cl) == "1":
+            for net in (self.models.raft, self.models.flow_completion, self.models.inpainter):
+                _convs_channels_last(net)
 
     def _keep(self, x: torch.Tensor) -> torch.Tensor:
         """A stage's result, float32, where whole-clip tensors live (``self.store``)."""
         return x.detach().float().to(self.store)
 
     def _store_for(self, shape: torch.Size) -> torch.device:
-        """The device when the clip's tensors fit ``resident_bytes`` there, else the host."""
+        """The device when the tensors of a (T, H, W, 3) clip fit ``resident_bytes`` there, else the host."""
         if self.device.type != "cuda":
             return self.device
         if _clip_bytes(shape) <= self.resident_bytes:
@@ -103,16 +119,18 @@ class ProPainterEngine:
         """RAFT flows of a clip.
 
         Args:
-            frames: (T, 3, H, W) in [-1, 1].
+            frames: (T, H, W, 3) uint8.
         Returns:
             flows_f, flows_b: (T-1, 2, H, W) pixels on ``self.store``; ``flows_f[t]`` maps
             frame t to t+1, ``flows_b[t]`` frame t+1 to t.
         """
         from ..flow.raft import bidirectional_flows
 
-        t, _, h, w = frames.shape
+        t, h, w, _ = frames.shape
         chunk = max(2, self.raft_chunk_frames or _raft_chunk_frames(h, w))
-        budget = _raft_budget_bytes(self.device)
+        budget = self.raft_budget_bytes or _raft_budget_bytes(self.device, h, w)
+        raft_dtype = self.policy.stage_dtype("raft")
+        corr_dtype = torch.float16 if self.raft_half_pyramid and raft_dtype == torch.float16 else torch.float32
         starts = list(range(0, t - 1, chunk - 1))
         out_f, out_b = [], []
         # out of memory (or a library refusing a size): retry the chunk with fewer pairs at once,
@@ -124,8 +142,8 @@ class ProPainterEngine:
                 e = min(t, s + chunk)
                 for attempt, options in enumerate(fallbacks):
                     try:
-                        f, b = bidirectional_flows(self.models.raft, frames[s:e].to(self.device), iters=iters,
-                                                   budget_bytes=budget, **options)
+                        f, b = bidirectional_flows(self.models.raft, _signed(frames[s:e].to(self.device)), iters=iters,
+                                                   budget_bytes=budget, corr_dtype=corr_dtype, **options)
                         break
                     except RuntimeError as exc:
                         if not _is_resource_error(exc) or attempt == len(fallbacks) - 1:
@@ -144,7 +162,7 @@ class ProPainterEngine:
 
         Args:
             flows_f, flows_b: (T-1, 2, H, W) pixels.
-            flow_masks: (T, 1, H, W) float {0, 1}.
+            flow_masks: (T, 1, H, W) bool.
         Returns:
             completed (T-1, 2, H, W) forward and backward flows on ``self.store``.
         """
@@ -174,6 +192,11 @@ class ProPainterEngine:
         half = self.policy.stage_dtype("flow_completion") if dev.type == "cuda" else None
         if half is not None and next(net.parameters()).dtype != half:
             net.to(half)
+        if dev.type == "cuda":  # per-frame layers in chunks of frames: activations within the budget
+            h, w = flows_f.shape[-2:]
+            # (the sequence-wide tensors, ~24 values per pixel and flow, come on top: ~4 GiB at 720p x 90)
+            # at least 4 frames per chunk: each chunk re-encodes 8 frames of context on either side
+            net.frames_per_chunk = max(4, net.frames_for_budget(h, w, self.stage_budget_bytes, half or torch.float32))
         out_f, out_b = [], []
         for span in flow_completion_spans(flows_f.shape[0], subvideo_length):
             ff = flows_f[span.start:span.stop].unsqueeze(0).to(dev, half)
@@ -193,21 +216,26 @@ class ProPainterEngine:
         """Flow-guided propagation of known pixels into the masks.
 
         Args:
-            frames: (T, 3, H, W) in [-1, 1]; masks: (T, 1, H, W) float {0, 1}.
+            frames: (T, H, W, 3) uint8; masks: (T, 1, H, W) bool.
         Returns:
             updated frames (T, 3, H, W) in [-1, 1] and the still-unfilled masks (T, 1, H, W).
         """
         spans = propagation_spans(frames.shape[0], subvideo_length)
+        h, w = frames.shape[1:3]
         out_frames, out_masks = [], []
         with stages("propagate", total=len(spans)) as bar:
             for span in spans:
                 dev = self.device
-                fr = frames[span.start:span.stop].to(dev)
-                mk = masks[span.start:span.stop].to(dev)
-                ff = flows_f[span.start:span.stop - 1].to(dev)
-                fb = flows_b[span.start:span.stop - 1].to(dev)
-                prop, updated = propagate_images(fr * (1 - mk), ff, fb, mk, interpolation="nearest")
-                merged = fr * (1 - mk) + prop * mk
+                # a span too large for the budget stays where it is; the sweeps move one frame at a time
+                whole = self.store == dev or _PROPAGATION_BYTES_PER_PIXEL * len(span) * h * w <= self.stage_budget_bytes
+                where = dev if whole else self.store
+                fr = _signed(frames[span.start:span.stop].to(where))
+                mk = masks[span.start:span.stop].to(where).float()
+                ff = flows_f[span.start:span.stop - 1].to(where)
+                fb = flows_b[span.start:span.stop - 1].to(where)
+                masked = fr * (1 - mk)
+                prop, updated = propagate_images(masked, ff, fb, mk, interpolation="nearest", device=dev)
+                merged = masked + prop * mk
                 out_frames.append(self._keep(merged[span.local_keep]))
                 out_masks.append(self._keep(updated[span.local_keep]))
                 bar.update()
@@ -225,7 +253,7 @@ class ProPainterEngine:
 
         Args:
             updated: (T, 3, H, W) in [-1, 1], frames after image propagation.
-            masks: (T, 1, H, W) float {0, 1}, the dilated masks.
+            masks: (T, 1, H, W) bool, the dilated masks.
             updated_masks: (T, 1, H, W) float {0, 1}, masks after propagation.
             flows_f, flows_b: (T-1, 2, H, W) completed flows, pixels.
             original_u8: (T, H, W, 3) uint8, the frames at processing size.
@@ -236,7 +264,7 @@ class ProPainterEngine:
         length = updated.shape[0]
         windows = transformer_windows(length, config.neighbor_length, config.ref_stride, config.subvideo_length)
         last_window = {idx: k for k, window in enumerate(windows) for idx in window.local}
-        has_mask = (masks.flatten(1).amax(1) > 0).tolist()
+        has_mask = masks.flatten(1).any(1).tolist()
         result: dict[int, torch.Tensor] = {}
         out = np.empty(tuple(original_u8.shape), np.uint8)
         net = self.models.inpainter
@@ -244,12 +272,14 @@ class ProPainterEngine:
         h, w = updated.shape[-2:]
         # encoder features are per frame: computed once, shared by overlapping windows and reference frames
         cache = _FeatureCache(max_bytes=self.feature_cache_bytes, bytes_per_frame=128 * (h // 4) * (w // 4) * 4)
+        chunking = dev.type == "cuda"  # per-frame layers and attention windows in chunks within the budget
+        element = 2 if self.policy.stage_dtype("inpainter") is not None else 4
 
         def encode(missing: list[int]) -> torch.Tensor:
             return net.encode(updated[missing].unsqueeze(0).to(dev), masks[missing].unsqueeze(0).to(dev),
                               updated_masks[missing].unsqueeze(0).to(dev))[0]
 
-        with stages("transformer", total=len(windows)) as bar:
+        with stages("transformer", total=len(windows)) as bar, _attention_backends(dev):
             for k, window in enumerate(windows):
                 local = list(window.local)
                 original = original_u8[local].to(dev)  # (L, H, W, 3) uint8
@@ -257,6 +287,9 @@ class ProPainterEngine:
                     composited = original  # nothing to fill: compositing returns the originals
                 else:
                     ids = list(window.frames)
+
+                    if chunking:
+                        net.set_chunking(*chunk_sizes_for_budget(self.stage_budget_bytes, (h, w), len(ids), element))
 
                     def infer(ids=ids, local=local):
                         with self.policy.autocast(dev, "inpainter"):
@@ -311,22 +344,16 @@ class ProPainterEngine:
         ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
 
         with torch.inference_mode(), self.policy.tf32_context():
-            frames = torch.from_numpy(frames_u8).permute(0, 3, 1, 2).float() / 255.0 * 2 - 1  # (T,3,H,W) [-1,1]
-            masks = torch.from_numpy(masks_np.astype(np.float32)).unsqueeze(1)  # (T,1,H,W)
-            flow_masks = torch.from_numpy(flow_masks_np.astype(np.float32)).unsqueeze(1)
-            original = frames_u8
-            if ph or pw:
-                frames = _pad(frames, ph, pw)
-                masks = _pad(masks, ph, pw)
-                flow_masks = _pad(flow_masks, ph, pw)
-                original = np.pad(frames_u8, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
-            self.store = self._store_for(frames.shape)
-            frames, masks, flow_masks = frames.to(self.store), masks.to(self.store), flow_masks.to(self.store)
-            original = torch.from_numpy(original).to(self.store)
+            # compact on the host: uint8 frames, bool masks; converted per chunk where they are used
+            original = torch.from_numpy(_pad_bottom_right(frames_u8, ph, pw))  # (T, H, W, 3) uint8
+            masks = torch.from_numpy(_pad_bottom_right(masks_np.astype(bool), ph, pw)).unsqueeze(1)  # (T,1,H,W)
+            flow_masks = torch.from_numpy(_pad_bottom_right(flow_masks_np.astype(bool), ph, pw)).unsqueeze(1)
+            self.store = self._store_for(original.shape)
+            original, masks, flow_masks = original.to(self.store), masks.to(self.store), flow_masks.to(self.store)
 
-            flows_f, flows_b = self.compute_flows(frames, config.raft_iters, stages)
+            flows_f, flows_b = self.compute_flows(original, config.raft_iters, stages)
             flows_f, flows_b = self.complete_flows(flows_f, flows_b, flow_masks, config.subvideo_length, stages)
-            updated, updated_masks = self.propagate(frames, masks, flows_f, flows_b, config.subvideo_length, stages)
+            updated, updated_masks = self.propagate(original, masks, flows_f, flows_b, config.subvideo_length, stages)
             emit = None
             if on_final is not None and not single:
                 def emit(idx: int, frame_u8: np.ndarray) -> None:
@@ -339,6 +366,38 @@ class ProPainterEngine:
         if single:
             out = out[:1]
         return out.astype(np.float32) / 255.0
+
+
+def _attention_backends(device: torch.device):
+    """Prefer the flash and memory-efficient attention kernels over cuDNN's on a GPU.
+
+    The sparse windows change shape from one transformer window to the next, and
+    cuDNN's attention builds an execution plan for each new shape (seconds over a
+    clip); the flash and memory-efficient kernels need no plan. Math stays the last resort.
+    """
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch without the backend selector
+        return contextlib.nullcontext()
+    order = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    try:
+        return sdpa_kernel(order, set_priority=True)
+    except TypeError:  # torch < 2.6: no priority order, the listed backends are allowed
+        return sdpa_kernel(order)
+
+
+def _convs_channels_last(net: torch.nn.Module) -> None:
+    """Store the 2-D convolution weights channels-last, in place.
+
+    cuDNN then runs those convolutions in NHWC (its native tensor-core layout) and
+    returns NHWC results, instead of transposing every input and output; values are
+    the same up to the convolution algorithm's summation order.
+    """
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
 
 
 def _is_resource_error(exc: BaseException) -> bool:
@@ -363,9 +422,10 @@ def _release_memory() -> None:
 
 
 def _clip_bytes(shape: torch.Size) -> int:
-    """Bytes of the whole-clip tensors of a (T, 3, H, W) clip: frames, masks, 4 flows, updated frames."""
-    t, _, h, w = shape
-    per_pixel = 4 * (3 + 1 + 1 + 4 * 2 + 3 + 1) + 3  # float32 planes, plus the uint8 originals
+    """Bytes of the whole-clip tensors of a (T, H, W, 3) clip: uint8 frames, bool masks,
+    4 float32 flows, float32 updated frames and masks."""
+    t, h, w, _ = shape
+    per_pixel = 3 + 1 + 1 + 4 * (4 * 2 + 3 + 1)
     return int(t * h * w * per_pixel)
 
 
@@ -397,10 +457,22 @@ def _average(previous: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
     return (previous.float() * 0.5 + new.float() * 0.5).to(torch.uint8)
 
 
-def _pad(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
-    """Reflect-pad (N, C, H, W) at the bottom and right (replicate where reflection is too short)."""
-    mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
+def _pad_bottom_right(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """Reflect-pad a (T, H, W[, C]) stack at the bottom and right (edge where reflection is too short)."""
+    if not (ph or pw):
+        return x
+    mode = "reflect" if ph < x.shape[1] and pw < x.shape[2] else "edge"
+    return np.pad(x, ((0, 0), (0, ph), (0, pw)) + ((0, 0),) * (x.ndim - 3), mode=mode)
+
+
+def _signed(frames_u8: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 in [-1, 1], the reference's arithmetic."""
+    return frames_u8.permute(0, 3, 1, 2).float() / 255.0 * 2 - 1
+
+
+# device bytes per pixel and frame of a propagation span moved whole: frames, masks, two flows,
+# the first sweep's frames and masks, the outputs (float32, masks compact)
+_PROPAGATION_BYTES_PER_PIXEL = 64
 
 
 def _raft_chunk_frames(h: int, w: int) -> int:
@@ -413,13 +485,22 @@ def _raft_chunk_frames(h: int, w: int) -> int:
     return 3
 
 
-def _raft_budget_bytes(device: torch.device) -> int:
-    """Device memory RAFT may use for correlation volumes: 15 % of the card, 4 to 24 GiB.
+def _raft_budget_bytes(device: torch.device, height: int, width: int) -> int:
+    """Device memory RAFT may use for correlation pyramids and activations.
 
-    More pairs per batch keep a large GPU busy (RAFT's 20 refinement steps are many
-    small kernels); a small card stays at 4 GiB and RAFT batches fewer pairs.
+    Enough for one pair's two fp32 pyramids at up to 720p (3 GiB), or for one
+    direction's pyramid with room for activations above that (about 7 GiB at 1080p),
+    at most 30 % of the card; larger frames use the on-demand local correlation.
+    More memory would batch more pairs (a little faster on a large GPU) at the cost of
+    the bounded footprint.
     """
     if device.type != "cuda":
         return 4 * 2**30
+    from ..flow.corr import all_pairs_bytes
+
+    feat_h, feat_w = -(-height // 8), -(-width // 8)
+    one_direction = all_pairs_bytes(feat_h, feat_w)
+    activations = 2 * 4 * 4096 * feat_h * feat_w  # both directions of a pair, fp32 floats per pixel
+    wanted = max(3 * 2**30, one_direction + activations + 2**29)
     total = torch.cuda.get_device_properties(device).total_memory
-    return int(min(24 * 2**30, max(4 * 2**30, 0.15 * total)))
+    return int(min(wanted, 0.3 * total))

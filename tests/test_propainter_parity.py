@@ -97,6 +97,31 @@ def test_window_settings_are_honoured(engine):
     assert np.allclose(out[~masks], q[~masks])
 
 
+def test_tiny_stage_budget_gives_the_same_frames(engine, monkeypatch):
+    """Every stage's bounded-memory path (propagation streamed frame by frame, chunked networks) changes nothing."""
+    rng = np.random.default_rng(2)
+    t, h, w = 7, 48, 64
+    base = rng.random((h + 30, w + 30, 3)).astype(np.float32)
+    frames = np.stack([base[i:i + h, 3 * i:3 * i + w] for i in range(t)])
+    masks = np.zeros((t, h, w), bool)
+    masks[:, 10:30, 20:40] = True
+    from propainter_wire.engines.base import EngineInput
+
+    inp = EngineInput(frames=frames, masks=masks, flow_masks=masks, raw_masks=masks)
+    cfg = InpaintConfig(neighbor_length=4, ref_stride=3, subvideo_length=4, raft_iters=2)
+    expected = engine.run(inp, cfg, Stages())
+    net_fc, net_inp = engine.models.flow_completion, engine.models.inpainter
+    monkeypatch.setattr(engine, "stage_budget_bytes", 1)
+    monkeypatch.setattr(engine, "raft_budget_bytes", 1)
+    monkeypatch.setattr(net_fc, "frames_per_chunk", 2)
+    try:
+        net_inp.set_chunking(frames=2, windows=3)
+        bounded = engine.run(inp, cfg, Stages())
+    finally:
+        net_inp.set_chunking()
+    assert np.abs(bounded - expected).max() <= 2 / 255
+
+
 def test_out_of_memory_retries_with_smaller_chunks(engine, monkeypatch, caplog):
     """A stage that runs out of device memory retries with smaller pieces before giving up."""
     import propainter_wire.flow.raft as raft_module

@@ -227,8 +227,8 @@ class ProPainterEngine:
             for span in spans:
                 dev = self.device
                 # a span too large for the budget stays where it is; the sweeps move one frame at a time
-                whole = self.store == dev or _PROPAGATION_BYTES_PER_PIXEL * len(span) * h * w <= self.stage_budget_bytes
-                where = dev if whole else self.store
+                span_bytes = _PROPAGATION_BYTES_PER_PIXEL * (span.stop - span.start) * h * w
+                where = dev if span_bytes <= self.stage_budget_bytes else self.store
                 fr = _signed(frames[span.start:span.stop].to(where))
                 mk = masks[span.start:span.stop].to(where).float()
                 ff = flows_f[span.start:span.stop - 1].to(where)

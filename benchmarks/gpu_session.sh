@@ -138,3 +138,15 @@ if [ "$PHASE" = bounded ]; then  # second session: bounded memory, channels-last
   bench ours_432x240x80_fp16 --width 432 --height 240 --frames 80 --precision fp16
   bench ours_3840x2160x16_fp16 --width 3840 --height 2160 --frames 16 --precision fp16
 fi
+
+if [ "$PHASE" = bounded2 ]; then  # after the A/B of "bounded": channels-last off, propagation spans whole below 5 GiB
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  bench ours_1280x720x80_fp16 --width 1280 --height 720 --frames 80 --precision fp16
+  reference ref_1280x720x80 1280 720 80
+  bench ours_1920x1080x50_fp16 --width 1920 --height 1080 --frames 50 --precision fp16
+  bench ours_1280x720x240_fp16 --width 1280 --height 720 --frames 240 --precision fp16
+  bench ours_1280x720x80_auto --width 1280 --height 720 --frames 80 --precision auto
+  bench ours_432x240x80_fp16 --width 432 --height 240 --frames 80 --precision fp16
+  reference ref_1920x1080x50 1920 1080 50
+fi

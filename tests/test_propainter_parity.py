@@ -112,6 +112,7 @@ def test_tiny_stage_budget_gives_the_same_frames(engine, monkeypatch):
     expected = engine.run(inp, cfg, Stages())
     net_fc, net_inp = engine.models.flow_completion, engine.models.inpainter
     monkeypatch.setattr(engine, "stage_budget_bytes", 1)
+    monkeypatch.setattr(engine, "propagation_budget_bytes", 1)
     monkeypatch.setattr(engine, "raft_budget_bytes", 1)
     monkeypatch.setattr(net_fc, "frames_per_chunk", 2)
     try:

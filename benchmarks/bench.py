@@ -111,14 +111,14 @@ def run_once(args: argparse.Namespace) -> dict:
         report = propainter_wire.inpaint(
             fdir, mdir, tmp / "out", engine=args.engine, weights_dir=weights, device=args.device,
             precision=args.precision, quiet=True, neighbor_length=args.neighbor_length,
-            subvideo_length=args.subvideo_length, raft_iters=args.raft_iters)
+            subvideo_length=args.subvideo_length, raft_iters=args.raft_iters, scratch=args.scratch)
         seconds = time.perf_counter() - start
         if args.keep_output is not None:
             import shutil
 
             shutil.copytree(tmp / "out" / "frames", args.keep_output, dirs_exist_ok=True)
     return {
-        "engine": report["engine"], "device": report["device"], "precision": args.precision,
+        "engine": report["engine"], "device": report["device"], "precision": args.precision, "scratch": args.scratch,
         "width": args.width, "height": args.height, "frames": args.frames,
         "source": str(args.source) if args.source else "generated",
         "seconds": round(seconds, 3), "s_per_frame": round(seconds / args.frames, 4),
@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--neighbor-length", type=int, default=10)
     p.add_argument("--subvideo-length", type=int, default=80)
     p.add_argument("--raft-iters", type=int, default=20)
+    p.add_argument("--scratch", default="auto", choices=("auto", "memory", "disk"),
+                   help="where whole-clip arrays live (disk: host memory flat with length)")
     p.add_argument("--keep-output", type=Path, default=None, help="copy the output frames here")
     p.add_argument("--write-clip", type=Path, default=None, help="only write the clip (frames/, masks/) here")
     args = p.parse_args(argv)

@@ -97,29 +97,34 @@ def test_window_settings_are_honoured(engine):
     assert np.allclose(out[~masks], q[~masks])
 
 
-def test_tiny_stage_budget_gives_the_same_frames(engine, monkeypatch):
-    """Every stage's bounded-memory path (propagation streamed frame by frame, chunked networks) changes nothing."""
+def test_tiny_stage_budget_gives_the_same_frames(engine, monkeypatch, tmp_path):
+    """Every stage's bounded-memory path (propagation streamed frame by frame, chunked networks,
+    arrays on disk) changes nothing beyond float summation order."""
+    from propainter_wire.engines.base import EngineInput
+    from propainter_wire.io.scratch import Scratch
+
     rng = np.random.default_rng(2)
     t, h, w = 7, 48, 64
     base = rng.random((h + 30, w + 30, 3)).astype(np.float32)
     frames = np.stack([base[i:i + h, 3 * i:3 * i + w] for i in range(t)])
     masks = np.zeros((t, h, w), bool)
     masks[:, 10:30, 20:40] = True
-    from propainter_wire.engines.base import EngineInput
-
-    inp = EngineInput(frames=frames, masks=masks, flow_masks=masks, raw_masks=masks)
     cfg = InpaintConfig(neighbor_length=4, ref_stride=3, subvideo_length=4, raft_iters=2)
-    expected = engine.run(inp, cfg, Stages())
-    net_fc, net_inp = engine.models.flow_completion, engine.models.inpainter
-    monkeypatch.setattr(engine, "stage_budget_bytes", 1)
-    monkeypatch.setattr(engine, "propagation_budget_bytes", 1)
-    monkeypatch.setattr(engine, "raft_budget_bytes", 1)
-    monkeypatch.setattr(net_fc, "frames_per_chunk", 2)
-    try:
-        net_inp.set_chunking(frames=2, windows=3)
-        bounded = engine.run(inp, cfg, Stages())
-    finally:
-        net_inp.set_chunking()
+    expected = engine.run(EngineInput(frames=frames, masks=masks, flow_masks=masks, raw_masks=masks), cfg, Stages())
+    for name in ("stage_budget_bytes", "propagation_budget_bytes", "transformer_budget_bytes", "raft_budget_bytes"):
+        monkeypatch.setattr(engine, name, 1)
+    chunks = []
+    real = engine.models.inpainter.set_chunking
+    monkeypatch.setattr(engine.models.inpainter, "set_chunking",
+                        lambda *a, **k: (chunks.append((a, k)), real(*a, **k))[1])
+    with Scratch(tmp_path) as scratch:
+        inp = EngineInput(frames=frames, masks=masks, flow_masks=masks, raw_masks=masks, scratch=scratch)
+        out = engine.run(inp, cfg, Stages())
+        bounded = np.stack([out[i] for i in range(t)])
+        assert engine.models.flow_completion.frames_per_chunk == 4
+        assert chunks and all(a == (1, 1) for a, _ in chunks)
+    engine.run(EngineInput(frames=frames, masks=masks, flow_masks=masks, raw_masks=masks), cfg, Stages())
+    assert engine.models.flow_completion.frames_per_chunk is None  # back to whole sub-videos without a scratch
     assert np.abs(bounded - expected).max() <= 2 / 255
 
 

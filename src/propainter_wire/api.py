@@ -90,9 +90,13 @@ def select_engine(config: InpaintConfig, device):
     return ClassicEngine()
 
 
-def prepare_engine_input(frames: list[np.ndarray], raw_masks: list[np.ndarray],
-                         config: InpaintConfig) -> EngineInput:
-    """Frames and user masks at full size -> the engine's input at processing size."""
+def prepare_engine_input(frames, raw_masks, config: InpaintConfig, scratch=None) -> EngineInput:
+    """Frames and user masks at full size -> the engine's input at processing size.
+
+    ``frames``/``raw_masks`` are sequences (lists or disk arrays) of (H, W, 3) frames and
+    (H, W) bool masks. With a ``scratch`` the processing-size arrays are written there
+    in batches (host memory independent of the clip's length), else stacked in memory.
+    """
     from .io.masks import dilate
 
     h, w = frames[0].shape[:2]
@@ -103,9 +107,21 @@ def prepare_engine_input(frames: list[np.ndarray], raw_masks: list[np.ndarray],
         return (resize_frame(to_unit_float(frames[i]), ph, pw).astype(np.float32), raw,
                 dilate(raw, config.mask_dilation), dilate(raw, config.effective_flow_mask_dilation))
 
-    parts = parallel_map(one, range(len(frames)))
-    proc_frames, proc_raw, masks, flow_masks = (np.stack(p) for p in zip(*parts, strict=True))
-    return EngineInput(frames=proc_frames, masks=masks, flow_masks=flow_masks, raw_masks=proc_raw)
+    if scratch is None:
+        parts = parallel_map(one, range(len(frames)))
+        proc_frames, proc_raw, masks, flow_masks = (np.stack(p) for p in zip(*parts, strict=True))
+        return EngineInput(frames=proc_frames, masks=masks, flow_masks=flow_masks, raw_masks=proc_raw)
+    n = len(frames)
+    arrays = (scratch.array("proc_frames", n, (ph, pw, 3), np.float32), scratch.array("proc_raw", n, (ph, pw), bool),
+              scratch.array("masks", n, (ph, pw), bool), scratch.array("flow_masks", n, (ph, pw), bool))
+    batch = 4 * io_threads()
+    for lo in range(0, n, batch):
+        for i, parts in zip(range(lo, min(n, lo + batch)), parallel_map(one, range(lo, min(n, lo + batch))),
+                            strict=True):
+            for arr, part in zip(arrays, parts, strict=True):
+                arr[i] = part
+    proc_frames, proc_raw, masks, flow_masks = arrays
+    return EngineInput(frames=proc_frames, masks=masks, flow_masks=flow_masks, raw_masks=proc_raw, scratch=scratch)
 
 
 def io_threads() -> int:
@@ -345,17 +361,70 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
             mask_source = open_masks(mask, len(source), source.height, source.width, config.mask_threshold)
             if not config.overwrite:  # nothing is deleted: check the folder before the long part
                 out_dir = prepare_output_dir(run.path, inputs, overwrite=False, resume=config.resume)
+            scratch = _open_scratch(config, source)
             try:
                 # folders decode in parallel; a video decodes in order
                 read = parallel_map if source.kind == "folder" else (lambda fn, xs: [fn(x) for x in xs])
-                frames = read(source.__getitem__, range(len(source)))
-                raw_masks = [mask_source[i] for i in range(len(source))]
+                if scratch is None:
+                    frames = read(source.__getitem__, range(len(source)))
+                    raw_masks = [mask_source[i] for i in range(len(source))]
+                else:  # read in batches straight to the scratch files
+                    frames = raw_masks = None
+                    batch = 4 * io_threads()
+                    for lo in range(0, len(source), batch):
+                        ids = range(lo, min(len(source), lo + batch))
+                        for i, frame in zip(ids, read(source.__getitem__, ids), strict=True):
+                            if frames is None:
+                                frames = scratch.array("input", len(source), frame.shape, frame.dtype)
+                                raw_masks = scratch.array("raw_masks", len(source), frame.shape[:2], bool)
+                            frames[i] = frame
+                            raw_masks[i] = mask_source[i]
+            except BaseException:
+                if scratch is not None:
+                    scratch.close()
+                raise
             finally:
                 mask_source.close()
         finally:
             source.close()
     if source.has_alpha:
         log.info("%s: alpha channel ignored (output frames are RGB)", video)
+    try:
+        return _fill_and_write(video, mask, run, config, stages, start, source, frames, raw_masks, out_dir, scratch)
+    finally:
+        if scratch is not None:
+            scratch.close()
+
+
+def _open_scratch(config: InpaintConfig, source):
+    """A scratch directory for this clip, or None to keep it in memory (``config.scratch``)."""
+    from .io.scratch import Scratch
+
+    if config.scratch == "memory":
+        return None
+    if config.scratch == "auto":
+        h, w = source.height, source.width
+        ph, pw = processing_size(h, w, config)
+        itemsize = np.dtype(source.dtype).itemsize if source.dtype is not None else 1
+        # full-size frame and mask; processing-size float32 frame and masks; engine arrays (~60 B per pixel)
+        per_frame = h * w * (3 * itemsize + 1) + ph * pw * (12 + 3 + 60)
+        if len(source) * per_frame <= _physical_memory_bytes() // 2:
+            return None
+    scratch = Scratch(config.scratch_dir)
+    log.info("whole-clip arrays go to the scratch directory %s", scratch.path)
+    return scratch
+
+
+def _physical_memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
+
+
+def _fill_and_write(video: Path, mask: Path, run: _OutputRun, config: InpaintConfig, stages: Stages, start: float,
+                    source, frames, raw_masks, out_dir, scratch) -> dict:
+    inputs = [video, mask]
     if out_dir is None:  # --overwrite deletes earlier results: only once the inputs are known good
         out_dir = prepare_output_dir(run.path, inputs, overwrite=True, resume=False)
 
@@ -376,7 +445,7 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
     needed = list(range(len(targets))) if config.save_video else todo
     if needed:
         with stages("prepare"):
-            inp = prepare_engine_input(frames, raw_masks, config)
+            inp = prepare_engine_input(frames, raw_masks, config, scratch=scratch)
         early = _EarlyWriter(frames, raw_masks, inp.masks, targets, todo, config)
         try:
             filled, engine = fill(inp, config, stages, device=device, on_final=early)

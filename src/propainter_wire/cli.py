@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from .config import ENGINES, PRECISIONS, InpaintConfig
+from .config import ENGINES, PRECISIONS, SCRATCH_MODES, InpaintConfig
 from .errors import InputError, StageError
 
 log = logging.getLogger("propainter_wire")
@@ -53,6 +53,10 @@ def _add_inpaint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=_positive_int, default=None, help="processing width (with --height)")
     p.add_argument("--height", type=_positive_int, default=None, help="processing height (with --width)")
     p.add_argument("--classic-flow", choices=("dis", "farneback"), default="dis")
+    p.add_argument("--scratch", choices=SCRATCH_MODES, default="auto",
+                   help="where whole-clip arrays live: memory, disk (host memory flat with clip length), "
+                        "auto (disk when the clip would need over half the RAM)")
+    p.add_argument("--scratch-dir", type=Path, default=None, help="parent folder of the scratch files (disk)")
     p.add_argument("--save-video", action="store_true", help="also write inpainted.mp4")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--resume", action="store_true", help="finish an interrupted run into the same output")
@@ -123,7 +127,8 @@ def _config_from_args(args: argparse.Namespace) -> InpaintConfig:
         mask_threshold=args.mask_threshold, neighbor_length=args.neighbor_length, ref_stride=args.ref_stride,
         subvideo_length=args.subvideo_length, raft_iters=args.raft_iters, max_side=args.max_side,
         width=args.width, height=args.height, resize_ratio=args.resize_ratio, classic_flow=args.classic_flow,
-        save_video=args.save_video, overwrite=args.overwrite, resume=args.resume, quiet=args.quiet,
+        scratch=args.scratch, scratch_dir=args.scratch_dir, save_video=args.save_video, overwrite=args.overwrite,
+        resume=args.resume, quiet=args.quiet,
         debug=args.debug,
     )
 

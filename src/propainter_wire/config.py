@@ -10,6 +10,7 @@ from .errors import InputError
 
 ENGINES = ("auto", "propainter", "classic")
 PRECISIONS = ("auto", "fp32", "tf32", "fp16", "bf16")
+SCRATCH_MODES = ("auto", "memory", "disk")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class InpaintConfig:
     resize_ratio: float | None = None
     # classic engine
     classic_flow: str = "dis"  # "dis" or "farneback"
+    # where the clip's whole-length arrays live: "memory", "disk" (a scratch directory: host memory
+    # flat with clip length), or "auto" (disk when the clip would need more than half the RAM)
+    scratch: str = "auto"
+    scratch_dir: Path | None = None  # parent of the scratch directory (None: the system's temp dir)
     # output
     save_video: bool = False
     overwrite: bool = False
@@ -77,6 +82,8 @@ class InpaintConfig:
             raise InputError(f"--raft-iters must be >= 1, got {self.raft_iters}")
         if self.classic_flow not in ("dis", "farneback"):
             raise InputError(f"unknown classic flow '{self.classic_flow}' (dis or farneback)")
+        if self.scratch not in SCRATCH_MODES:
+            raise InputError(f"unknown scratch mode '{self.scratch}' (choose from {', '.join(SCRATCH_MODES)})")
         ways = [self.max_side is not None, self.width is not None or self.height is not None,
                 self.resize_ratio is not None]
         if sum(ways) > 1:

@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from ..config import InpaintConfig
+from ..io.scratch import Scratch
 from ..pipeline.stages import Stages
 
 
@@ -27,12 +28,16 @@ class EngineInput:
         flow_masks: (T, H, W) bool, where flow is not trusted (the user's mask
             dilated by ``flow_mask_dilation``).
         raw_masks: (T, H, W) bool, the user's mask as given (no dilation).
+        scratch: when set, the arrays above may be :class:`~propainter_wire.io.scratch.DiskArray`
+            stacks in it (indexable like arrays, read on demand), and an engine that can keeps its
+            own whole-clip intermediates there too, so host memory does not grow with the clip.
     """
 
     frames: np.ndarray
     masks: np.ndarray
     flow_masks: np.ndarray
     raw_masks: np.ndarray
+    scratch: Scratch | None = None
 
     @property
     def length(self) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..config import InpaintConfig
+from ..io.scratch import DiskArray
 from ..models.inpainter import chunk_sizes_for_budget
 from ..pipeline.propagation import propagate_images
 from ..pipeline.stages import Stages
@@ -93,6 +94,7 @@ class ProPainterEngine:
 
         self.device = torch.device(device)
         self.store = torch.device("cpu")  # where whole-clip tensors live; chosen per clip in run()
+        self.scratch = None  # a Scratch directory: whole-clip arrays on disk instead (set per clip in run())
         self.policy = resolve_precision(precision, self.device)
         self.models = models if models is not None else ProPainterModels.load(weights_dir, self.device)
         # benchmark switches (environment, read once here): RAFT budget in GiB, channels-last convolutions
@@ -104,6 +106,12 @@ class ProPainterEngine:
         if os.environ.get("PROPAINTER_WIRE_CHANNELS_LAST", "0") == "1":
             for net in (self.models.raft, self.models.flow_completion, self.models.inpainter):
                 _convs_channels_last(net)
+
+    def _alloc(self, name: str, shape: tuple[int, ...], dtype: torch.dtype):
+        """A whole-clip array: a tensor on ``self.store``, or a disk array in ``self.scratch``."""
+        if self.scratch is None:
+            return torch.empty(shape, dtype=dtype, device=self.store)
+        return DiskTensor(self.scratch.array(name, shape[0], shape[1:], _NUMPY_DTYPES[dtype]))
 
     def _keep(self, x: torch.Tensor) -> torch.Tensor:
         """A stage's result, float32, where whole-clip tensors live (``self.store``)."""
@@ -136,7 +144,8 @@ class ProPainterEngine:
         raft_dtype = self.policy.stage_dtype("raft")
         corr_dtype = torch.float16 if self.raft_half_pyramid and raft_dtype == torch.float16 else torch.float32
         starts = list(range(0, t - 1, chunk - 1))
-        out_f, out_b = [], []
+        out_f = self._alloc("raft_f", (t - 1, 2, h, w), torch.float32)
+        out_b = self._alloc("raft_b", (t - 1, 2, h, w), torch.float32)
         # out of memory (or a library refusing a size): retry the chunk with fewer pairs at once,
         # then with on-demand correlation, then one pair at a time
         fallbacks = [{}, {"pairs_per_chunk": 2}, {"corr": "local", "pairs_per_chunk": 2},
@@ -154,10 +163,10 @@ class ProPainterEngine:
                             raise
                         _release_memory()
                         log.warning("RAFT: %s; retrying with %s", _first_line(exc), fallbacks[attempt + 1])
-                out_f.append(self._keep(f))
-                out_b.append(self._keep(b))
+                out_f[s:e - 1] = self._keep(f)
+                out_b[s:e - 1] = self._keep(b)
                 bar.update()
-        return torch.cat(out_f), torch.cat(out_b)
+        return out_f, out_b
 
     # -- stage 2 ------------------------------------------------------------------
     def complete_flows(self, flows_f: torch.Tensor, flows_b: torch.Tensor, flow_masks: torch.Tensor,
@@ -196,12 +205,15 @@ class ProPainterEngine:
         half = self.policy.stage_dtype("flow_completion") if dev.type == "cuda" else None
         if half is not None and next(net.parameters()).dtype != half:
             net.to(half)
-        if dev.type == "cuda":  # per-frame layers in chunks of frames: activations within the budget
+        if dev.type == "cuda" or self.scratch is not None:  # per-frame layers in chunks: activations bounded
             h, w = flows_f.shape[-2:]
             # (the sequence-wide tensors, ~24 values per pixel and flow, come on top: ~4 GiB at 720p x 90)
             # at least 4 frames per chunk: each chunk re-encodes 8 frames of context on either side
             net.frames_per_chunk = max(4, net.frames_for_budget(h, w, self.stage_budget_bytes, half or torch.float32))
-        out_f, out_b = [], []
+        else:  # whole sub-videos at once, as the reference (and as the parity tests check)
+            net.frames_per_chunk = None
+        out_f = self._alloc("completed_f", tuple(flows_f.shape), torch.float32)
+        out_b = self._alloc("completed_b", tuple(flows_f.shape), torch.float32)
         for span in flow_completion_spans(flows_f.shape[0], subvideo_length):
             ff = flows_f[span.start:span.stop].unsqueeze(0).to(dev, half)
             fb = flows_b[span.start:span.stop].unsqueeze(0).to(dev, half)
@@ -209,10 +221,10 @@ class ProPainterEngine:
             with contextlib.nullcontext() if half is not None else self.policy.autocast(dev, "flow_completion"):
                 pred_f, pred_b = net.forward_bidirect_flow(ff, fb, mm)
                 comb_f, comb_b = net.combine_flow(ff, fb, pred_f, pred_b, mm)
-            out_f.append(self._keep(comb_f[0, span.local_keep]))
-            out_b.append(self._keep(comb_b[0, span.local_keep]))
+            out_f[span.keep_start:span.keep_stop] = self._keep(comb_f[0, span.local_keep])
+            out_b[span.keep_start:span.keep_stop] = self._keep(comb_b[0, span.local_keep])
             bar.update()
-        return torch.cat(out_f), torch.cat(out_b)
+        return out_f, out_b
 
     # -- stage 3 ------------------------------------------------------------------
     def propagate(self, frames: torch.Tensor, masks: torch.Tensor, flows_f: torch.Tensor, flows_b: torch.Tensor,
@@ -225,8 +237,9 @@ class ProPainterEngine:
             updated frames (T, 3, H, W) in [-1, 1] and the still-unfilled masks (T, 1, H, W).
         """
         spans = propagation_spans(frames.shape[0], subvideo_length)
-        h, w = frames.shape[1:3]
-        out_frames, out_masks = [], []
+        t, h, w = frames.shape[:3]
+        out_frames = self._alloc("updated", (t, 3, h, w), torch.float32)
+        out_masks = self._alloc("updated_masks", (t, 1, h, w), torch.float32)
         with stages("propagate", total=len(spans)) as bar:
             for span in spans:
                 dev = self.device
@@ -240,10 +253,10 @@ class ProPainterEngine:
                 masked = fr * (1 - mk)
                 prop, updated = propagate_images(masked, ff, fb, mk, interpolation="nearest", device=dev)
                 merged = masked + prop * mk
-                out_frames.append(self._keep(merged[span.local_keep]))
-                out_masks.append(self._keep(updated[span.local_keep]))
+                out_frames[span.keep_start:span.keep_stop] = self._keep(merged[span.local_keep])
+                out_masks[span.keep_start:span.keep_stop] = self._keep(updated[span.local_keep])
                 bar.update()
-        return torch.cat(out_frames), torch.cat(out_masks)
+        return out_frames, out_masks
 
     # -- stage 4 ------------------------------------------------------------------
     def synthesize(self, updated: torch.Tensor, masks: torch.Tensor, updated_masks: torch.Tensor,
@@ -268,15 +281,18 @@ class ProPainterEngine:
         length = updated.shape[0]
         windows = transformer_windows(length, config.neighbor_length, config.ref_stride, config.subvideo_length)
         last_window = {idx: k for k, window in enumerate(windows) for idx in window.local}
-        has_mask = masks.flatten(1).any(1).tolist()
+        has_mask = [bool(masks[i:i + 16].flatten(1).any(1)[j]) for i in range(0, length, 16)
+                    for j in range(min(16, length - i))]
         result: dict[int, torch.Tensor] = {}
-        out = np.empty(tuple(original_u8.shape), np.uint8)
+        out = np.empty(tuple(original_u8.shape), np.uint8) if self.scratch is None else \
+            self.scratch.array("output", length, tuple(original_u8.shape)[1:], np.uint8)
         net = self.models.inpainter
         dev = self.device
         h, w = updated.shape[-2:]
         # encoder features are per frame: computed once, shared by overlapping windows and reference frames
         cache = _FeatureCache(max_bytes=self.feature_cache_bytes, bytes_per_frame=128 * (h // 4) * (w // 4) * 4)
-        chunking = dev.type == "cuda"  # per-frame layers and attention windows in chunks within the budget
+        # per-frame layers and attention windows in chunks within the budget (GPU, or host memory bounded)
+        chunking = dev.type == "cuda" or self.scratch is not None
         element = 2 if self.policy.stage_dtype("inpainter") is not None else 4
 
         def encode(missing: list[int]) -> torch.Tensor:
@@ -295,6 +311,8 @@ class ProPainterEngine:
                     if chunking:
                         budget = self.transformer_budget_bytes
                         net.set_chunking(*chunk_sizes_for_budget(budget, (h, w), len(ids), element))
+                    else:
+                        net.set_chunking()
 
                     def infer(ids=ids, local=local):
                         with self.policy.autocast(dev, "inpainter"):
@@ -325,9 +343,10 @@ class ProPainterEngine:
                 for i, idx in enumerate(local):
                     result[idx] = _average(result.get(idx), composited[i])
                     if last_window[idx] == k:
-                        out[idx] = result.pop(idx).cpu().numpy()
+                        frame = result.pop(idx).cpu().numpy()
+                        out[idx] = frame
                         if on_final is not None:
-                            on_final(idx, out[idx])
+                            on_final(idx, frame)
                 bar.update()
         return out
 
@@ -337,40 +356,88 @@ class ProPainterEngine:
 
         ``on_final(index, frame)`` receives each frame as soon as no later window changes it.
         """
-        frames_u8 = np.clip(np.rint(inp.frames * 255.0), 0, 255).astype(np.uint8)
-        single = inp.length == 1
-        masks_np, flow_masks_np = inp.masks, inp.flow_masks
-        if single:
-            # one frame: a still two-frame clip, so the networks fill it spatially
-            frames_u8 = np.concatenate([frames_u8, frames_u8])
-            masks_np = np.concatenate([masks_np, masks_np])
-            flow_masks_np = np.concatenate([flow_masks_np, flow_masks_np])
-        h, w = frames_u8.shape[1:3]
+        single = inp.length == 1  # one frame: a still two-frame clip, so the networks fill it spatially
+        t = 2 if single else inp.length
+        h, w = inp.size
         ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
+        self.scratch = None if single else getattr(inp, "scratch", None)
+        try:
+            with torch.inference_mode(), self.policy.tf32_context():
+                # compact: uint8 frames, bool masks (on disk with a scratch); converted per chunk where used
+                shape = (t, h + ph, w + pw)
+                self.store = self._store_for((*shape, 3))
+                original = self._alloc("frames", (*shape, 3), torch.uint8)
+                masks = self._alloc("masks", (t, 1, *shape[1:]), torch.bool)
+                flow_masks = self._alloc("flow_masks", (t, 1, *shape[1:]), torch.bool)
+                for a in range(0, inp.length, _INPUT_CHUNK):
+                    b = min(inp.length, a + _INPUT_CHUNK)
+                    frames_u8 = np.clip(np.rint(np.asarray(inp.frames[a:b]) * 255.0), 0, 255).astype(np.uint8)
+                    original[a:b] = torch.from_numpy(_pad_bottom_right(frames_u8, ph, pw))
+                    for dst, src in ((masks, inp.masks), (flow_masks, inp.flow_masks)):
+                        padded = _pad_bottom_right(np.asarray(src[a:b], dtype=bool), ph, pw)
+                        dst[a:b] = torch.from_numpy(padded)[:, None]
+                if single:
+                    original[1], masks[1], flow_masks[1] = original[0], masks[0], flow_masks[0]
 
-        with torch.inference_mode(), self.policy.tf32_context():
-            # compact on the host: uint8 frames, bool masks; converted per chunk where they are used
-            original = torch.from_numpy(_pad_bottom_right(frames_u8, ph, pw))  # (T, H, W, 3) uint8
-            masks = torch.from_numpy(_pad_bottom_right(masks_np.astype(bool), ph, pw)).unsqueeze(1)  # (T,1,H,W)
-            flow_masks = torch.from_numpy(_pad_bottom_right(flow_masks_np.astype(bool), ph, pw)).unsqueeze(1)
-            self.store = self._store_for(original.shape)
-            original, masks, flow_masks = original.to(self.store), masks.to(self.store), flow_masks.to(self.store)
+                flows_f, flows_b = self.compute_flows(original, config.raft_iters, stages)
+                flows_f, flows_b = self.complete_flows(flows_f, flows_b, flow_masks, config.subvideo_length, stages)
+                updated, updated_masks = self.propagate(original, masks, flows_f, flows_b, config.subvideo_length,
+                                                        stages)
+                emit = None
+                if on_final is not None and not single:
+                    def emit(idx: int, frame_u8: np.ndarray) -> None:
+                        on_final(idx, frame_u8[:h, :w].astype(np.float32) / 255.0)
 
-            flows_f, flows_b = self.compute_flows(original, config.raft_iters, stages)
-            flows_f, flows_b = self.complete_flows(flows_f, flows_b, flow_masks, config.subvideo_length, stages)
-            updated, updated_masks = self.propagate(original, masks, flows_f, flows_b, config.subvideo_length, stages)
-            emit = None
-            if on_final is not None and not single:
-                def emit(idx: int, frame_u8: np.ndarray) -> None:
-                    on_final(idx, frame_u8[:h, :w].astype(np.float32) / 255.0)
-
-            out = self.synthesize(updated, masks, updated_masks, flows_f, flows_b, original, config, stages,
-                                  on_final=emit)
-
-        out = out[:, :h, :w]
-        if single:
-            out = out[:1]
+                out = self.synthesize(updated, masks, updated_masks, flows_f, flows_b, original, config, stages,
+                                      on_final=emit)
+        finally:
+            self.scratch = None
+        if isinstance(out, DiskArray):
+            return UnitFrames(out, h, w)
+        out = out[:1 if single else t, :h, :w]
         return out.astype(np.float32) / 255.0
+
+
+_INPUT_CHUNK = 16  # frames converted to the engine's compact arrays at once
+
+_NUMPY_DTYPES = {torch.uint8: np.uint8, torch.bool: np.bool_, torch.float32: np.float32}
+
+
+class DiskTensor:
+    """A :class:`DiskArray` indexed like a CPU tensor: reads return tensors, assignments take tensors."""
+
+    def __init__(self, array: DiskArray) -> None:
+        self.array = array
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size(self.array.shape)
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        return torch.from_numpy(self.array[index])
+
+    def __setitem__(self, index, value) -> None:
+        self.array[index] = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+
+
+class UnitFrames:
+    """The engine's uint8 output on disk, read as (H, W, 3) float32 frames in [0, 1], cropped to (h, w)."""
+
+    def __init__(self, out: DiskArray, height: int, width: int) -> None:
+        self.out, self.height, self.width = out, height, width
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.out), self.height, self.width, 3)
+
+    def __len__(self) -> int:
+        return len(self.out)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.out[i][:self.height, :self.width].astype(np.float32) / 255.0
 
 
 def _attention_backends(device: torch.device):

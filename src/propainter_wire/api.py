@@ -13,6 +13,7 @@ in the output folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -114,12 +115,9 @@ def prepare_engine_input(frames, raw_masks, config: InpaintConfig, scratch=None)
     n = len(frames)
     arrays = (scratch.array("proc_frames", n, (ph, pw, 3), np.float32), scratch.array("proc_raw", n, (ph, pw), bool),
               scratch.array("masks", n, (ph, pw), bool), scratch.array("flow_masks", n, (ph, pw), bool))
-    batch = 4 * io_threads()
-    for lo in range(0, n, batch):
-        for i, parts in zip(range(lo, min(n, lo + batch)), parallel_map(one, range(lo, min(n, lo + batch))),
-                            strict=True):
-            for arr, part in zip(arrays, parts, strict=True):
-                arr[i] = part
+    for i, parts in batched_map(one, range(n)):
+        for arr, part in zip(arrays, parts, strict=True):
+            arr[i] = part
     proc_frames, proc_raw, masks, flow_masks = arrays
     return EngineInput(frames=proc_frames, masks=masks, flow_masks=flow_masks, raw_masks=proc_raw, scratch=scratch)
 
@@ -130,6 +128,17 @@ def io_threads() -> int:
     if value.strip().isdigit() and int(value) > 0:
         return int(value)
     return min(8, os.cpu_count() or 1)
+
+
+def batched_map(fn, indices, mapper=None):
+    """Yield ``(i, fn(i))`` for each of ``indices`` in order, mapped in batches of ``4 * io_threads()``
+    by ``mapper`` (default ``parallel_map``), so only one batch of results is held at a time."""
+    mapper = parallel_map if mapper is None else mapper
+    indices = list(indices)
+    batch = 4 * io_threads()
+    for lo in range(0, len(indices), batch):
+        ids = indices[lo:lo + batch]
+        yield from zip(ids, mapper(fn, ids), strict=True)
 
 
 def parallel_map(fn, items, workers: int | None = None) -> list:
@@ -354,46 +363,37 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
 
     inputs = [video, mask]
     out_dir = None
-    with stages("read"):
-        source = open_frames(video)
-        try:
-            source.validate()
-            mask_source = open_masks(mask, len(source), source.height, source.width, config.mask_threshold)
-            if not config.overwrite:  # nothing is deleted: check the folder before the long part
-                out_dir = prepare_output_dir(run.path, inputs, overwrite=False, resume=config.resume)
-            scratch = _open_scratch(config, source)
+    with contextlib.ExitStack() as cleanup:  # the scratch directory, if any, goes when the run ends
+        with stages("read"):
+            source = open_frames(video)
             try:
-                # folders decode in parallel; a video decodes in order
-                read = parallel_map if source.kind == "folder" else (lambda fn, xs: [fn(x) for x in xs])
-                if scratch is None:
-                    frames = read(source.__getitem__, range(len(source)))
-                    raw_masks = [mask_source[i] for i in range(len(source))]
-                else:  # read in batches straight to the scratch files
-                    frames = raw_masks = None
-                    batch = 4 * io_threads()
-                    for lo in range(0, len(source), batch):
-                        ids = range(lo, min(len(source), lo + batch))
-                        for i, frame in zip(ids, read(source.__getitem__, ids), strict=True):
-                            if frames is None:
-                                frames = scratch.array("input", len(source), frame.shape, frame.dtype)
-                                raw_masks = scratch.array("raw_masks", len(source), frame.shape[:2], bool)
+                source.validate()
+                mask_source = open_masks(mask, len(source), source.height, source.width, config.mask_threshold)
+                if not config.overwrite:  # nothing is deleted: check the folder before the long part
+                    out_dir = prepare_output_dir(run.path, inputs, overwrite=False, resume=config.resume)
+                scratch = _open_scratch(config, source)
+                if scratch is not None:
+                    cleanup.enter_context(scratch)
+                try:
+                    # folders decode in parallel; a video decodes in order
+                    read = parallel_map if source.kind == "folder" else (lambda fn, xs: [fn(x) for x in xs])
+                    if scratch is None:
+                        frames = read(source.__getitem__, range(len(source)))
+                        raw_masks = [mask_source[i] for i in range(len(source))]
+                    else:  # read in batches straight to the scratch files
+                        size = (source.height, source.width)
+                        frames = scratch.array("input", len(source), (*size, 3), source.dtype)
+                        raw_masks = scratch.array("raw_masks", len(source), size, bool)
+                        for i, frame in batched_map(source.__getitem__, range(len(source)), read):
                             frames[i] = frame
                             raw_masks[i] = mask_source[i]
-            except BaseException:
-                if scratch is not None:
-                    scratch.close()
-                raise
+                finally:
+                    mask_source.close()
             finally:
-                mask_source.close()
-        finally:
-            source.close()
-    if source.has_alpha:
-        log.info("%s: alpha channel ignored (output frames are RGB)", video)
-    try:
+                source.close()
+        if source.has_alpha:
+            log.info("%s: alpha channel ignored (output frames are RGB)", video)
         return _fill_and_write(video, mask, run, config, stages, start, source, frames, raw_masks, out_dir, scratch)
-    finally:
-        if scratch is not None:
-            scratch.close()
 
 
 def _open_scratch(config: InpaintConfig, source):
@@ -405,7 +405,7 @@ def _open_scratch(config: InpaintConfig, source):
     if config.scratch == "auto":
         h, w = source.height, source.width
         ph, pw = processing_size(h, w, config)
-        itemsize = np.dtype(source.dtype).itemsize if source.dtype is not None else 1
+        itemsize = source.dtype.itemsize
         # full-size frame and mask; processing-size float32 frame and masks; engine arrays (~60 B per pixel)
         per_frame = h * w * (3 * itemsize + 1) + ph * pw * (12 + 3 + 60)
         if len(source) * per_frame <= _physical_memory_bytes() // 2:
@@ -544,12 +544,10 @@ def _write_frames(frames: list[np.ndarray], filled: np.ndarray, raw_masks: list[
     try:
         with stages("write", total=len(needed)) as bar:
             # frames are composited and encoded in parallel batches; the video takes them in order
-            batch = 4 * io_threads()
-            for lo in range(0, len(needed), batch):
-                for frame in parallel_map(finish, needed[lo:lo + batch]):
-                    if writer is not None:
-                        writer.write(_video_frame(frame))
-                    bar.update()
+            for _, frame in batched_map(finish, needed):
+                if writer is not None:
+                    writer.write(_video_frame(frame))
+                bar.update()
         if writer is not None:
             writer.close()
     except BaseException:

@@ -113,6 +113,12 @@ class ProPainterEngine:
             return torch.empty(shape, dtype=dtype, device=self.store)
         return DiskTensor(self.scratch.array(name, shape[0], shape[1:], _NUMPY_DTYPES[dtype]))
 
+    @property
+    def _bounded(self) -> bool:
+        """Whether the networks run in chunks within the stage budgets: on a GPU, or with a scratch
+        (host memory bounded); otherwise whole sub-videos and windows, as the reference."""
+        return self.device.type == "cuda" or self.scratch is not None
+
     def _keep(self, x: torch.Tensor) -> torch.Tensor:
         """A stage's result, float32, where whole-clip tensors live (``self.store``)."""
         return x.detach().float().to(self.store)
@@ -205,12 +211,12 @@ class ProPainterEngine:
         half = self.policy.stage_dtype("flow_completion") if dev.type == "cuda" else None
         if half is not None and next(net.parameters()).dtype != half:
             net.to(half)
-        if dev.type == "cuda" or self.scratch is not None:  # per-frame layers in chunks: activations bounded
+        if self._bounded:  # per-frame layers in chunks of frames
             h, w = flows_f.shape[-2:]
             # (the sequence-wide tensors, ~24 values per pixel and flow, come on top: ~4 GiB at 720p x 90)
             # at least 4 frames per chunk: each chunk re-encodes 8 frames of context on either side
             net.frames_per_chunk = max(4, net.frames_for_budget(h, w, self.stage_budget_bytes, half or torch.float32))
-        else:  # whole sub-videos at once, as the reference (and as the parity tests check)
+        else:
             net.frames_per_chunk = None
         out_f = self._alloc("completed_f", tuple(flows_f.shape), torch.float32)
         out_b = self._alloc("completed_b", tuple(flows_f.shape), torch.float32)
@@ -243,7 +249,7 @@ class ProPainterEngine:
         with stages("propagate", total=len(spans)) as bar:
             for span in spans:
                 dev = self.device
-                # a span too large for the budget stays where it is; the sweeps move one frame at a time
+                # a span over the budget leaves its flows where they are; the sweeps move them a frame at a time
                 span_bytes = _PROPAGATION_BYTES_PER_PIXEL * (span.stop - span.start) * h * w
                 flows_at = dev if span_bytes <= self.propagation_budget_bytes else self.store
                 fr = _signed(frames[span.start:span.stop].to(dev))
@@ -281,8 +287,8 @@ class ProPainterEngine:
         length = updated.shape[0]
         windows = transformer_windows(length, config.neighbor_length, config.ref_stride, config.subvideo_length)
         last_window = {idx: k for k, window in enumerate(windows) for idx in window.local}
-        has_mask = [bool(masks[i:i + 16].flatten(1).any(1)[j]) for i in range(0, length, 16)
-                    for j in range(min(16, length - i))]
+        has_mask = [flag for i in range(0, length, _INPUT_CHUNK)
+                    for flag in masks[i:i + _INPUT_CHUNK].flatten(1).any(1).tolist()]
         result: dict[int, torch.Tensor] = {}
         out = np.empty(tuple(original_u8.shape), np.uint8) if self.scratch is None else \
             self.scratch.array("output", length, tuple(original_u8.shape)[1:], np.uint8)
@@ -291,8 +297,6 @@ class ProPainterEngine:
         h, w = updated.shape[-2:]
         # encoder features are per frame: computed once, shared by overlapping windows and reference frames
         cache = _FeatureCache(max_bytes=self.feature_cache_bytes, bytes_per_frame=128 * (h // 4) * (w // 4) * 4)
-        # per-frame layers and attention windows in chunks within the budget (GPU, or host memory bounded)
-        chunking = dev.type == "cuda" or self.scratch is not None
         element = 2 if self.policy.stage_dtype("inpainter") is not None else 4
 
         def encode(missing: list[int]) -> torch.Tensor:
@@ -308,7 +312,7 @@ class ProPainterEngine:
                 else:
                     ids = list(window.frames)
 
-                    if chunking:
+                    if self._bounded:  # per-frame layers and attention windows in chunks
                         budget = self.transformer_budget_bytes
                         net.set_chunking(*chunk_sizes_for_budget(budget, (h, w), len(ids), element))
                     else:
@@ -360,7 +364,7 @@ class ProPainterEngine:
         t = 2 if single else inp.length
         h, w = inp.size
         ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
-        self.scratch = None if single else getattr(inp, "scratch", None)
+        self.scratch = None if single else inp.scratch
         try:
             with torch.inference_mode(), self.policy.tf32_context():
                 # compact: uint8 frames, bool masks (on disk with a scratch); converted per chunk where used
@@ -398,7 +402,7 @@ class ProPainterEngine:
         return out.astype(np.float32) / 255.0
 
 
-_INPUT_CHUNK = 16  # frames converted to the engine's compact arrays at once
+_INPUT_CHUNK = 16  # frames converted (or scanned) at once when filling or reading the whole-clip arrays
 
 _NUMPY_DTYPES = {torch.uint8: np.uint8, torch.bool: np.bool_, torch.float32: np.float32}
 

@@ -50,17 +50,6 @@ class _Fetch:
         return x.to(self.device, non_blocking=self.non_blocking).to(self.dtype)
 
 
-def _consistency(flow: torch.Tensor, reverse: torch.Tensor) -> torch.Tensor:
-    """Forward-backward check of one flow pair.
-
-    Args:
-        flow, reverse: (B, 2, H, W) pixels; ``reverse`` is the flow back from the target frame.
-    Returns:
-        (B, 1, H, W) {0, 1}, dtype of ``flow``: 1 where ``flow`` can be trusted.
-    """
-    return fb_consistency(flow, reverse)
-
-
 def _sweep(frames: torch.Tensor, masks: torch.Tensor, flows: torch.Tensor, reverse: torch.Tensor,
            order: range, flow_index: int, interpolation: str, fetch: _Fetch,
            out_frames: torch.Tensor, out_masks: torch.Tensor) -> None:
@@ -88,7 +77,7 @@ def _sweep(frames: torch.Tensor, masks: torch.Tensor, flows: torch.Tensor, rever
         if step > 0:
             pair = t + flow_index
             flow = fetch(flows[:, pair])  # (B, 2, H, W)
-            ok = _consistency(flow, fetch(reverse[:, pair]))  # (B, 1, H, W)
+            ok = fb_consistency(flow, fetch(reverse[:, pair]))  # (B, 1, H, W): 1 where the flow is trusted
             warped = flow_warp(prev_frame, flow, interpolation)
             # is the source pixel itself still unknown? (always bilinear, as the reference)
             src_unknown = _binarize(flow_warp(prev_mask, flow))

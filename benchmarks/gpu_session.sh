@@ -150,3 +150,15 @@ if [ "$PHASE" = bounded2 ]; then  # after the A/B of "bounded": channels-last of
   bench ours_432x240x80_fp16 --width 432 --height 240 --frames 80 --precision fp16
   reference ref_1920x1080x50 1920 1080 50
 fi
+
+if [ "$PHASE" = profile3 ]; then  # third session: where the GPU time goes at 720p, and the current commit's figures
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 240 $PY benchmarks/profile_engine.py --width 1280 --height 720 --frames 40 --source "$BMX" --profile \
+    --sort self_device_time_total,self_cpu_time_total --rows 45 > "$OUT/profile_720x40.txt" 2>&1
+  grep -A6 "^stage " "$OUT/profile_720x40.txt"
+  bench ours_1280x720x80_fp16 --width 1280 --height 720 --frames 80 --precision fp16
+  PROPAINTER_WIRE_RAFT_HALF_PYRAMID=1 bench ours_1280x720x80_fp16_halfpyr --width 1280 --height 720 --frames 80 \
+    --precision fp16
+  bench ours_1280x720x240_fp16 --width 1280 --height 720 --frames 240 --precision fp16
+fi

@@ -19,7 +19,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main() -> int:
-    import torch
 
     from bench import _source_clip, _texture_clip, _wire_masks
     from propainter_wire.api import prepare_engine_input
@@ -38,6 +37,7 @@ def main() -> int:
     p.add_argument("--profile", action="store_true", help="torch.profiler table of the second run")
     p.add_argument("--raft-chunk", type=int, default=None, help="frames handed to RAFT at once")
     p.add_argument("--sort", default="cuda_time_total", help="profiler table orders, comma-separated")
+    p.add_argument("--rows", type=int, default=40, help="rows per profiler table")
     args = p.parse_args()
 
     if args.source:
@@ -53,7 +53,7 @@ def main() -> int:
     cold = Stages()
     start = time.perf_counter()
     engine.run(inp, config, cold)  # warm-up: kernels, allocator, cuDNN choices
-    torch.cuda.synchronize()
+    _sync()
     print(json.dumps({"cold_seconds": round(time.perf_counter() - start, 3),
                       "cold_stages": {k: round(v, 3) for k, v in cold.seconds.items()}}))
     stages = Stages()
@@ -61,19 +61,57 @@ def main() -> int:
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
+        stages = _ProfiledStages()
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             engine.run(inp, config, stages)
-            torch.cuda.synchronize()
+            _sync()
+        averages = prof.key_averages()
+        # per stage: wall (CPU total of the range) against GPU kernel time launched inside it
+        print("stage        wall_ms   gpu_ms   gpu/wall")
+        for row in averages:
+            if row.key.startswith("stage:"):
+                gpu = getattr(row, "device_time_total", None) or getattr(row, "cuda_time_total", 0)
+                print(f"{row.key[6:]:<12} {row.cpu_time_total / 1e3:8.1f} {gpu / 1e3:8.1f} "
+                      f"{gpu / max(1.0, row.cpu_time_total):8.2f}")
         for key in args.sort.split(","):
-            print(prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=70))
+            print(averages.table(sort_by=key, row_limit=args.rows, max_name_column_width=70))
     else:
         engine.run(inp, config, stages)
-        torch.cuda.synchronize()
+        _sync()
     print(json.dumps({"seconds": round(time.perf_counter() - start, 3),
                       "stages": {k: round(v, 3) for k, v in stages.seconds.items()},
                       "peak_gib": {k: round(v / 2**30, 2) for k, v in stages.gpu_peak_bytes.items()},
                       "frames": args.frames, "size": [args.width, args.height], "precision": args.precision}))
     return 0
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _profiled_stages_class():
+    import contextlib
+
+    import torch
+
+    from propainter_wire.pipeline.stages import Stages
+
+    class ProfiledStages(Stages):
+        """Stages that also mark each stage as a profiler range (``stage:<name>``)."""
+
+        @contextlib.contextmanager
+        def __call__(self, name: str, total: int | None = None):
+            with torch.profiler.record_function(f"stage:{name}"), super().__call__(name, total) as bar:
+                yield bar
+
+    return ProfiledStages
+
+
+def _ProfiledStages():  # noqa: N802 - a factory standing in for the class
+    return _profiled_stages_class()()
 
 
 if __name__ == "__main__":

@@ -162,3 +162,25 @@ if [ "$PHASE" = profile3 ]; then  # third session: where the GPU time goes at 72
     --precision fp16
   bench ours_1280x720x240_fp16 --width 1280 --height 720 --frames 240 --precision fp16
 fi
+
+if [ "$PHASE" = speed3 ]; then  # third session: precast weights, half storage, pinned host store, RAFT CUDA graphs
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_propagation_streaming.py \
+    tests/test_flow_completion.py 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  bench ours_1280x720x80_fp16 --width 1280 --height 720 --frames 80 --precision fp16 --keep-output /tmp/keep_720_fp16
+  reference ref_1280x720x80 1280 720 80
+  PROPAINTER_WIRE_PIN_HOST=0 bench ours_1280x720x80_fp16_nopin --width 1280 --height 720 --frames 80 --precision fp16
+  PROPAINTER_WIRE_CUDA_GRAPHS=0 bench ours_1280x720x80_fp16_nographs --width 1280 --height 720 --frames 80 \
+    --precision fp16
+  PROPAINTER_WIRE_CHANNELS_LAST=1 bench ours_1280x720x80_fp16_cl --width 1280 --height 720 --frames 80 --precision fp16
+  bench ours_1280x720x80_fp32 --width 1280 --height 720 --frames 80 --precision fp32 --keep-output /tmp/keep_720_fp32
+  $PY benchmarks/bench.py --write-clip /tmp/c720 --source "$BMX" --width 1280 --height 720 --frames 80
+  $PY benchmarks/compare.py /tmp/keep_720_fp16 /tmp/keep_720_fp32 /tmp/c720/masks > "$OUT/psnr_720_fp16_vs_fp32.json"
+  cat "$OUT/psnr_720_fp16_vs_fp32.json"
+  bench ours_1280x720x240_fp16 --width 1280 --height 720 --frames 240 --precision fp16
+  bench ours_1920x1080x50_fp16 --width 1920 --height 1080 --frames 50 --precision fp16
+  timeout 200 $PY benchmarks/profile_engine.py --width 1280 --height 720 --frames 40 --source "$BMX" --profile \
+    --sort self_device_time_total,self_cpu_time_total --rows 30 > "$OUT/profile_720x40.txt" 2>&1
+  grep -A5 "^stage " "$OUT/profile_720x40.txt"
+fi

@@ -182,15 +182,48 @@ def fill(inp: EngineInput, config: InpaintConfig, stages: Stages, engine=None, d
         log.info("every mask is empty: frames are copied through unchanged")
         return inp.frames, None
     check_fillable(inp, config)
-    if engine is None:
-        with stages("load"):
-            if device is None:
-                from .runtime.device import resolve_device
+    if engine is None or isinstance(engine, EngineLoader):
+        with stages("load"):  # (with a loader: the wait for it, its errors raised here)
+            if engine is not None:
+                engine = engine.result()
+            else:
+                if device is None:
+                    from .runtime.device import resolve_device
 
-                device = resolve_device(config.device)
-            engine = select_engine(config, device)
+                    device = resolve_device(config.device)
+                engine = select_engine(config, device)
     with stages.failures(getattr(engine, "name", "engine")):  # a failure between the engine's own stages
         return engine.run(inp, config, stages, on_final=on_final), engine
+
+
+class EngineLoader:
+    """Resolves the device and loads the engine on a thread, while the frames are read.
+
+    Loading the networks (checkpoints, CUDA start-up) takes as long as decoding a
+    short clip; the two overlap. ``result()`` waits and returns the engine, or raises
+    what loading raised (so errors surface where a synchronous load would raise them).
+    """
+
+    def __init__(self, config: InpaintConfig, device) -> None:
+        import threading
+
+        self.device = device
+        self._engine = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._load, args=(config,), name="engine-loader", daemon=True)
+        self._thread.start()
+
+    def _load(self, config: InpaintConfig) -> None:
+        try:
+            self._engine = select_engine(config, self.device)
+        except BaseException as exc:  # re-raised by result() on the caller's thread
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._engine
 
 
 def run_engine(frames: list[np.ndarray], raw_masks: list[np.ndarray], config: InpaintConfig,
@@ -363,6 +396,7 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
 
     inputs = [video, mask]
     out_dir = None
+    loader = None
     with contextlib.ExitStack() as cleanup:  # the scratch directory, if any, goes when the run ends
         with stages("read"):
             source = open_frames(video)
@@ -374,6 +408,10 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
                 scratch = _open_scratch(config, source)
                 if scratch is not None:
                     cleanup.enter_context(scratch)
+                from .runtime.device import resolve_device
+
+                # the inputs look sound: load the engine while they decode
+                loader = EngineLoader(config, resolve_device(config.device))
                 try:
                     # folders decode in parallel; a video decodes in order
                     read = parallel_map if source.kind == "folder" else (lambda fn, xs: [fn(x) for x in xs])
@@ -393,7 +431,8 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
                 source.close()
         if source.has_alpha:
             log.info("%s: alpha channel ignored (output frames are RGB)", video)
-        return _fill_and_write(video, mask, run, config, stages, start, source, frames, raw_masks, out_dir, scratch)
+        return _fill_and_write(video, mask, run, config, stages, start, source, frames, raw_masks, out_dir, scratch,
+                               loader)
 
 
 def _open_scratch(config: InpaintConfig, source):
@@ -423,7 +462,7 @@ def _physical_memory_bytes() -> int:
 
 
 def _fill_and_write(video: Path, mask: Path, run: _OutputRun, config: InpaintConfig, stages: Stages, start: float,
-                    source, frames, raw_masks, out_dir, scratch) -> dict:
+                    source, frames, raw_masks, out_dir, scratch, loader: EngineLoader | None = None) -> dict:
     inputs = [video, mask]
     if out_dir is None:  # --overwrite deletes earlier results: only once the inputs are known good
         out_dir = prepare_output_dir(run.path, inputs, overwrite=True, resume=False)
@@ -439,7 +478,7 @@ def _fill_and_write(video: Path, mask: Path, run: _OutputRun, config: InpaintCon
 
     from .runtime.device import resolve_device
 
-    device = resolve_device(config.device)
+    device = loader.device if loader is not None else resolve_device(config.device)
     engine = None
     written: set[int] = set()
     needed = list(range(len(targets))) if config.save_video else todo
@@ -448,7 +487,7 @@ def _fill_and_write(video: Path, mask: Path, run: _OutputRun, config: InpaintCon
             inp = prepare_engine_input(frames, raw_masks, config, scratch=scratch)
         early = _EarlyWriter(frames, raw_masks, inp.masks, targets, todo, config)
         try:
-            filled, engine = fill(inp, config, stages, device=device, on_final=early)
+            filled, engine = fill(inp, config, stages, engine=loader, device=device, on_final=early)
             written = early.close()
         finally:
             early.abort()

@@ -32,6 +32,8 @@ from ..models.inpainter import chunk_sizes_for_budget
 from ..pipeline.propagation import propagate_images
 from ..pipeline.stages import Stages
 from ..pipeline.windows import flow_completion_spans, propagation_spans, transformer_windows
+from ..runtime.cuda_graph import GraphCache
+from ..runtime.pinned import HostPins, pin_budget_bytes
 from .base import EngineInput
 
 log = logging.getLogger("propainter_wire")
@@ -90,13 +92,21 @@ class ProPainterEngine:
 
     def __init__(self, weights_dir: Path, device: torch.device | str = "cpu", precision: str = "fp32",
                  models: ProPainterModels | None = None):
-        from ..runtime.precision import resolve_precision
+        from ..runtime.precision import precast_for_autocast, resolve_precision
 
         self.device = torch.device(device)
         self.store = torch.device("cpu")  # where whole-clip tensors live; chosen per clip in run()
         self.scratch = None  # a Scratch directory: whole-clip arrays on disk instead (set per clip in run())
+        self.pins = None  # HostPins page-locking the host store during a GPU run (set per clip in run())
         self.policy = resolve_precision(precision, self.device)
-        self.models = models if models is not None else ProPainterModels.load(weights_dir, self.device)
+        if models is None:
+            models = ProPainterModels.load(weights_dir, self.device)
+            # conv/linear weights stored in the autocast dtype of their stage: same values, no per-call casts
+            # (models handed in may be shared with other precisions, so they are left as they are)
+            for net, stage in ((models.raft, "raft"), (models.inpainter, "inpainter")):
+                if self.policy.stage_dtype(stage) is not None:
+                    precast_for_autocast(net, self.policy.stage_dtype(stage))
+        self.models = models
         # benchmark switches (environment, read once here): RAFT budget in GiB, channels-last convolutions
         budget_gib = os.environ.get("PROPAINTER_WIRE_RAFT_BUDGET_GIB")
         if budget_gib:
@@ -108,10 +118,29 @@ class ProPainterEngine:
                 _convs_channels_last(net)
 
     def _alloc(self, name: str, shape: tuple[int, ...], dtype: torch.dtype):
-        """A whole-clip array: a tensor on ``self.store``, or a disk array in ``self.scratch``."""
+        """A whole-clip array: a tensor on ``self.store`` (page-locked on the host of a GPU run, for
+        fast copies), or a disk array in ``self.scratch``."""
         if self.scratch is None:
-            return torch.empty(shape, dtype=dtype, device=self.store)
+            array = torch.empty(shape, dtype=dtype, device=self.store)
+            if self.pins is not None and array.device.type == "cpu":
+                self.pins.pin(array)
+            return array
+        if dtype not in _NUMPY_DTYPES:  # bfloat16 has no numpy dtype: disk arrays keep it as float32
+            dtype = torch.float32
         return DiskTensor(self.scratch.array(name, shape[0], shape[1:], _NUMPY_DTYPES[dtype]))
+
+    def _stored_dtype(self, stage: str) -> torch.dtype:
+        """dtype of the whole-clip float arrays that ``stage`` reads (flows for ``flow_completion``,
+        propagated frames for ``inpainter``).
+
+        On a GPU in a half precision that stage converts them to its half dtype before any
+        arithmetic (the flow-completion network runs in it, the inpainter's encoder casts its
+        input to it, and the flows it also reads come out of flow completion in it), so they
+        are kept in that dtype: half the host memory and copies for the same values (the
+        reference keeps them in fp16 too with ``--fp16``). Otherwise float32.
+        """
+        dtype = self.policy.stage_dtype(stage) if self.device.type == "cuda" else None
+        return dtype or torch.float32
 
     @property
     def _bounded(self) -> bool:
@@ -119,9 +148,9 @@ class ProPainterEngine:
         (host memory bounded); otherwise whole sub-videos and windows, as the reference."""
         return self.device.type == "cuda" or self.scratch is not None
 
-    def _keep(self, x: torch.Tensor) -> torch.Tensor:
-        """A stage's result, float32, where whole-clip tensors live (``self.store``)."""
-        return x.detach().float().to(self.store)
+    def _keep(self, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """A stage's result in ``dtype``, where whole-clip tensors live (``self.store``)."""
+        return x.detach().to(dtype).to(self.store)
 
     def _store_for(self, shape: torch.Size) -> torch.device:
         """The device when the tensors of a (T, H, W, 3) clip fit ``resident_bytes`` there, else the host."""
@@ -150,28 +179,39 @@ class ProPainterEngine:
         raft_dtype = self.policy.stage_dtype("raft")
         corr_dtype = torch.float16 if self.raft_half_pyramid and raft_dtype == torch.float16 else torch.float32
         starts = list(range(0, t - 1, chunk - 1))
-        out_f = self._alloc("raft_f", (t - 1, 2, h, w), torch.float32)
-        out_b = self._alloc("raft_b", (t - 1, 2, h, w), torch.float32)
+        keep = self._stored_dtype("flow_completion")  # flow completion's input dtype
+        out_f = self._alloc("raft_f", (t - 1, 2, h, w), keep)
+        out_b = self._alloc("raft_b", (t - 1, 2, h, w), keep)
         # out of memory (or a library refusing a size): retry the chunk with fewer pairs at once,
         # then with on-demand correlation, then one pair at a time
         fallbacks = [{}, {"pairs_per_chunk": 2}, {"corr": "local", "pairs_per_chunk": 2},
                      {"corr": "local", "pairs_per_chunk": 1}]
-        with stages("flow", total=len(starts)) as bar, self.policy.autocast(self.device, "raft"):
-            for s in starts:
-                e = min(t, s + chunk)
-                for attempt, options in enumerate(fallbacks):
-                    try:
-                        f, b = bidirectional_flows(self.models.raft, _signed(frames[s:e].to(self.device)), iters=iters,
-                                                   budget_bytes=budget, corr_dtype=corr_dtype, **options)
-                        break
-                    except RuntimeError as exc:
-                        if not _is_resource_error(exc) or attempt == len(fallbacks) - 1:
-                            raise
-                        _release_memory()
-                        log.warning("RAFT: %s; retrying with %s", _first_line(exc), fallbacks[attempt + 1])
-                out_f[s:e - 1] = self._keep(f)
-                out_b[s:e - 1] = self._keep(b)
-                bar.update()
+        # the refinement of equal-sized chunks replays one CUDA graph (PROPAINTER_WIRE_CUDA_GRAPHS=0: eager)
+        graphs = GraphCache(enabled=os.environ.get("PROPAINTER_WIRE_CUDA_GRAPHS", "1") != "0")
+        try:
+            with stages("flow", total=len(starts)) as bar, self.policy.autocast(self.device, "raft"):
+                for s in starts:
+                    e = min(t, s + chunk)
+                    for attempt, options in enumerate(fallbacks):
+                        try:
+                            f, b = bidirectional_flows(self.models.raft, _signed(frames[s:e].to(self.device)),
+                                                       iters=iters, budget_bytes=budget, corr_dtype=corr_dtype,
+                                                       graphs=graphs, **options)
+                            break
+                        except RuntimeError as exc:
+                            if not _is_resource_error(exc) or attempt == len(fallbacks) - 1:
+                                raise
+                            graphs.close()  # their pools hold memory: eager from here on
+                            graphs.enabled = False
+                            _release_memory()
+                            log.warning("RAFT: %s; retrying with %s", _first_line(exc), fallbacks[attempt + 1])
+                    out_f[s:e - 1] = self._keep(f, keep)
+                    out_b[s:e - 1] = self._keep(b, keep)
+                    bar.update()
+        finally:
+            if graphs.graphs:
+                graphs.close()
+                _release_memory()
         return out_f, out_b
 
     # -- stage 2 ------------------------------------------------------------------
@@ -218,8 +258,9 @@ class ProPainterEngine:
             net.frames_per_chunk = max(4, net.frames_for_budget(h, w, self.stage_budget_bytes, half or torch.float32))
         else:
             net.frames_per_chunk = None
-        out_f = self._alloc("completed_f", tuple(flows_f.shape), torch.float32)
-        out_b = self._alloc("completed_b", tuple(flows_f.shape), torch.float32)
+        keep = self._stored_dtype("flow_completion")  # = the network's output dtype: kept exactly
+        out_f = self._alloc("completed_f", tuple(flows_f.shape), keep)
+        out_b = self._alloc("completed_b", tuple(flows_f.shape), keep)
         for span in flow_completion_spans(flows_f.shape[0], subvideo_length):
             ff = flows_f[span.start:span.stop].unsqueeze(0).to(dev, half)
             fb = flows_b[span.start:span.stop].unsqueeze(0).to(dev, half)
@@ -227,8 +268,8 @@ class ProPainterEngine:
             with contextlib.nullcontext() if half is not None else self.policy.autocast(dev, "flow_completion"):
                 pred_f, pred_b = net.forward_bidirect_flow(ff, fb, mm)
                 comb_f, comb_b = net.combine_flow(ff, fb, pred_f, pred_b, mm)
-            out_f[span.keep_start:span.keep_stop] = self._keep(comb_f[0, span.local_keep])
-            out_b[span.keep_start:span.keep_stop] = self._keep(comb_b[0, span.local_keep])
+            out_f[span.keep_start:span.keep_stop] = self._keep(comb_f[0, span.local_keep], keep)
+            out_b[span.keep_start:span.keep_stop] = self._keep(comb_b[0, span.local_keep], keep)
             bar.update()
         return out_f, out_b
 
@@ -240,12 +281,14 @@ class ProPainterEngine:
         Args:
             frames: (T, H, W, 3) uint8; masks: (T, 1, H, W) bool.
         Returns:
-            updated frames (T, 3, H, W) in [-1, 1] and the still-unfilled masks (T, 1, H, W).
+            updated frames (T, 3, H, W) in [-1, 1] (in the inpainter's input dtype, see
+            ``_stored_dtype``) and the still-unfilled masks (T, 1, H, W) bool.
         """
         spans = propagation_spans(frames.shape[0], subvideo_length)
         t, h, w = frames.shape[:3]
-        out_frames = self._alloc("updated", (t, 3, h, w), torch.float32)
-        out_masks = self._alloc("updated_masks", (t, 1, h, w), torch.float32)
+        keep = self._stored_dtype("inpainter")
+        out_frames = self._alloc("updated", (t, 3, h, w), keep)
+        out_masks = self._alloc("updated_masks", (t, 1, h, w), torch.bool)
         with stages("propagate", total=len(spans)) as bar:
             for span in spans:
                 dev = self.device
@@ -254,13 +297,13 @@ class ProPainterEngine:
                 flows_at = dev if span_bytes <= self.propagation_budget_bytes else self.store
                 fr = _signed(frames[span.start:span.stop].to(dev))
                 mk = masks[span.start:span.stop].to(dev).float()
-                ff = flows_f[span.start:span.stop - 1].to(flows_at)
+                ff = flows_f[span.start:span.stop - 1].to(flows_at)  # converted to float32 step by step
                 fb = flows_b[span.start:span.stop - 1].to(flows_at)
                 masked = fr.mul_(1 - mk)  # in place: one frame-sized buffer less on the device
                 prop, updated = propagate_images(masked, ff, fb, mk, interpolation="nearest", device=dev)
                 merged = prop.mul_(mk).add_(masked)  # = masked + prop * mk (addition commutes exactly)
-                out_frames[span.keep_start:span.keep_stop] = self._keep(merged[span.local_keep])
-                out_masks[span.keep_start:span.keep_stop] = self._keep(updated[span.local_keep])
+                out_frames[span.keep_start:span.keep_stop] = self._keep(merged[span.local_keep], keep)
+                out_masks[span.keep_start:span.keep_stop] = self._keep(updated[span.local_keep] > 0.5, torch.bool)
                 bar.update()
         return out_frames, out_masks
 
@@ -277,7 +320,7 @@ class ProPainterEngine:
         Args:
             updated: (T, 3, H, W) in [-1, 1], frames after image propagation.
             masks: (T, 1, H, W) bool, the dilated masks.
-            updated_masks: (T, 1, H, W) float {0, 1}, masks after propagation.
+            updated_masks: (T, 1, H, W) bool, masks after propagation.
             flows_f, flows_b: (T-1, 2, H, W) completed flows, pixels.
             original_u8: (T, H, W, 3) uint8, the frames at processing size.
             on_final: called as ``on_final(index, uint8 frame)`` as soon as a frame is final.
@@ -323,8 +366,8 @@ class ProPainterEngine:
                             feats = cache.get(ids, encode)
                             return net.forward_features(
                                 feats.unsqueeze(0),
-                                flows_f[local[:-1]].unsqueeze(0).to(dev),
-                                flows_b[local[:-1]].unsqueeze(0).to(dev),
+                                flows_f[local[:-1]].unsqueeze(0).to(dev).float(),  # stored half or float32
+                                flows_b[local[:-1]].unsqueeze(0).to(dev).float(),
                                 masks[ids].unsqueeze(0).to(dev),
                                 updated_masks[ids].unsqueeze(0).to(dev),
                                 len(local),
@@ -365,6 +408,9 @@ class ProPainterEngine:
         h, w = inp.size
         ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
         self.scratch = None if single else inp.scratch
+        # host store page-locked on a GPU (fast copies); PROPAINTER_WIRE_PIN_HOST=0 turns it off
+        if self.device.type == "cuda" and os.environ.get("PROPAINTER_WIRE_PIN_HOST", "1") != "0":
+            self.pins = HostPins(pin_budget_bytes())
         try:
             with torch.inference_mode(), self.policy.tf32_context():
                 # compact: uint8 frames, bool masks (on disk with a scratch); converted per chunk where used
@@ -396,6 +442,9 @@ class ProPainterEngine:
                                       on_final=emit)
         finally:
             self.scratch = None
+            if self.pins is not None:  # after the last copy: every copy above is synchronous
+                self.pins.close()
+                self.pins = None
         if isinstance(out, DiskArray):
             return UnitFrames(out, h, w)
         out = out[:1 if single else t, :h, :w]
@@ -404,7 +453,7 @@ class ProPainterEngine:
 
 _INPUT_CHUNK = 16  # frames converted (or scanned) at once when filling or reading the whole-clip arrays
 
-_NUMPY_DTYPES = {torch.uint8: np.uint8, torch.bool: np.bool_, torch.float32: np.float32}
+_NUMPY_DTYPES = {torch.uint8: np.uint8, torch.bool: np.bool_, torch.float16: np.float16, torch.float32: np.float32}
 
 
 class DiskTensor:

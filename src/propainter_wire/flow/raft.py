@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..runtime.cuda_graph import GraphCache
 from .corr import DEFAULT_CORR_BUDGET_BYTES, CorrFn, all_pairs_bytes, build_corr, choose_corr_mode
 
 HIDDEN_DIM = 128
@@ -356,7 +357,8 @@ def _pairs_per_chunk(height: int, width: int, mode: str, budget_bytes: int, pair
 @torch.no_grad()
 def bidirectional_flows(raft: RAFT, frames: torch.Tensor, iters: int = 20, corr: str = "auto",
                         budget_bytes: int | None = None, pairs_per_chunk: int | None = None,
-                        corr_dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+                        corr_dtype: torch.dtype = torch.float32,
+                        graphs: GraphCache | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward and backward flows between consecutive frames (ProPainter's RAFT_bi).
 
     Each frame is encoded once. When both directions' all-pairs pyramids of a pair
@@ -374,6 +376,8 @@ def bidirectional_flows(raft: RAFT, frames: torch.Tensor, iters: int = 20, corr:
             (default ``raft.corr_budget_bytes``).
         pairs_per_chunk: override the number of pairs processed together.
         corr_dtype: storage of the all-pairs pyramids (fp32 = the reference).
+        graphs: replay each chunk's refinement as a CUDA graph from this cache (GPU,
+            all-pairs correlation); keep one cache across calls of a clip.
     Returns:
         flows_f (T-1, 2, H, W): flow t -> t+1; flows_b (T-1, 2, H, W): flow t+1 -> t;
         float32 pixels at input resolution, on ``frames.device``.
@@ -411,19 +415,28 @@ def bidirectional_flows(raft: RAFT, frames: torch.Tensor, iters: int = 20, corr:
                                                                                   strict=True))
         carried = (features[-1], hidden[-1], context[-1])
         pairs = last - first
-        if together:
-            corr_fn = build_corr(features[:-1], features[1:], mode, raft.corr_levels, raft.corr_radius,
-                                 pairs=True, budget_bytes=budget, dtype=corr_dtype)
-            flow = raft.refine(corr_fn, torch.cat((hidden[:-1], hidden[1:])),
-                               torch.cat((context[:-1], context[1:])), iters)  # (2*pairs, 2, Hp, Wp): fwd then bwd
-            del corr_fn
-            flow = padding.crop(flow)
-            flows_f[first:last] = flow[:pairs]
-            flows_b[first:last] = flow[pairs:]
-            continue
-        for src, dst, out in ((slice(None, -1), slice(1, None), flows_f), (slice(1, None), slice(None, -1), flows_b)):
-            corr_fn = build_corr(features[src], features[dst], mode, raft.corr_levels, raft.corr_radius,
-                                 budget_bytes=budget, dtype=corr_dtype)
-            out[first:last] = padding.crop(raft.refine(corr_fn, hidden[src], context[src], iters))
-            del corr_fn
+
+        def refine_chunk(features: torch.Tensor, hidden: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+            """Encodings of K+1 frames -> (2K, 2, Hp, Wp) flows of their K pairs, forward then backward."""
+            if together:  # one block of both directions, sharing one volume
+                corr_fn = build_corr(features[:-1], features[1:], mode, raft.corr_levels, raft.corr_radius,
+                                     pairs=True, budget_bytes=budget, dtype=corr_dtype)
+                return raft.refine(corr_fn, torch.cat((hidden[:-1], hidden[1:])),
+                                   torch.cat((context[:-1], context[1:])), iters)
+            flows = []
+            for src, dst in ((slice(None, -1), slice(1, None)), (slice(1, None), slice(None, -1))):
+                corr_fn = build_corr(features[src], features[dst], mode, raft.corr_levels, raft.corr_radius,
+                                     budget_bytes=budget, dtype=corr_dtype)
+                flows.append(raft.refine(corr_fn, hidden[src], context[src], iters))
+                del corr_fn  # one direction's volume alive at a time
+            return torch.cat(flows)
+
+        if graphs is not None and mode == "all_pairs":
+            key = ("raft", tuple(features.shape), hidden.dtype, together, iters, corr_dtype)
+            flow = graphs.run(key, refine_chunk, features, hidden, context)
+        else:
+            flow = refine_chunk(features, hidden, context)
+        flow = padding.crop(flow)  # (2*pairs, 2, H, W)
+        flows_f[first:last] = flow[:pairs]
+        flows_b[first:last] = flow[pairs:]
     return flows_f, flows_b

@@ -78,6 +78,34 @@ class PrecisionPolicy:
         return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
+# layers whose forward is one autocast-listed op (conv / linear): under autocast their weights are cast
+# to the autocast dtype at every call (the cast cache only serves weights that require grad)
+_AUTOCAST_CAST_LAYERS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTranspose2d,
+                         torch.nn.Linear)
+
+
+def precast_for_autocast(module: torch.nn.Module, dtype: torch.dtype) -> int:
+    """Store the weights of ``module``'s plain conv and linear layers in ``dtype``, in place.
+
+    Under ``torch.autocast(dtype)`` these layers run in ``dtype`` anyway and autocast
+    casts their fp32 weights on every call (in inference mode nothing caches the casts:
+    one extra kernel and allocation per layer call). Casting them once gives the same
+    values (the same round-to-nearest) without those kernels. Only exact instances of
+    the standard layers are cast, so custom layers that read their own weights in fp32
+    (deformable convolutions) keep them; norm layers stay fp32, as under autocast.
+    The module must then only run under autocast in ``dtype``.
+
+    Returns:
+        the number of layers cast.
+    """
+    count = 0
+    for layer in module.modules():
+        if type(layer) in _AUTOCAST_CAST_LAYERS and layer.weight.dtype != dtype:
+            layer.to(dtype)
+            count += 1
+    return count
+
+
 def cuda_bf16_native(device: torch.device) -> bool:
     """True when ``device`` has native bf16 (compute capability >= 8.0)."""
     try:

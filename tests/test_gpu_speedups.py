@@ -1,0 +1,148 @@
+"""The GPU speed-ups change no result: precast weights, CUDA graphs, pinned host store, half storage.
+
+The CPU tests check the arithmetic claims (a precast module under autocast computes
+exactly what autocast computes; the graph cache and the pins are inert without a GPU).
+The CUDA tests run on the device machine (``benchmarks/gpu_session.sh env``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from propainter_wire.runtime.cuda_graph import GraphCache
+from propainter_wire.runtime.pinned import HostPins
+from propainter_wire.runtime.precision import precast_for_autocast
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+class _OwnWeight(nn.Module):
+    """A layer reading its own weight in fp32 (like the deformable alignment)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(8, 8, 3, 3) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.conv2d(x.float(), self.weight.float(), padding=1)
+
+
+def _mixed_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), _OwnWeight(),
+                         nn.InstanceNorm2d(8, affine=True), nn.Flatten(2), nn.Linear(64, 16)).eval()
+
+
+def test_precast_under_autocast_is_exact():
+    net = _mixed_net()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        before = net(x)
+        assert precast_for_autocast(net, torch.bfloat16) == 2  # the conv and the linear layer
+        after = net(x)
+    assert after.dtype == before.dtype == torch.bfloat16
+    assert torch.equal(after, before)
+    assert net[0].weight.dtype == torch.bfloat16 and net[6].weight.dtype == torch.bfloat16
+    assert net[1].weight.dtype == torch.float32  # norms stay fp32, as autocast leaves them
+    assert net[3].weight.dtype == torch.float32  # custom layers keep their own weights
+
+
+def test_graph_cache_runs_eagerly_on_cpu():
+    cache = GraphCache()
+    calls = []
+
+    def fn(x):
+        calls.append(1)
+        return x * 2
+
+    for _ in range(3):
+        assert torch.equal(cache.run("k", fn, torch.ones(3)), torch.full((3,), 2.0))
+    assert len(calls) == 3 and cache.replays == 0 and not cache.graphs
+
+
+def test_pins_are_inert_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with HostPins(2**30) as pins:
+        assert not pins.pin(torch.empty(16))
+        assert pins.pinned_bytes == 0
+
+
+def test_pins_respect_their_budget():
+    pins = HostPins(budget_bytes=8)
+    assert not pins.pin(torch.empty(16))  # 64 bytes over an 8-byte budget: stays pageable
+    pins.close()
+
+
+@needs_cuda
+def test_pinned_tensor_round_trips():
+    host = torch.arange(1 << 20, dtype=torch.float32)
+    with HostPins(2**30) as pins:
+        assert pins.pin(host)
+        assert host.is_pinned()
+        dev = host.cuda() * 2
+        host.copy_(dev)
+        assert torch.equal(host[:4], torch.tensor([0.0, 2.0, 4.0, 6.0]))
+    assert not host.is_pinned()
+
+
+@needs_cuda
+@pytest.mark.parametrize("budget", [None, "one direction"])
+def test_raft_graph_replays_equal_eager(budget):
+    from propainter_wire.flow import corr as corr_mod
+    from propainter_wire.flow.raft import RAFT, bidirectional_flows
+    from propainter_wire.weights import det_state_dict
+
+    raft = RAFT()
+    raft.load_state_dict(det_state_dict(raft))
+    raft = raft.cuda().eval()
+    gen = torch.Generator().manual_seed(3)
+    frames = (torch.rand(5, 3, 96, 128, generator=gen) * 2 - 1).cuda()
+    budget_bytes = None if budget is None else int(1.5 * corr_mod.all_pairs_bytes(12, 16))
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
+        eager = bidirectional_flows(raft, frames, iters=6, pairs_per_chunk=1, budget_bytes=budget_bytes)
+        cache = GraphCache()
+        graphed = bidirectional_flows(raft, frames, iters=6, pairs_per_chunk=1, budget_bytes=budget_bytes,
+                                      graphs=cache)
+    assert cache.replays == 3  # 4 chunks of one pair: the first eager, then one recording replayed
+    for a, b in zip(eager, graphed, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-3, rtol=0)
+    cache.close()
+
+
+def _clip(frames: int = 10, height: int = 64, width: int = 96):
+    rng = np.random.default_rng(1)
+    base = rng.random((height + 16, width + 40, 3)).astype(np.float32)
+    clip = np.stack([base[8:8 + height, 2 * t:2 * t + width] for t in range(frames)])
+    masks = np.zeros((frames, height, width), bool)
+    masks[:, 20:40, 30:60] = True
+    return clip, masks
+
+
+@needs_cuda
+def test_engine_switches_keep_results(det_weights_dir, monkeypatch):
+    """Pinned store and graphs on or off: the same fp16 frames; fp16 stays close to fp32 in the mask."""
+    from propainter_wire.api import prepare_engine_input
+    from propainter_wire.config import InpaintConfig
+    from propainter_wire.engines.propainter import ProPainterEngine
+    from propainter_wire.pipeline.stages import Stages
+
+    clip, masks = _clip()
+    outs = {}
+    for name, env in (("fast", {}), ("plain", {"PROPAINTER_WIRE_PIN_HOST": "0", "PROPAINTER_WIRE_CUDA_GRAPHS": "0"})):
+        for key in ("PROPAINTER_WIRE_PIN_HOST", "PROPAINTER_WIRE_CUDA_GRAPHS"):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        config = InpaintConfig(precision="fp16")
+        engine = ProPainterEngine(det_weights_dir, device="cuda", precision="fp16")
+        engine.resident_bytes = 0  # whole-clip tensors on the (pinned) host, as on a long clip
+        outs[name] = engine.run(prepare_engine_input(list(clip), list(masks), config), config, Stages())
+    np.testing.assert_allclose(outs["fast"], outs["plain"], atol=1.5 / 255)
+    config = InpaintConfig(precision="fp32")
+    ref = ProPainterEngine(det_weights_dir, device="cuda", precision="fp32").run(
+        prepare_engine_input(list(clip), list(masks), config), config, Stages())
+    err = ((outs["fast"] - ref)[masks] ** 2).mean()
+    assert 10 * np.log10(1 / max(err, 1e-12)) >= 40

@@ -146,3 +146,14 @@ def test_engine_switches_keep_results(det_weights_dir, monkeypatch):
         prepare_engine_input(list(clip), list(masks), config), config, Stages())
     err = ((outs["fast"] - ref)[masks] ** 2).mean()
     assert 10 * np.log10(1 / max(err, 1e-12)) >= 40
+
+
+def test_unit_to_u8_matches_numpy_rounding():
+    from propainter_wire.engines.propainter import _unit_to_u8
+
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 8, 8, 3), dtype=np.float32)
+    x[0, 0, 0] = [0.5 / 255, 1.5 / 255, 254.5 / 255]  # halves round to even, as np.rint
+    x[0, 0, 1] = [-0.1, 1.0, 1.2]  # out of range clips
+    want = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    assert np.array_equal(_unit_to_u8(x), want)

@@ -174,6 +174,8 @@ if [ "$PHASE" = speed3 ]; then  # third session: precast weights, half storage, 
   PROPAINTER_WIRE_CUDA_GRAPHS=0 bench ours_1280x720x80_fp16_nographs --width 1280 --height 720 --frames 80 \
     --precision fp16
   PROPAINTER_WIRE_CHANNELS_LAST=1 bench ours_1280x720x80_fp16_cl --width 1280 --height 720 --frames 80 --precision fp16
+  PROPAINTER_WIRE_TRANSFORMER_BUDGET_GIB=1 bench ours_1280x720x80_fp16_tb1 --width 1280 --height 720 --frames 80 \
+    --precision fp16
   bench ours_1280x720x80_fp32 --width 1280 --height 720 --frames 80 --precision fp32 --keep-output /tmp/keep_720_fp32
   $PY benchmarks/bench.py --write-clip /tmp/c720 --source "$BMX" --width 1280 --height 720 --frames 80
   $PY benchmarks/compare.py /tmp/keep_720_fp16 /tmp/keep_720_fp32 /tmp/c720/masks > "$OUT/psnr_720_fp16_vs_fp32.json"

@@ -112,6 +112,9 @@ class ProPainterEngine:
         if budget_gib:
             self.raft_budget_bytes = int(float(budget_gib) * 2**30)
         self.raft_half_pyramid = os.environ.get("PROPAINTER_WIRE_RAFT_HALF_PYRAMID", "0") == "1"
+        budget_gib = os.environ.get("PROPAINTER_WIRE_TRANSFORMER_BUDGET_GIB")
+        if budget_gib:
+            self.transformer_budget_bytes = int(float(budget_gib) * 2**30)
         # channels-last measured slower on an H200 (720p x 80 fp16: 23.9 s against 20.4 s), so off by default
         if os.environ.get("PROPAINTER_WIRE_CHANNELS_LAST", "0") == "1":
             for net in (self.models.raft, self.models.flow_completion, self.models.inpainter):

@@ -100,7 +100,10 @@ def run_once(args: argparse.Namespace) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
         tmp = Path(tmp)
-        fdir, mdir = write_clip(tmp / "clip", args.frames, args.height, args.width, args.source)
+        if args.clip is not None:  # a clip written earlier with --write-clip (same frames, no PNG encoding here)
+            fdir, mdir = args.clip / "frames", args.clip / "masks"
+        else:
+            fdir, mdir = write_clip(tmp / "clip", args.frames, args.height, args.width, args.source)
         weights = args.weights_dir
         if args.engine == "propainter" and weights is None:
             weights = write_deterministic_checkpoints(tmp / "weights")
@@ -151,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="where whole-clip arrays live (disk: host memory flat with length)")
     p.add_argument("--keep-output", type=Path, default=None, help="copy the output frames here")
     p.add_argument("--write-clip", type=Path, default=None, help="only write the clip (frames/, masks/) here")
+    p.add_argument("--clip", type=Path, default=None,
+                   help="run on a clip written earlier with --write-clip (its size and length must match the flags)")
     args = p.parse_args(argv)
     if args.write_clip is not None:
         write_clip(args.write_clip, args.frames, args.height, args.width, args.source)

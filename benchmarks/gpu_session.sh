@@ -186,3 +186,34 @@ if [ "$PHASE" = speed3 ]; then  # third session: precast weights, half storage, 
     --sort self_device_time_total,self_cpu_time_total --rows 30 > "$OUT/profile_720x40.txt" 2>&1
   grep -A5 "^stage " "$OUT/profile_720x40.txt"
 fi
+
+clip() {  # width, height, frames: the clip folder (written once, shared by our runs and the reference's)
+  local d="$CLIPS/${1}x${2}x${3}"
+  [ -d "$d" ] || $PY benchmarks/bench.py --write-clip "$d" --source "$BMX" --width "$1" --height "$2" --frames "$3"
+  echo "$d"
+}
+
+run3() {  # name, width, height, frames, more bench args: ours on the shared clip
+  local name=$1 w=$2 h=$3 n=$4; shift 4
+  bench "$name" --width "$w" --height "$h" --frames "$n" --clip "$(clip "$w" "$h" "$n")" "$@"
+}
+
+if [ "$PHASE" = final3 ]; then  # third session, closing figures (after the speed3 A/B)
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_propagation_streaming.py \
+    tests/test_flow_completion.py 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
+  reference ref_1280x720x80 1280 720 80
+  run3 ours_1280x720x80_fp32 1280 720 80 --precision fp32 --keep-output /tmp/keep_720_fp32
+  $PY benchmarks/compare.py /tmp/keep_720_fp16 /tmp/keep_720_fp32 "$CLIPS/1280x720x80/masks" \
+    > "$OUT/psnr_720_fp16_vs_fp32.json"; cat "$OUT/psnr_720_fp16_vs_fp32.json"
+  run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
+  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
+  reference ref_1920x1080x50 1920 1080 50
+  run3 ours_1280x720x80_fp16_disk 1280 720 80 --precision fp16 --scratch disk
+  run3 ours_1280x720x240_fp16_disk 1280 720 240 --precision fp16 --scratch disk
+  run3 ours_432x240x80_fp16 432 240 80 --precision fp16
+  reference ref_432x240x80 432 240 80
+  run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
+fi

@@ -195,3 +195,19 @@ def test_rejects_bad_shapes():
     with pytest.raises(ValueError, match="divisible by 8"):
         f, b, m = _random_inputs(1, 1, 12, 16)
         net.forward_bidirect_flow(f, b, m)
+
+
+@pytest.mark.parametrize("chunk", [None, 2])
+def test_one_direction_at_a_time_equals_both(det_net, chunk):
+    """complete_direction (the engine's memory-halving path) = forward_bidirect_flow + combine_flow."""
+    flows_f, flows_b, masks = _random_inputs(1, 5, 16, 24, seed=7)
+    det_net.frames_per_chunk = chunk
+    try:
+        with torch.no_grad():
+            pred_f, pred_b = det_net.forward_bidirect_flow(flows_f, flows_b, masks)
+            want_f, want_b = det_net.combine_flow(flows_f, flows_b, pred_f, pred_b, masks)
+            got_f = det_net.complete_direction(flows_f, masks[:, :-1])
+            got_b = det_net.complete_direction(flows_b, masks[:, 1:], backward=True)
+    finally:
+        det_net.frames_per_chunk = None
+    assert torch.equal(got_f, want_f) and torch.equal(got_b, want_b)

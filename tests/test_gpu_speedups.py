@@ -1,7 +1,7 @@
-"""The GPU speed-ups change no result: precast weights, CUDA graphs, pinned host store, half storage.
+"""The GPU speed-ups change no result: precast weights, CUDA graphs, half storage, uint8 conversion.
 
 The CPU tests check the arithmetic claims (a precast module under autocast computes
-exactly what autocast computes; the graph cache and the pins are inert without a GPU).
+exactly what autocast computes; the graph cache is inert without a GPU).
 The CUDA tests run on the device machine (``benchmarks/gpu_session.sh env``).
 """
 
@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from propainter_wire.runtime.cuda_graph import GraphCache
-from propainter_wire.runtime.pinned import HostPins
 from propainter_wire.runtime.precision import precast_for_autocast
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -63,31 +62,6 @@ def test_graph_cache_runs_eagerly_on_cpu():
     assert len(calls) == 3 and cache.replays == 0 and not cache.graphs
 
 
-def test_pins_are_inert_without_cuda(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with HostPins(2**30) as pins:
-        assert not pins.pin(torch.empty(16))
-        assert pins.pinned_bytes == 0
-
-
-def test_pins_respect_their_budget():
-    pins = HostPins(budget_bytes=8)
-    assert not pins.pin(torch.empty(16))  # 64 bytes over an 8-byte budget: stays pageable
-    pins.close()
-
-
-@needs_cuda
-def test_pinned_tensor_round_trips():
-    host = torch.arange(1 << 20, dtype=torch.float32)
-    with HostPins(2**30) as pins:
-        assert pins.pin(host)
-        assert host.is_pinned()
-        dev = host.cuda() * 2
-        host.copy_(dev)
-        assert torch.equal(host[:4], torch.tensor([0.0, 2.0, 4.0, 6.0]))
-    assert not host.is_pinned()
-
-
 @needs_cuda
 @pytest.mark.parametrize("budget", [None, "one direction"])
 def test_raft_graph_replays_equal_eager(budget):
@@ -99,8 +73,8 @@ def test_raft_graph_replays_equal_eager(budget):
     raft.load_state_dict(det_state_dict(raft))
     raft = raft.cuda().eval()
     gen = torch.Generator().manual_seed(3)
-    frames = (torch.rand(5, 3, 96, 128, generator=gen) * 2 - 1).cuda()
-    budget_bytes = None if budget is None else int(1.5 * corr_mod.all_pairs_bytes(12, 16))
+    frames = (torch.rand(5, 3, 128, 128, generator=gen) * 2 - 1).cuda()  # no padding: 16 x 16 features
+    budget_bytes = None if budget is None else int(1.5 * corr_mod.all_pairs_bytes(16, 16))
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
         eager = bidirectional_flows(raft, frames, iters=6, pairs_per_chunk=1, budget_bytes=budget_bytes)
         cache = GraphCache()
@@ -123,7 +97,7 @@ def _clip(frames: int = 10, height: int = 64, width: int = 96):
 
 @needs_cuda
 def test_engine_switches_keep_results(det_weights_dir, monkeypatch):
-    """Pinned store and graphs on or off: the same fp16 frames; fp16 stays close to fp32 in the mask."""
+    """Graphs on or off: the same fp16 frames; fp16 (half storage) stays close to fp32 in the mask."""
     from propainter_wire.api import prepare_engine_input
     from propainter_wire.config import InpaintConfig
     from propainter_wire.engines.propainter import ProPainterEngine
@@ -131,14 +105,11 @@ def test_engine_switches_keep_results(det_weights_dir, monkeypatch):
 
     clip, masks = _clip()
     outs = {}
-    for name, env in (("fast", {}), ("plain", {"PROPAINTER_WIRE_PIN_HOST": "0", "PROPAINTER_WIRE_CUDA_GRAPHS": "0"})):
-        for key in ("PROPAINTER_WIRE_PIN_HOST", "PROPAINTER_WIRE_CUDA_GRAPHS"):
-            monkeypatch.delenv(key, raising=False)
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
+    for name, graphs in (("fast", "1"), ("plain", "0")):
+        monkeypatch.setenv("PROPAINTER_WIRE_CUDA_GRAPHS", graphs)
         config = InpaintConfig(precision="fp16")
         engine = ProPainterEngine(det_weights_dir, device="cuda", precision="fp16")
-        engine.resident_bytes = 0  # whole-clip tensors on the (pinned) host, as on a long clip
+        engine.resident_bytes = 0  # whole-clip tensors on the host, as on a long clip
         outs[name] = engine.run(prepare_engine_input(list(clip), list(masks), config), config, Stages())
     np.testing.assert_allclose(outs["fast"], outs["plain"], atol=1.5 / 255)
     config = InpaintConfig(precision="fp32")

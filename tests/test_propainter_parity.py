@@ -149,16 +149,16 @@ def test_out_of_memory_retries_with_smaller_chunks(engine, monkeypatch, caplog):
     assert "retrying" in caplog.text
 
     net = engine.models.flow_completion
-    real_forward = net.forward_bidirect_flow
+    real_complete = net.complete_direction
     lengths = []
 
-    def picky(f, b, m):
+    def picky(f, m, backward=False):
         lengths.append(f.shape[1])
         if f.shape[1] > 21:
             raise torch.OutOfMemoryError("CUDA out of memory")
-        return real_forward(f, b, m)
+        return real_complete(f, m, backward=backward)
 
-    monkeypatch.setattr(net, "forward_bidirect_flow", picky)
+    monkeypatch.setattr(net, "complete_direction", picky)
     flows = torch.zeros(30, 2, 64, 64)
     masks = torch.zeros(31, 1, 64, 64)
     cf, cb = engine.complete_flows(flows, flows, masks, 80, Stages())

@@ -123,6 +123,7 @@ def test_cpu_policies(caplog):
         resolve_precision("fp16", CPU)
     bf16 = resolve_precision("bf16", CPU)
     assert bf16.raft_dtype == torch.bfloat16 and bf16.model_autocast_dtype == torch.bfloat16
+    assert not bf16.allow_tf32
     with pytest.raises(InputError, match="unknown precision"):
         resolve_precision("half", CPU)
 
@@ -140,6 +141,7 @@ def test_gpu_policies(monkeypatch, native):
     assert resolve_precision("tf32", gpu).model_autocast_dtype is None
     fp16 = resolve_precision("fp16", gpu)
     assert fp16.raft_dtype == fp16.model_autocast_dtype == torch.float16
+    assert fp16.allow_tf32  # its fp32 matmuls (correlation, deformable convolutions) may use TF32
     if native:
         assert resolve_precision("bf16", gpu).raft_dtype == torch.bfloat16
     else:

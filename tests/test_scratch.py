@@ -7,6 +7,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from propainter_wire.config import InpaintConfig
 from propainter_wire.errors import InputError
@@ -135,3 +136,27 @@ def test_engine_keeps_its_arrays_in_the_scratch(tmp_path, det_weights_dir, monke
         assert len(got) == len(frames)
         assert np.abs(np.stack([got[i] for i in range(len(frames))]) - expected).max() <= 1.5 / 255
     assert {"raft_f", "completed_f", "updated", "output"} <= set(made)
+
+
+@pytest.mark.parametrize("stored", [torch.float16, torch.bfloat16])
+def test_half_storage_in_memory_and_on_disk_agree(tmp_path, det_weights_dir, monkeypatch, stored):
+    """Whole-clip float arrays kept in a half dtype (a GPU's fp16/bf16 runs): bfloat16 goes to disk as
+    float32 (numpy has no bfloat16), float16 as float16; memory and disk give the same frames."""
+    from propainter_wire.api import prepare_engine_input
+    from propainter_wire.engines.propainter import ProPainterEngine
+    from propainter_wire.pipeline.stages import Stages
+
+    rng = np.random.default_rng(4)
+    base = (rng.random((80, 120, 3)) * 255).astype(np.uint8)
+    frames = [base[i:i + 48, i:i + 64] for i in range(5)]
+    masks = [np.zeros((48, 64), bool) for _ in frames]
+    for m in masks:
+        m[12:30, 20:44] = True
+    cfg = InpaintConfig(neighbor_length=4, ref_stride=3, subvideo_length=4, raft_iters=2)
+    engine = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
+    monkeypatch.setattr(engine, "_stored_dtype", lambda stage: stored)
+    in_memory = engine.run(prepare_engine_input(frames, masks, cfg), cfg, Stages())
+    with Scratch(tmp_path) as scratch:
+        got = engine.run(prepare_engine_input(frames, masks, cfg, scratch=scratch), cfg, Stages())
+        on_disk = np.stack([got[i] for i in range(len(frames))])
+    assert np.abs(on_disk - in_memory).max() <= 1.5 / 255

@@ -33,7 +33,6 @@ from ..pipeline.propagation import propagate_images
 from ..pipeline.stages import Stages
 from ..pipeline.windows import flow_completion_spans, propagation_spans, transformer_windows
 from ..runtime.cuda_graph import GraphCache
-from ..runtime.pinned import HostPins, pin_budget_bytes
 from .base import EngineInput
 
 log = logging.getLogger("propainter_wire")
@@ -85,7 +84,7 @@ class ProPainterEngine:
     raft_half_pyramid = False
     # activations of one chunk of flow completion or the transformer (GPU)
     stage_budget_bytes = 2 * 2**30
-    transformer_budget_bytes = 3 * 2**29
+    transformer_budget_bytes = 1 * 2**30  # 1.5 GiB measured 0.4 GiB higher peak at 720p, no faster
     # a propagation span moves to the device whole below this size; above it, only its frames and
     # masks do, and the flows come over one frame at a time
     propagation_budget_bytes = 5 * 2**30
@@ -97,7 +96,6 @@ class ProPainterEngine:
         self.device = torch.device(device)
         self.store = torch.device("cpu")  # where whole-clip tensors live; chosen per clip in run()
         self.scratch = None  # a Scratch directory: whole-clip arrays on disk instead (set per clip in run())
-        self.pins = None  # HostPins page-locking the host store during a GPU run (set per clip in run())
         self.policy = resolve_precision(precision, self.device)
         if models is None:
             models = ProPainterModels.load(weights_dir, self.device)
@@ -121,13 +119,13 @@ class ProPainterEngine:
                 _convs_channels_last(net)
 
     def _alloc(self, name: str, shape: tuple[int, ...], dtype: torch.dtype):
-        """A whole-clip array: a tensor on ``self.store`` (page-locked on the host of a GPU run, for
-        fast copies), or a disk array in ``self.scratch``."""
+        """A whole-clip array: a tensor on ``self.store``, or a disk array in ``self.scratch``.
+
+        (Page-locking the host tensors was measured slower on an H100: registering them cost
+        more than the faster copies saved.)
+        """
         if self.scratch is None:
-            array = torch.empty(shape, dtype=dtype, device=self.store)
-            if self.pins is not None and array.device.type == "cpu":
-                self.pins.pin(array)
-            return array
+            return torch.empty(shape, dtype=dtype, device=self.store)
         if dtype not in _NUMPY_DTYPES:  # bfloat16 has no numpy dtype: disk arrays keep it as float32
             dtype = torch.float32
         return DiskTensor(self.scratch.array(name, shape[0], shape[1:], _NUMPY_DTYPES[dtype]))
@@ -265,14 +263,16 @@ class ProPainterEngine:
         out_f = self._alloc("completed_f", tuple(flows_f.shape), keep)
         out_b = self._alloc("completed_b", tuple(flows_f.shape), keep)
         for span in flow_completion_spans(flows_f.shape[0], subvideo_length):
-            ff = flows_f[span.start:span.stop].unsqueeze(0).to(dev, half)
-            fb = flows_b[span.start:span.stop].unsqueeze(0).to(dev, half)
-            mm = flow_masks[span.start:span.stop + 1].unsqueeze(0).to(dev, half)
-            with contextlib.nullcontext() if half is not None else self.policy.autocast(dev, "flow_completion"):
-                pred_f, pred_b = net.forward_bidirect_flow(ff, fb, mm)
-                comb_f, comb_b = net.combine_flow(ff, fb, pred_f, pred_b, mm)
-            out_f[span.keep_start:span.keep_stop] = self._keep(comb_f[0, span.local_keep], keep)
-            out_b[span.keep_start:span.keep_stop] = self._keep(comb_b[0, span.local_keep], keep)
+            mm = flow_masks[span.start:span.stop + 1].unsqueeze(0).to(dev)  # (1, L+1, 1, H, W) bool
+            # one direction at a time (forward flow i uses frame i's mask, backward flow i frame i+1's):
+            # the same arithmetic as forward_bidirect_flow + combine_flow with half the tensors alive
+            for flows, out, backward in ((flows_f, out_f, False), (flows_b, out_b, True)):
+                known = flows[span.start:span.stop].unsqueeze(0).to(dev, half or torch.float32)
+                with contextlib.nullcontext() if half is not None else self.policy.autocast(dev, "flow_completion"):
+                    masks = (mm[:, 1:] if backward else mm[:, :-1]).to(known.dtype)
+                    completed = net.complete_direction(known, masks, backward=backward)
+                out[span.keep_start:span.keep_stop] = self._keep(completed[0, span.local_keep], keep)
+                del known, masks, completed
             bar.update()
         return out_f, out_b
 
@@ -346,7 +346,10 @@ class ProPainterEngine:
         element = 2 if self.policy.stage_dtype("inpainter") is not None else 4
 
         def encode(missing: list[int]) -> torch.Tensor:
-            return net.encode(updated[missing].unsqueeze(0).to(dev), masks[missing].unsqueeze(0).to(dev),
+            frames = updated[missing].unsqueeze(0).to(dev)
+            if self.policy.stage_dtype("inpainter") is None:  # no autocast to take a half copy to its dtype
+                frames = frames.float()
+            return net.encode(frames, masks[missing].unsqueeze(0).to(dev),
                               updated_masks[missing].unsqueeze(0).to(dev))[0]
 
         with stages("transformer", total=len(windows)) as bar, _attention_backends(dev):
@@ -411,9 +414,6 @@ class ProPainterEngine:
         h, w = inp.size
         ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
         self.scratch = None if single else inp.scratch
-        # host store page-locked on a GPU (fast copies); PROPAINTER_WIRE_PIN_HOST=0 turns it off
-        if self.device.type == "cuda" and os.environ.get("PROPAINTER_WIRE_PIN_HOST", "1") != "0":
-            self.pins = HostPins(pin_budget_bytes())
         try:
             with torch.inference_mode(), self.policy.tf32_context():
                 # compact: uint8 frames, bool masks (on disk with a scratch); converted per chunk where used
@@ -445,9 +445,6 @@ class ProPainterEngine:
                                       on_final=emit)
         finally:
             self.scratch = None
-            if self.pins is not None:  # after the last copy: every copy above is synchronous
-                self.pins.close()
-                self.pins = None
         if isinstance(out, DiskArray):
             return UnitFrames(out, h, w)
         out = out[:1 if single else t, :h, :w]
@@ -476,7 +473,11 @@ class DiskTensor:
         return torch.from_numpy(self.array[index])
 
     def __setitem__(self, index, value) -> None:
-        self.array[index] = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+            # bfloat16 has no numpy dtype: such arrays are float32 on disk (see ``_alloc``)
+            value = (value.float() if value.dtype == torch.bfloat16 else value).numpy()
+        self.array[index] = value
 
 
 class UnitFrames:

@@ -466,8 +466,12 @@ class RecurrentFlowCompleteNet(torch.nn.Module):
         skip = skip.reshape(b * length, -1, h // 4, w // 4)  # (B*L, 64, H/4, W/4)
 
         step = self.frames_per_chunk or b * length
-        flow = torch.cat([self._decode(feat_prop[i:i + step], skip[i:i + step])
-                          for i in range(0, b * length, step)])  # (B*L, 2, H, W)
+        flow = None  # (B*L, 2, H, W), filled chunk by chunk (no concatenated copy)
+        for i in range(0, b * length, step):
+            part = self._decode(feat_prop[i:i + step], skip[i:i + step])
+            if flow is None:
+                flow = part.new_empty(b * length, *part.shape[1:])
+            flow[i:i + step] = part
         return flow.reshape(b, length, 2, h, w)
 
     @staticmethod
@@ -504,6 +508,28 @@ class RecurrentFlowCompleteNet(torch.nn.Module):
         reversed_b = torch.flip(flows_b * (1 - mask_b), dims=[1])
         pred_b = torch.flip(self.forward(reversed_b, torch.flip(mask_b, dims=[1])), dims=[1])
         return pred_f, pred_b
+
+    def complete_direction(self, flows: torch.Tensor, masks: torch.Tensor, backward: bool = False) -> torch.Tensor:
+        """One direction of :meth:`forward_bidirect_flow` followed by :meth:`combine_flow`.
+
+        Same arithmetic, with only this direction's tensors alive (about half the memory).
+
+        Args:
+            flows: (B, L, 2, H, W) known flows, pixels (forward flows, or backward flows with ``backward``).
+            masks: (B, L, 1, H, W) {0, 1} masks of these flows: frame i's for forward flow i,
+                frame i+1's for backward flow i.
+            backward: the recurrence runs over reversed time (backward flows).
+        Returns:
+            (B, L, 2, H, W) completed flows: the prediction inside the mask, ``flows`` outside.
+        """
+        masks = masks.to(flows.dtype)
+        masked = flows * (1 - masks)
+        if backward:
+            pred = torch.flip(self.forward(torch.flip(masked, dims=[1]), torch.flip(masks, dims=[1])), dims=[1])
+        else:
+            pred = self.forward(masked, masks)
+        del masked
+        return pred * masks + flows * (1 - masks)
 
     def combine_flow(self, flows_f: torch.Tensor, flows_b: torch.Tensor, pred_f: torch.Tensor,
                      pred_b: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

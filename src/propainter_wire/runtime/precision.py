@@ -7,7 +7,9 @@
 - ``fp32``: everything in fp32, TF32 off (matmul and cuDNN): closest to the reference.
 - ``tf32``: everything in fp32 with TF32 matmul/convolutions allowed.
 - ``fp16`` / ``bf16``: every stage, RAFT included, under autocast in that dtype
-  (asking for a half type explicitly is asking for it everywhere).
+  (asking for a half type explicitly is asking for it everywhere); the few matmuls
+  kept in fp32 (RAFT's correlation volume, the deformable convolutions) may use TF32
+  on a GPU, whose 10-bit mantissa matches fp16's.
 
 On the CPU ``auto`` means fp32, ``tf32`` is fp32 (TF32 is a GPU feature; a warning
 says so), ``bf16`` runs under CPU autocast, and ``fp16`` is refused with an
@@ -148,4 +150,4 @@ def resolve_precision(name: str, device: torch.device | str, log: logging.Logger
         raise InputError(f"--precision fp16 needs a CUDA device (running on {device.type}); use fp32 or bf16")
     if half == torch.bfloat16 and on_gpu and not cuda_bf16_native(device):
         raise InputError(f"--precision bf16: {_gpu_name(device)} has no native bf16; use fp16 or auto")
-    return PrecisionPolicy(name, raft_dtype=half, model_autocast_dtype=half)
+    return PrecisionPolicy(name, raft_dtype=half, model_autocast_dtype=half, allow_tf32=on_gpu)

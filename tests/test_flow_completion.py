@@ -157,7 +157,8 @@ def test_nan_to_num_leaves_finite_offsets_alone():
     off = 3 * torch.randn(1, 18, 8, 8, generator=gen)
     mask = torch.rand(1, 9, 8, 8, generator=gen)
     expected = deform_conv2d(x, off, conv.weight, conv.bias, padding=1, mask=mask)
-    torch.testing.assert_close(conv.deform(x, off, mask), expected, rtol=0, atol=0)
+    # (on the CPU the sampled implementation runs: equal up to float summation order)
+    torch.testing.assert_close(conv.deform(x, off, mask), expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -27,7 +27,8 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.ops import deform_conv2d
+
+from .deform import modulated_deform_conv2d
 
 # ---------------------------------------------------------------------------
 # second-order deformable alignment
@@ -37,7 +38,8 @@ from torchvision.ops import deform_conv2d
 class ModulatedDeformConv2d(nn.Module):
     """A modulated deformable 3x3-style conv (DCNv2) holding only ``weight``/``bias``.
 
-    Thin wrapper over ``torchvision.ops.deform_conv2d`` that makes the call safe:
+    Thin wrapper over :func:`.deform.modulated_deform_conv2d` (torchvision's
+    ``deform_conv2d`` semantics) that makes the call safe:
     offsets, modulation mask, weight and bias are cast to the input's dtype (so it
     runs under ``torch.autocast`` and in half precision; bfloat16, which the kernels
     lack, is computed in float32 and cast back), and non-finite offsets
@@ -77,9 +79,8 @@ class ModulatedDeformConv2d(nn.Module):
         # torchvision's kernels cover float16/32/64 but not bfloat16: run that in float32
         dtype = torch.float32 if x.dtype == torch.bfloat16 else x.dtype
         offset = torch.nan_to_num(offset.to(dtype), nan=0.0, posinf=0.0, neginf=0.0)
-        out = deform_conv2d(x.to(dtype), offset, self.weight.to(dtype), self.bias.to(dtype),
-                            stride=self.stride, padding=self.padding, dilation=self.dilation,
-                            mask=mask.to(dtype))
+        out = modulated_deform_conv2d(x.to(dtype), offset, self.weight.to(dtype), self.bias.to(dtype),
+                                      mask.to(dtype), stride=self.stride, padding=self.padding, dilation=self.dilation)
         return out.to(x.dtype)
 
 

@@ -28,9 +28,9 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.ops import deform_conv2d
 
 from ..flow.warp import fb_consistency, flow_warp
+from .deform import modulated_deform_conv2d
 from .transformer import SoftComp, SoftSplit, SparseTransformerStack, chunked
 
 # fill for non-finite values before deform_conv2d: finite in fp16 and far outside any feature map
@@ -162,9 +162,9 @@ class DeformableAlignment(nn.Module):
         # one dtype for all operands; reduced precision (bf16 has no CPU kernel) runs in fp32,
         # as torchvision's own autocast rule for this op does
         work = torch.float64 if x.dtype == torch.float64 else torch.float32
-        aligned = deform_conv2d(
+        aligned = modulated_deform_conv2d(
             _finite(x.to(work)), _finite(offset.to(work)), self.weight.to(work), self.bias.to(work),
-            stride=(1, 1), padding=(1, 1), dilation=(1, 1), mask=_finite(torch.sigmoid(modulation).to(work)),
+            _finite(torch.sigmoid(modulation).to(work)), stride=1, padding=1, dilation=1,
         )
         return aligned.to(x.dtype)
 

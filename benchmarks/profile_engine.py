@@ -38,7 +38,13 @@ def main() -> int:
     p.add_argument("--raft-chunk", type=int, default=None, help="frames handed to RAFT at once")
     p.add_argument("--sort", default="cuda_time_total", help="profiler table orders, comma-separated")
     p.add_argument("--rows", type=int, default=40, help="rows per profiler table")
+    p.add_argument("--deform", choices=("auto", "sampled"), default="auto",
+                   help="sampled: the grid_sample deformable convolution on every device (A/B on a GPU)")
     args = p.parse_args()
+    if args.deform == "sampled":
+        from propainter_wire.models import deform
+
+        deform.SAMPLED_DEVICE_TYPES = frozenset({"cpu", "cuda"})
 
     if args.source:
         clip, masks = _source_clip(args.source, args.frames, args.height, args.width)

@@ -128,3 +128,27 @@ def test_unit_to_u8_matches_numpy_rounding():
     x[0, 0, 1] = [-0.1, 1.0, 1.2]  # out of range clips
     want = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
     assert np.array_equal(_unit_to_u8(x), want)
+
+
+def test_transformer_stack_finds_masked_windows_once(monkeypatch):
+    """Which windows are masked depends on the mask alone: one search (one host sync) per stack call."""
+    from propainter_wire.models.transformer import SparseTransformerStack, SparseWindowAttention
+
+    torch.manual_seed(0)
+    stack = SparseTransformerStack(dim=32, n_head=4, depths=4).eval()
+    h, w = 12, 20  # feature map; tokens 4 x 7 (kernel 7, stride 3, padding 3)
+    x = torch.randn(1, 3, 4, 7, 32)
+    mask = torch.zeros(1, 2, 4, 7, 1)
+    mask[:, :, 1:3, 2:4] = 1
+    calls = []
+    real = SparseWindowAttention.masked_windows
+
+    def spy(self, m):
+        calls.append(1)
+        return real(self, m)
+
+    with torch.no_grad():
+        want = stack(x, (h, w), mask)
+        monkeypatch.setattr(SparseWindowAttention, "masked_windows", spy)
+        got = stack(x, (h, w), mask)
+    assert len(calls) == 1 and torch.equal(got, want)

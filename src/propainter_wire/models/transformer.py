@@ -249,8 +249,26 @@ class SparseWindowAttention(nn.Module):
         b, t, p, c = tokens.shape
         return tokens.view(b, t, p, self.n_head, c // self.n_head).permute(0, 3, 1, 2, 4)
 
+    def masked_windows(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ids over ``B*nW`` of the windows where any local frame has a masked token, and of the others.
+
+        Args:
+            mask: (B, Tl, Ht, Wt, 1) 0/1 token mask of the local frames.
+        Returns:
+            (masked ids, unmasked ids), each 1-D int64. (One host synchronisation: the
+            counts decide the shapes; every block of a stack shares the result.)
+        """
+        b, tl, h, w, _ = mask.shape
+        wh, ww = self.window_size
+        rows, cols = math.ceil(h / wh), math.ceil(w / ww)
+        padded = F.pad(mask[..., 0], (0, cols * ww - w, 0, rows * wh - h))  # (B, Tl, Hp, Wp)
+        win_mask = padded.reshape(b, tl, rows, wh, cols, ww).amax(dim=(3, 5))
+        masked = win_mask.sum(dim=1).reshape(-1) != 0  # (B*nW,)
+        return masked.nonzero(as_tuple=False).view(-1), (~masked).nonzero(as_tuple=False).view(-1)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor, frames: slice = slice(None),
-                windows_per_chunk: int | None = None) -> torch.Tensor:
+                windows_per_chunk: int | None = None,
+                windows: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Attend.
 
         Args:
@@ -260,6 +278,7 @@ class SparseWindowAttention(nn.Module):
             windows_per_chunk: windows gathered and attended at once, separately for
                 masked and unmasked windows (None: all of a kind at once). Windows are
                 independent, so this only bounds memory.
+            windows: :meth:`masked_windows` of ``mask``, if already known.
         Returns:
             (B, T, Ht, Wt, C).
         """
@@ -267,20 +286,14 @@ class SparseWindowAttention(nn.Module):
         wh, ww = self.window_size
         rows, cols = math.ceil(h / wh), math.ceil(w / ww)
         pad_b, pad_r = rows * wh - h, cols * ww - w
+        sel, rest = self.masked_windows(mask) if windows is None else windows
         if pad_b or pad_r:
             x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
-            mask = F.pad(mask, (0, 0, 0, pad_r, 0, pad_b))
         hp, wp = rows * wh, cols * ww
         area = hp * wp
         flat = x.transpose(0, 1).reshape(t, b * area, c)  # frame-major tokens (T, B*Hp*Wp, C)
         q, k, v = self.query(flat), self.key(flat), self.value(flat)  # padding holds the biases
         own, rolled = self._positions(rows, cols)
-
-        # a window is "masked" when any local frame has a masked token inside it
-        win_mask = mask[..., 0].reshape(b, mask.size(1), rows, wh, cols, ww).amax(dim=(3, 5))
-        masked = win_mask.sum(dim=1).reshape(-1) != 0  # (B*nW,)
-        sel = masked.nonzero(as_tuple=False).view(-1)
-        rest = (~masked).nonzero(as_tuple=False).view(-1)
 
         out = q.new_empty(t, b * area, c)  # frame-major like q
         if sel.numel():
@@ -348,13 +361,15 @@ class SparseTransformerLayer(nn.Module):
         self.mlp = FusionFeedForward(dim, kernel_size, stride, padding)
 
     def forward(self, x: torch.Tensor, feat_size: Size2, mask: torch.Tensor, frames: slice,
-                frames_per_chunk: int | None = None, windows_per_chunk: int | None = None) -> torch.Tensor:
+                frames_per_chunk: int | None = None, windows_per_chunk: int | None = None,
+                windows: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """(B, T, Ht, Wt, C) -> same; ``feat_size`` is the (h, w) of the folded feature map.
 
-        ``frames_per_chunk`` goes to the feed-forward, ``windows_per_chunk`` to the attention.
+        ``frames_per_chunk`` goes to the feed-forward, ``windows_per_chunk`` and ``windows``
+        (the masked / unmasked window ids) to the attention.
         """
         b, t, h, w, c = x.shape
-        x = x + self.attention(self.norm1(x), mask, frames, windows_per_chunk=windows_per_chunk)
+        x = x + self.attention(self.norm1(x), mask, frames, windows_per_chunk=windows_per_chunk, windows=windows)
         mixed = self.mlp(self.norm2(x).reshape(b, t * h * w, c), feat_size, frames_per_chunk=frames_per_chunk)
         return x + mixed.view(b, t, h, w, c)
 
@@ -389,7 +404,9 @@ class SparseTransformerStack(nn.Module):
         """
         if t_dilation < 1 or self.depths % t_dilation:
             raise ValueError(f"t_dilation {t_dilation} must divide the {self.depths} transformer blocks")
+        # which windows are masked depends on the mask only: found once for every block
+        windows = self.transformer[0].attention.masked_windows(local_mask) if self.depths else None
         for i, block in enumerate(self.transformer):
             x = block(x, feat_size, local_mask, slice(i % t_dilation, None, t_dilation),
-                      frames_per_chunk=frames_per_chunk, windows_per_chunk=windows_per_chunk)
+                      frames_per_chunk=frames_per_chunk, windows_per_chunk=windows_per_chunk, windows=windows)
         return x

@@ -217,3 +217,16 @@ if [ "$PHASE" = final3 ]; then  # third session, closing figures (after the spee
   reference ref_432x240x80 432 240 80
   run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
 fi
+
+if [ "$PHASE" = last3 ]; then  # third session, last call: GPU tests at the final commit, deform A/B, 720p again
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_propagation_streaming.py \
+    tests/test_flow_completion.py tests/test_deform.py 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  for d in auto sampled; do
+    echo "deform=$d: $(timeout 100 $PY benchmarks/profile_engine.py --width 1280 --height 720 --frames 40 \
+      --source "$BMX" --deform $d | tail -n 1)" | tee -a "$OUT/deform_ab.txt"
+  done
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
+  reference ref_1280x720x80 1280 720 80
+fi

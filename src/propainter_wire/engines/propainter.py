@@ -105,7 +105,8 @@ class ProPainterEngine:
                 if self.policy.stage_dtype(stage) is not None:
                     precast_for_autocast(net, self.policy.stage_dtype(stage))
         self.models = models
-        # benchmark switches (environment, read once here): RAFT budget in GiB, channels-last convolutions
+        # benchmark switches (environment, read once here): RAFT and transformer budgets in GiB, half
+        # pyramids, channels-last convolutions (PROPAINTER_WIRE_CUDA_GRAPHS is read per clip in compute_flows)
         budget_gib = os.environ.get("PROPAINTER_WIRE_RAFT_BUDGET_GIB")
         if budget_gib:
             self.raft_budget_bytes = int(float(budget_gib) * 2**30)

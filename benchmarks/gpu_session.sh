@@ -230,3 +230,15 @@ if [ "$PHASE" = last3 ]; then  # third session, last call: GPU tests at the fina
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
   reference ref_1280x720x80 1280 720 80
 fi
+
+if [ "$PHASE" = auto3 ]; then  # third session: `auto` with TF32 RAFT, A/B against `auto` and fp32 (precision)
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" --precision auto \
+    | tail -n 1 || exit 1
+  run3 ours_1280x720x80_auto 1280 720 80 --precision auto --keep-output /tmp/k_auto
+  PROPAINTER_WIRE_AUTO_TF32=1 run3 ours_1280x720x80_auto_tf32 1280 720 80 --precision auto --keep-output /tmp/k_tf32
+  run3 ours_1280x720x80_fp32 1280 720 80 --precision fp32 --keep-output /tmp/k_fp32
+  for v in auto tf32; do
+    echo "$v vs fp32: $($PY benchmarks/compare.py /tmp/k_$v /tmp/k_fp32 "$CLIPS/1280x720x80/masks")" | tee -a "$OUT/psnr.txt"
+  done
+fi

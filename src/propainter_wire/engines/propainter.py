@@ -114,10 +114,6 @@ class ProPainterEngine:
         budget_gib = os.environ.get("PROPAINTER_WIRE_TRANSFORMER_BUDGET_GIB")
         if budget_gib:
             self.transformer_budget_bytes = int(float(budget_gib) * 2**30)
-        if os.environ.get("PROPAINTER_WIRE_AUTO_TF32") == "1" and self.policy.name.startswith("auto"):
-            import dataclasses  # A/B: `auto` with TF32 for its fp32 parts (RAFT)
-
-            self.policy = dataclasses.replace(self.policy, allow_tf32=self.device.type == "cuda")
         # channels-last measured slower on an H200 (720p x 80 fp16: 23.9 s against 20.4 s), so off by default
         if os.environ.get("PROPAINTER_WIRE_CHANNELS_LAST", "0") == "1":
             for net in (self.models.raft, self.models.flow_completion, self.models.inpainter):

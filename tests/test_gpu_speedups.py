@@ -152,3 +152,19 @@ def test_transformer_stack_finds_masked_windows_once(monkeypatch):
         monkeypatch.setattr(SparseWindowAttention, "masked_windows", spy)
         got = stack(x, (h, w), mask)
     assert len(calls) == 1 and torch.equal(got, want)
+
+
+def test_cpu_engine_uses_channels_last_convolutions(det_weights_dir, monkeypatch):
+    """oneDNN runs NHWC convolutions faster (measured), so CPU engines store conv weights channels-last;
+    the switch turns it off (GPU engines default to off: slower there)."""
+    from propainter_wire.engines.propainter import ProPainterEngine
+
+    def layouts(engine):
+        return {m.weight.is_contiguous(memory_format=torch.channels_last) and not m.weight.is_contiguous()
+                for m in engine.models.inpainter.modules()
+                if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1) and m.weight.shape[1] > 1}  # layouts differ
+
+    monkeypatch.delenv("PROPAINTER_WIRE_CHANNELS_LAST", raising=False)
+    assert layouts(ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")) == {True}
+    monkeypatch.setenv("PROPAINTER_WIRE_CHANNELS_LAST", "0")
+    assert layouts(ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")) == {False}

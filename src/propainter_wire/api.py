@@ -197,11 +197,12 @@ def fill(inp: EngineInput, config: InpaintConfig, stages: Stages, engine=None, d
 
 
 class EngineLoader:
-    """Resolves the device and loads the engine on a thread, while the frames are read.
+    """Loads the engine for ``device`` (already resolved) on a thread, while the frames are read.
 
     Loading the networks (checkpoints, CUDA start-up) takes as long as decoding a
     short clip; the two overlap. ``result()`` waits and returns the engine, or raises
     what loading raised (so errors surface where a synchronous load would raise them).
+    A run that fails before ``result()`` leaves the thread to finish on its own.
     """
 
     def __init__(self, config: InpaintConfig, device) -> None:

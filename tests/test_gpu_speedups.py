@@ -1,4 +1,5 @@
-"""The GPU speed-ups change no result: precast weights, CUDA graphs, half storage, uint8 conversion.
+"""The speed-ups change no result: precast weights, CUDA graphs, half storage, uint8 conversion,
+masked transformer windows found once, channels-last CPU convolutions, the engine loading on a thread.
 
 The CPU tests check the arithmetic claims (a precast module under autocast computes
 exactly what autocast computes; the graph cache is inert without a GPU).
@@ -168,3 +169,16 @@ def test_cpu_engine_uses_channels_last_convolutions(det_weights_dir, monkeypatch
     assert layouts(ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")) == {True}
     monkeypatch.setenv("PROPAINTER_WIRE_CHANNELS_LAST", "0")
     assert layouts(ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")) == {False}
+
+
+def test_engine_loader_returns_the_engine_or_raises_its_error(tmp_path):
+    """The engine loads on a thread while frames decode; its errors surface at result()."""
+    from propainter_wire.api import EngineLoader
+    from propainter_wire.config import InpaintConfig
+    from propainter_wire.errors import WeightsError
+
+    ok = EngineLoader(InpaintConfig(engine="classic"), torch.device("cpu"))
+    assert ok.result().name == "classic" and ok.device == torch.device("cpu")
+    missing = EngineLoader(InpaintConfig(engine="propainter", weights_dir=tmp_path / "none"), torch.device("cpu"))
+    with pytest.raises(WeightsError):
+        missing.result()

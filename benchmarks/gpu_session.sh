@@ -232,7 +232,7 @@ if [ "$PHASE" = last3 ]; then  # third session, last call: GPU tests at the fina
 fi
 
 if [ "$PHASE" = auto3 ]; then  # third session: `auto` with TF32 RAFT, A/B against `auto` and fp32 (precision)
-  # (commit 7ba3ceb, where PROPAINTER_WIRE_AUTO_TF32=1 switched it on; it is the default since)
+  # (commit 7ba3ceb, where PROPAINTER_WIRE_AUTO_TF32=1 switched it on; not kept: the issue wants auto's RAFT in fp32)
   weights
   timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" --precision auto \
     | tail -n 1 || exit 1

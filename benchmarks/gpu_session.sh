@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Device sessions behind benchmarks/RESULTS.md. Run on the device machine from the repo root:
 #   bash benchmarks/gpu_session.sh PHASE
-# env: versions, doctor, the test suite on the GPU machine; small/table1/table3/final/check/last:
-# the benchmark runs RESULTS.md cites (reference and ours in the same call).
+# env: versions, doctor, the test suite on the GPU machine; small/table1/table3/final/check/last
+# (first session), bounded/bounded2 (second), profile3/speed3/final3/last3/auto3 (third): the
+# benchmark runs RESULTS.md cites (reference and ours in the same call where it says so).
 # Needs .devcarry/ (ignored, carried): ref/ (a checkout of the reference ProPainter),
 # data/bmx-trees, reference/ (the parity kit). Results land in $OUT.
 set -u

@@ -132,3 +132,10 @@ def test_exit_code_semantics():
     assert doctor.exit_code(rep("pass", "skipped")) == 0
     assert doctor.exit_code(rep("pass", "fail", "skipped")) == 1
     assert doctor.exit_code(rep()) == 0
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_bf16_advice_follows_the_cpu(monkeypatch, native):
+    monkeypatch.setattr(doctor, "_cpu_bf16_native", lambda: native)
+    advice = " | ".join(collect_report("cpu")["advice"])
+    assert ("--precision bf16" in advice) == native

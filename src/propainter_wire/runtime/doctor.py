@@ -441,7 +441,18 @@ def _advice(report: dict[str, Any]) -> list[str]:
         cap = _version_tuple(gpu.get("compute_capability"))
         if cap and cap[0] < 8:
             lines.append(f"GPU {gpu['index']} has no native bf16: --precision auto uses fp16 there")
+    if report["selected_device"] == "cpu" and _cpu_bf16_native():
+        lines.append("this CPU computes bf16 natively: --precision bf16 runs the propainter engine about 1.6x "
+                     "faster than fp32 (about 58 dB PSNR to fp32 inside the masks; auto stays fp32)")
     return lines
+
+
+def _cpu_bf16_native() -> bool:
+    """Whether oneDNN has native bf16 on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _select(device_name: str) -> tuple[torch.device, bool]:

@@ -405,6 +405,22 @@ def bidirectional_flows(raft: RAFT, frames: torch.Tensor, iters: int = 20, corr:
 
     flows_f = torch.empty(total - 1, 2, height, width, dtype=torch.float32, device=frames.device)
     flows_b = torch.empty_like(flows_f)
+
+    def refine_chunk(features: torch.Tensor, hidden: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Encodings of K+1 frames -> (2K, 2, Hp, Wp) flows of their K pairs, forward then backward."""
+        if together:  # one block of both directions, sharing one volume
+            corr_fn = build_corr(features[:-1], features[1:], mode, raft.corr_levels, raft.corr_radius,
+                                 pairs=True, budget_bytes=budget, dtype=corr_dtype)
+            return raft.refine(corr_fn, torch.cat((hidden[:-1], hidden[1:])),
+                               torch.cat((context[:-1], context[1:])), iters)
+        flows = []
+        for src, dst in ((slice(None, -1), slice(1, None)), (slice(1, None), slice(None, -1))):
+            corr_fn = build_corr(features[src], features[dst], mode, raft.corr_levels, raft.corr_radius,
+                                 budget_bytes=budget, dtype=corr_dtype)
+            flows.append(raft.refine(corr_fn, hidden[src], context[src], iters))
+            del corr_fn  # one direction's volume alive at a time
+        return torch.cat(flows)
+
     carried = None  # encodings of the frame shared with the previous chunk
     for first in range(0, total - 1, chunk):
         last = min(total - 1, first + chunk)  # pairs first..last-1 use frames first..last
@@ -415,22 +431,6 @@ def bidirectional_flows(raft: RAFT, frames: torch.Tensor, iters: int = 20, corr:
                                                                                   strict=True))
         carried = (features[-1], hidden[-1], context[-1])
         pairs = last - first
-
-        def refine_chunk(features: torch.Tensor, hidden: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-            """Encodings of K+1 frames -> (2K, 2, Hp, Wp) flows of their K pairs, forward then backward."""
-            if together:  # one block of both directions, sharing one volume
-                corr_fn = build_corr(features[:-1], features[1:], mode, raft.corr_levels, raft.corr_radius,
-                                     pairs=True, budget_bytes=budget, dtype=corr_dtype)
-                return raft.refine(corr_fn, torch.cat((hidden[:-1], hidden[1:])),
-                                   torch.cat((context[:-1], context[1:])), iters)
-            flows = []
-            for src, dst in ((slice(None, -1), slice(1, None)), (slice(1, None), slice(None, -1))):
-                corr_fn = build_corr(features[src], features[dst], mode, raft.corr_levels, raft.corr_radius,
-                                     budget_bytes=budget, dtype=corr_dtype)
-                flows.append(raft.refine(corr_fn, hidden[src], context[src], iters))
-                del corr_fn  # one direction's volume alive at a time
-            return torch.cat(flows)
-
         if graphs is not None and mode == "all_pairs":
             key = ("raft", tuple(features.shape), hidden.dtype, together, iters, corr_dtype)
             flow = graphs.run(key, refine_chunk, features, hidden, context)

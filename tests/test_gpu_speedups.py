@@ -182,3 +182,27 @@ def test_engine_loader_returns_the_engine_or_raises_its_error(tmp_path):
     missing = EngineLoader(InpaintConfig(engine="propainter", weights_dir=tmp_path / "none"), torch.device("cpu"))
     with pytest.raises(WeightsError):
         missing.result()
+
+
+def test_graph_cache_records_on_the_second_call_and_falls_back_when_recording_fails(monkeypatch, caplog):
+    """First call of a shape eager, second records (here: fails), then eager for good, with a warning."""
+    from propainter_wire.runtime import cuda_graph
+
+    class FakeCuda:  # stands in for a CUDA tensor: only ``is_cuda`` is read by the cache
+        is_cuda = True
+
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: False)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    recorded = []
+
+    def failing_record(fn, inputs):
+        recorded.append(inputs)
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(cuda_graph, "GraphedCall", failing_record)
+    cache = GraphCache()
+    calls = []
+    for _ in range(3):
+        assert cache.run("k", lambda x: calls.append(x) or 7, FakeCuda()) == 7
+    assert len(calls) == 3 and len(recorded) == 1 and not cache.enabled and cache.replays == 0
+    assert "CUDA graph recording failed" in caplog.text

@@ -67,7 +67,7 @@ def main() -> int:
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
-        stages = _ProfiledStages()
+        stages = _profiled_stages()
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             engine.run(inp, config, stages)
             _sync()
@@ -98,7 +98,8 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def _profiled_stages_class():
+def _profiled_stages():
+    """A ``Stages`` that also marks each stage as a profiler range (``stage:<name>``)."""
     import contextlib
 
     import torch
@@ -106,18 +107,12 @@ def _profiled_stages_class():
     from propainter_wire.pipeline.stages import Stages
 
     class ProfiledStages(Stages):
-        """Stages that also mark each stage as a profiler range (``stage:<name>``)."""
-
         @contextlib.contextmanager
         def __call__(self, name: str, total: int | None = None):
             with torch.profiler.record_function(f"stage:{name}"), super().__call__(name, total) as bar:
                 yield bar
 
-    return ProfiledStages
-
-
-def _ProfiledStages():  # noqa: N802 - a factory standing in for the class
-    return _profiled_stages_class()()
+    return ProfiledStages()
 
 
 if __name__ == "__main__":

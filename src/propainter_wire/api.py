@@ -397,7 +397,6 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
 
     inputs = [video, mask]
     out_dir = None
-    loader = None
     with contextlib.ExitStack() as cleanup:  # the scratch directory, if any, goes when the run ends
         with stages("read"):
             source = open_frames(video)
@@ -463,7 +462,7 @@ def _physical_memory_bytes() -> int:
 
 
 def _fill_and_write(video: Path, mask: Path, run: _OutputRun, config: InpaintConfig, stages: Stages, start: float,
-                    source, frames, raw_masks, out_dir, scratch, loader: EngineLoader | None = None) -> dict:
+                    source, frames, raw_masks, out_dir, scratch, loader: EngineLoader) -> dict:
     inputs = [video, mask]
     if out_dir is None:  # --overwrite deletes earlier results: only once the inputs are known good
         out_dir = prepare_output_dir(run.path, inputs, overwrite=True, resume=False)
@@ -477,9 +476,7 @@ def _fill_and_write(video: Path, mask: Path, run: _OutputRun, config: InpaintCon
         _remove_stale_temp_files(frames_dir)
         log.info("resuming: %d of %d frames already written", len(targets) - len(todo), len(targets))
 
-    from .runtime.device import resolve_device
-
-    device = loader.device if loader is not None else resolve_device(config.device)
+    device = loader.device
     engine = None
     written: set[int] = set()
     needed = list(range(len(targets))) if config.save_video else todo
@@ -488,7 +485,7 @@ def _fill_and_write(video: Path, mask: Path, run: _OutputRun, config: InpaintCon
             inp = prepare_engine_input(frames, raw_masks, config, scratch=scratch)
         early = _EarlyWriter(frames, raw_masks, inp.masks, targets, todo, config)
         try:
-            filled, engine = fill(inp, config, stages, engine=loader, device=device, on_final=early)
+            filled, engine = fill(inp, config, stages, engine=loader, on_final=early)
             written = early.close()
         finally:
             early.abort()

@@ -270,7 +270,7 @@ class ProPainterEngine:
             # one direction at a time (forward flow i uses frame i's mask, backward flow i frame i+1's):
             # the same arithmetic as forward_bidirect_flow + combine_flow with half the tensors alive
             for flows, out, backward in ((flows_f, out_f, False), (flows_b, out_b, True)):
-                known = flows[span.start:span.stop].unsqueeze(0).to(dev, keep)  # = half, or float32
+                known = flows[span.start:span.stop].unsqueeze(0).to(dev, half or torch.float32)  # the net's dtype
                 with contextlib.nullcontext() if half is not None else self.policy.autocast(dev, "flow_completion"):
                     masks = (mm[:, 1:] if backward else mm[:, :-1]).to(known.dtype)
                     completed = net.complete_direction(known, masks, backward=backward)

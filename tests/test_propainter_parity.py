@@ -79,14 +79,20 @@ def test_cli_final_frames_match_reference(parity, det_weights_dir, tmp_path):
     assert diff.mean() <= 1.0 and diff.max() <= 4, (diff.mean(), diff.max())
 
 
+def _panning_clip(seed: int, t: int, h: int, w: int, step: int, margin: int,
+                  box: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray]:
+    """(t, h, w, 3) float32 crops panning ``step`` px per frame over noise, and the same box masked in each."""
+    rng = np.random.default_rng(seed)
+    base = rng.random((h + margin, w + margin, 3)).astype(np.float32)
+    frames = np.stack([base[i:i + h, step * i:step * i + w] for i in range(t)])
+    masks = np.zeros((t, h, w), bool)
+    masks[(slice(None), *box)] = True
+    return frames, masks
+
+
 def test_window_settings_are_honoured(engine):
     """A clip longer than the sub-video length runs through padded spans and reference windows."""
-    rng = np.random.default_rng(0)
-    t, h, w = 9, 64, 96
-    base = rng.random((h + 40, w + 40, 3)).astype(np.float32)
-    frames = np.stack([base[i:i + h, 2 * i:2 * i + w] for i in range(t)])
-    masks = np.zeros((t, h, w), bool)
-    masks[:, 20:40, 30:50] = True
+    frames, masks = _panning_clip(0, 9, 64, 96, step=2, margin=40, box=np.s_[20:40, 30:50])
     from propainter_wire.engines.base import EngineInput
 
     inp = EngineInput(frames=frames, masks=masks, flow_masks=masks, raw_masks=masks)
@@ -103,12 +109,7 @@ def test_tiny_stage_budget_gives_the_same_frames(engine, monkeypatch, tmp_path):
     from propainter_wire.engines.base import EngineInput
     from propainter_wire.io.scratch import Scratch
 
-    rng = np.random.default_rng(2)
-    t, h, w = 7, 48, 64
-    base = rng.random((h + 30, w + 30, 3)).astype(np.float32)
-    frames = np.stack([base[i:i + h, 3 * i:3 * i + w] for i in range(t)])
-    masks = np.zeros((t, h, w), bool)
-    masks[:, 10:30, 20:40] = True
+    frames, masks = _panning_clip(2, 7, 48, 64, step=3, margin=30, box=np.s_[10:30, 20:40])
     cfg = InpaintConfig(neighbor_length=4, ref_stride=3, subvideo_length=4, raft_iters=2)
     expected = engine.run(EngineInput(frames=frames, masks=masks, flow_masks=masks, raw_masks=masks), cfg, Stages())
     for name in ("stage_budget_bytes", "propagation_budget_bytes", "transformer_budget_bytes", "raft_budget_bytes"):
@@ -120,7 +121,7 @@ def test_tiny_stage_budget_gives_the_same_frames(engine, monkeypatch, tmp_path):
     with Scratch(tmp_path) as scratch:
         inp = EngineInput(frames=frames, masks=masks, flow_masks=masks, raw_masks=masks, scratch=scratch)
         out = engine.run(inp, cfg, Stages())
-        bounded = np.stack([out[i] for i in range(t)])
+        bounded = np.stack([out[i] for i in range(len(frames))])
         assert engine.models.flow_completion.frames_per_chunk == 4
         assert chunks and all(a == (1, 1) for a, _ in chunks)
     engine.run(EngineInput(frames=frames, masks=masks, flow_masks=masks, raw_masks=masks), cfg, Stages())

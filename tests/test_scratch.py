@@ -105,18 +105,24 @@ def test_disk_scratch_gives_the_same_frames_and_cleans_up(tmp_path, det_weights_
     assert list((tmp_path / "scratch").iterdir()) == []  # the scratch directory is gone
 
 
+def _diagonal_clip(seed: int, count: int, box: tuple[slice, slice]) -> tuple[list, list]:
+    """``count`` 48x64 uint8 crops moving diagonally over a noise image, and the same box masked in each."""
+    rng = np.random.default_rng(seed)
+    base = (rng.random((80, 120, 3)) * 255).astype(np.uint8)
+    frames = [base[i:i + 48, i:i + 64] for i in range(count)]
+    masks = [np.zeros((48, 64), bool) for _ in frames]
+    for m in masks:
+        m[box] = True
+    return frames, masks
+
+
 def test_engine_keeps_its_arrays_in_the_scratch(tmp_path, det_weights_dir, monkeypatch):
     """With a scratch, the propainter engine's whole-clip arrays are disk arrays, and the output matches."""
     from propainter_wire.api import prepare_engine_input
     from propainter_wire.engines.propainter import ProPainterEngine
     from propainter_wire.pipeline.stages import Stages
 
-    rng = np.random.default_rng(3)
-    base = (rng.random((80, 120, 3)) * 255).astype(np.uint8)
-    frames = [base[i:i + 48, i:i + 64] for i in range(6)]
-    masks = [np.zeros((48, 64), bool) for _ in frames]
-    for m in masks:
-        m[10:30, 20:40] = True
+    frames, masks = _diagonal_clip(3, 6, np.s_[10:30, 20:40])
     cfg = InpaintConfig(neighbor_length=4, ref_stride=3, subvideo_length=4, raft_iters=2)
     engine = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
     expected = engine.run(prepare_engine_input(frames, masks, cfg), cfg, Stages())
@@ -146,12 +152,7 @@ def test_half_storage_in_memory_and_on_disk_agree(tmp_path, det_weights_dir, mon
     from propainter_wire.engines.propainter import ProPainterEngine
     from propainter_wire.pipeline.stages import Stages
 
-    rng = np.random.default_rng(4)
-    base = (rng.random((80, 120, 3)) * 255).astype(np.uint8)
-    frames = [base[i:i + 48, i:i + 64] for i in range(5)]
-    masks = [np.zeros((48, 64), bool) for _ in frames]
-    for m in masks:
-        m[12:30, 20:44] = True
+    frames, masks = _diagonal_clip(4, 5, np.s_[12:30, 20:44])
     cfg = InpaintConfig(neighbor_length=4, ref_stride=3, subvideo_length=4, raft_iters=2)
     engine = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
     monkeypatch.setattr(engine, "_stored_dtype", lambda stage: stored)

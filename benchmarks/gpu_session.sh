@@ -244,3 +244,30 @@ if [ "$PHASE" = auto3 ]; then  # third session: `auto` with TF32 RAFT, A/B again
     echo "$v vs fp32: $($PY benchmarks/compare.py /tmp/k_$v /tmp/k_fp32 "$CLIPS/1280x720x80/masks")" | tee -a "$OUT/psnr.txt"
   done
 fi
+
+if [ "$PHASE" = probe4 ]; then  # fourth session: where the GPU time goes, per module, and RAFT A/B variants
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 200 $PY benchmarks/raft_variants.py --width 1280 --height 720 --frames 17 --source "$BMX" \
+    | tee "$OUT/raft_variants.jsonl"
+  timeout 240 $PY benchmarks/module_times.py --width 1280 --height 720 --frames 40 --source "$BMX" \
+    > "$OUT/module_times_720x40.txt" 2>&1
+  head -c 9000 "$OUT/module_times_720x40.txt"
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
+  PROPAINTER_WIRE_RAFT_CHANNELS_LAST=1 run3 ours_1280x720x80_fp16_raftcl 1280 720 80 --precision fp16
+fi
+
+if [ "$PHASE" = ab4 ]; then  # fourth session: GPU tests, then A/B of the new kernels and cuDNN autotuning
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 200 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_propagation_streaming.py \
+    tests/test_flow_completion.py tests/test_deform.py tests/test_raft.py 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
+  PROPAINTER_WIRE_CUDNN_BENCHMARK=none run3 ours_1280x720x80_fp16_notune 1280 720 80 --precision fp16
+  PROPAINTER_WIRE_CUDNN_BENCHMARK=flow,complete,transformer run3 ours_1280x720x80_fp16_tuneall 1280 720 80 \
+    --precision fp16
+  timeout 200 $PY benchmarks/module_times.py --width 1280 --height 720 --frames 40 --source "$BMX" \
+    > "$OUT/module_times_720x40.txt" 2>&1
+  grep -E "plain|F\.|corr|deform|inp\.(transformers|feat_prop_module|decoder|encoder|sc|ss) |raft\.(update_block|fnet|cnet) |gru " \
+    "$OUT/module_times_720x40.txt"
+fi

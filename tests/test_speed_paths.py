@@ -120,9 +120,8 @@ def test_unfold_of_channels_last_and_sliced_maps():
     assert torch.equal(unfold_patches(sliced, *unpadded), _ref_unfold(sliced, *unpadded))
 
 
-@pytest.mark.xfail(strict=True, reason="a 1x1 kernel at stride 1: reshape returns a view, (n, L, C) with channel "
-                                       "stride h*w, not contiguous as unfold_patches' docstring says")
 def test_unfold_of_a_1x1_kernel_is_contiguous():
+    """(Its reshape alone would be a view with channel stride h*w.)"""
     from propainter_wire.models.patches import unfold_patches
 
     x = torch.randn(1, 3, 5, 6)
@@ -164,9 +163,8 @@ def test_half_precision_fold_accumulates_in_float32(dtype, size, kernel, stride,
     assert torch.equal(unfolded, _ref_unfold(x.float(), kernel, stride, padding).to(dtype))
 
 
-@pytest.mark.xfail(strict=True, reason="fold_patches' F.fold fallback folds half rows in their own dtype "
-                                       "(CPU col2im adds in bf16), not in float32 as its docstring says")
 def test_half_precision_fallback_fold_accumulates_in_float32():
+    """(CPU col2im would add in bf16.)"""
     from propainter_wire.models.patches import fold_patches, patch_grid
 
     size, kernel, stride, padding = (28, 28), (9, 9), (5, 5), (0, 0)

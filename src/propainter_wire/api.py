@@ -94,6 +94,8 @@ def select_engine(config: InpaintConfig, device):
 def prepare_engine_input(frames, raw_masks, config: InpaintConfig, scratch=None) -> EngineInput:
     """Frames and user masks at full size -> the engine's input at processing size.
 
+    Frames become float32 in [0, 1], except uint8 frames that need no resizing, which stay uint8.
+
     ``frames``/``raw_masks`` are sequences (lists or disk arrays) of (H, W, 3) frames and
     (H, W) bool masks. With a ``scratch`` the processing-size arrays are written there
     in batches (host memory independent of the clip's length), else stacked in memory.
@@ -102,18 +104,21 @@ def prepare_engine_input(frames, raw_masks, config: InpaintConfig, scratch=None)
 
     h, w = frames[0].shape[:2]
     ph, pw = processing_size(h, w, config)
+    # 8-bit frames processed at their own size go to the engine as they are (no float round trip)
+    as_is = (ph, pw) == (h, w) and np.asarray(frames[0]).dtype == np.uint8
+    frame_dtype = np.uint8 if as_is else np.float32
 
     def one(i: int):
         raw = resize_mask(raw_masks[i], ph, pw)
-        return (resize_frame(to_unit_float(frames[i]), ph, pw).astype(np.float32), raw,
-                dilate(raw, config.mask_dilation), dilate(raw, config.effective_flow_mask_dilation))
+        frame = np.asarray(frames[i]) if as_is else resize_frame(to_unit_float(frames[i]), ph, pw).astype(np.float32)
+        return (frame, raw, dilate(raw, config.mask_dilation), dilate(raw, config.effective_flow_mask_dilation))
 
     if scratch is None:
         parts = parallel_map(one, range(len(frames)))
         proc_frames, proc_raw, masks, flow_masks = (np.stack(p) for p in zip(*parts, strict=True))
         return EngineInput(frames=proc_frames, masks=masks, flow_masks=flow_masks, raw_masks=proc_raw)
     n = len(frames)
-    arrays = (scratch.array("proc_frames", n, (ph, pw, 3), np.float32), scratch.array("proc_raw", n, (ph, pw), bool),
+    arrays = (scratch.array("proc_frames", n, (ph, pw, 3), frame_dtype), scratch.array("proc_raw", n, (ph, pw), bool),
               scratch.array("masks", n, (ph, pw), bool), scratch.array("flow_masks", n, (ph, pw), bool))
     for i, parts in batched_map(one, range(n)):
         for arr, part in zip(arrays, parts, strict=True):
@@ -127,7 +132,7 @@ def io_threads() -> int:
     value = os.environ.get("PROPAINTER_WIRE_IO_THREADS", "")
     if value.strip().isdigit() and int(value) > 0:
         return int(value)
-    return min(8, os.cpu_count() or 1)
+    return min(16, os.cpu_count() or 1)
 
 
 def batched_map(fn, indices, mapper=None):
@@ -144,7 +149,7 @@ def batched_map(fn, indices, mapper=None):
 def parallel_map(fn, items, workers: int | None = None) -> list:
     """``[fn(x) for x in items]`` on a thread pool (OpenCV and PNG codecs release the GIL), in order.
 
-    ``PROPAINTER_WIRE_IO_THREADS`` caps the threads (default: up to 8); 1 keeps everything in order.
+    ``PROPAINTER_WIRE_IO_THREADS`` caps the threads (default: one per core, up to 16); 1 keeps everything in order.
     """
     items = list(items)
     workers = workers or io_threads()
@@ -154,6 +159,12 @@ def parallel_map(fn, items, workers: int | None = None) -> list:
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(fn, items))
+
+
+def serial_map(fn, items) -> list:
+    """``[fn(x) for x in items]``, in order on this thread (the stand-in for ``parallel_map`` where
+    order matters, e.g. decoding a video)."""
+    return [fn(x) for x in items]
 
 
 def check_fillable(inp: EngineInput, config: InpaintConfig) -> None:
@@ -173,7 +184,8 @@ def check_fillable(inp: EngineInput, config: InpaintConfig) -> None:
 
 def fill(inp: EngineInput, config: InpaintConfig, stages: Stages, engine=None, device=None,
          on_final=None) -> tuple[np.ndarray, object | None]:
-    """Run an engine on a prepared clip: (T, h, w, 3) float32 in [0, 1] at processing size, and the engine.
+    """Run an engine on a prepared clip: its (T, h, w, 3) frames at processing size (float32 in [0, 1],
+    or uint8 where the engine or the unchanged input gives 8-bit frames), and the engine.
 
     Every mask empty: the frames come back unchanged and no engine is made (None).
     A clip with no known pixel is refused before any engine is loaded.
@@ -413,18 +425,24 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
                 # the inputs look sound: load the engine while they decode
                 loader = EngineLoader(config, resolve_device(config.device))
                 try:
-                    # folders decode in parallel; a video decodes in order
-                    read = parallel_map if source.kind == "folder" else (lambda fn, xs: [fn(x) for x in xs])
+                    # folders decode in parallel, frames and masks together; a video decodes in order
+                    read = parallel_map if source.kind == "folder" else serial_map
+                    read_masks = parallel_map if mask_source.kind != "video" else serial_map
                     if scratch is None:
-                        frames = read(source.__getitem__, range(len(source)))
-                        raw_masks = [mask_source[i] for i in range(len(source))]
+                        if read is parallel_map and read_masks is parallel_map:
+                            frames, raw_masks = (list(x) for x in zip(*parallel_map(
+                                lambda i: (source[i], mask_source[i]), range(len(source))), strict=True))
+                        else:
+                            frames = read(source.__getitem__, range(len(source)))
+                            raw_masks = read_masks(mask_source.__getitem__, range(len(source)))
                     else:  # read in batches straight to the scratch files
                         size = (source.height, source.width)
                         frames = scratch.array("input", len(source), (*size, 3), source.dtype)
                         raw_masks = scratch.array("raw_masks", len(source), size, bool)
                         for i, frame in batched_map(source.__getitem__, range(len(source)), read):
                             frames[i] = frame
-                            raw_masks[i] = mask_source[i]
+                        for i, frame_mask in batched_map(mask_source.__getitem__, range(len(source)), read_masks):
+                            raw_masks[i] = frame_mask
                 finally:
                     mask_source.close()
             finally:

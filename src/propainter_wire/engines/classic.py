@@ -32,7 +32,7 @@ from ..flow.classic import complete_flows, estimate_flows, prefill_grey, refine_
 from ..pipeline.propagation import propagate_tracks
 from ..pipeline.spatial_fill import fill_unseen, push_pull_fill, telea_fill
 from ..pipeline.stages import Stages
-from .base import EngineInput
+from .base import EngineInput, unit_frames
 
 _SQUARE = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
@@ -119,7 +119,7 @@ class ClassicEngine:
 
     def run(self, inp: EngineInput, config: InpaintConfig, stages: Stages, on_final=None) -> np.ndarray:
         """Fill the holes; returns (T, H, W, 3) float32 in [0, 1], equal to the input outside them."""
-        frames = np.ascontiguousarray(inp.frames, dtype=np.float32)  # (T, H, W, 3) [0, 1]
+        frames = unit_frames(inp.frames)  # (T, H, W, 3) float32 [0, 1]
         holes = self.holes(inp)  # (T, H, W)
         flow_masks = np.asarray(inp.flow_masks, dtype=bool) | holes
         t_len = inp.length

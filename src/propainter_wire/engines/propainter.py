@@ -33,6 +33,7 @@ from ..pipeline.propagation import propagate_images
 from ..pipeline.stages import Stages
 from ..pipeline.windows import flow_completion_spans, propagation_spans, transformer_windows
 from ..runtime.cuda_graph import GraphCache
+from ..runtime.precision import cudnn_autotune, precast_for_autocast, resolve_precision
 from .base import EngineInput
 
 log = logging.getLogger("propainter_wire")
@@ -91,8 +92,6 @@ class ProPainterEngine:
 
     def __init__(self, weights_dir: Path, device: torch.device | str = "cpu", precision: str = "fp32",
                  models: ProPainterModels | None = None):
-        from ..runtime.precision import precast_for_autocast, resolve_precision
-
         self.device = torch.device(device)
         self.store = torch.device("cpu")  # where whole-clip tensors live; chosen per clip in run()
         self.scratch = None  # a Scratch directory: whole-clip arrays on disk instead (set per clip in run())
@@ -105,6 +104,12 @@ class ProPainterEngine:
                 if self.policy.stage_dtype(stage) is not None:
                     precast_for_autocast(net, self.policy.stage_dtype(stage))
         self.models = models
+        # stages whose convolutions cuDNN autotunes: none by default. Measured on an H100 (720p x 80 fp16):
+        # tuning RAFT made its stage 0.9 s slower (its 7x7 flow convolution 5x slower once "tuned"), tuning
+        # every stage 6.9 s slower (each new window shape is timed again). A benchmark switch only:
+        # PROPAINTER_WIRE_CUDNN_BENCHMARK=flow,complete,transformer (GPU)
+        tuned = os.environ.get("PROPAINTER_WIRE_CUDNN_BENCHMARK", "") if self.device.type == "cuda" else ""
+        self.autotune_stages = frozenset(name.strip() for name in tuned.split(",")) - {"none", ""}
         # benchmark switches (environment, read once here): RAFT and transformer budgets in GiB, half
         # pyramids, channels-last convolutions (PROPAINTER_WIRE_CUDA_GRAPHS is read per clip in compute_flows)
         budget_gib = os.environ.get("PROPAINTER_WIRE_RAFT_BUDGET_GIB")
@@ -120,6 +125,8 @@ class ProPainterEngine:
         if channels_last == "1":
             for net in (self.models.raft, self.models.flow_completion, self.models.inpainter):
                 _convs_channels_last(net)
+        elif os.environ.get("PROPAINTER_WIRE_RAFT_CHANNELS_LAST", "0") == "1":  # RAFT's update block only
+            _convs_channels_last(self.models.raft.update_block)
 
     def _alloc(self, name: str, shape: tuple[int, ...], dtype: torch.dtype):
         """A whole-clip array: a tensor on ``self.store``, or a disk array in ``self.scratch``.
@@ -193,7 +200,8 @@ class ProPainterEngine:
         # the refinement of equal-sized chunks replays one CUDA graph (PROPAINTER_WIRE_CUDA_GRAPHS=0: eager)
         graphs = GraphCache(enabled=os.environ.get("PROPAINTER_WIRE_CUDA_GRAPHS", "1") != "0")
         try:
-            with stages("flow", total=len(starts)) as bar, self.policy.autocast(self.device, "raft"):
+            with stages("flow", total=len(starts)) as bar, self.policy.autocast(self.device, "raft"), \
+                    cudnn_autotune("flow" in self.autotune_stages):
                 for s in starts:
                     e = min(t, s + chunk)
                     for attempt, options in enumerate(fallbacks):
@@ -230,7 +238,7 @@ class ProPainterEngine:
             completed (T-1, 2, H, W) forward and backward flows on ``self.store``.
         """
         length = subvideo_length
-        with stages("complete") as bar:
+        with stages("complete") as bar, cudnn_autotune("complete" in self.autotune_stages):
             while True:
                 try:
                     return self._complete_spans(flows_f, flows_b, flow_masks, length, bar)
@@ -355,7 +363,8 @@ class ProPainterEngine:
             return net.encode(frames, masks[missing].unsqueeze(0).to(dev),
                               updated_masks[missing].unsqueeze(0).to(dev))[0]
 
-        with stages("transformer", total=len(windows)) as bar, _attention_backends(dev):
+        with stages("transformer", total=len(windows)) as bar, _attention_backends(dev), \
+                cudnn_autotune("transformer" in self.autotune_stages):
             for k, window in enumerate(windows):
                 local = list(window.local)
                 original = original_u8[local].to(dev)  # (L, H, W, 3) uint8
@@ -441,14 +450,15 @@ class ProPainterEngine:
                                                         stages)
                 emit = None
                 if on_final is not None and not single:
-                    def emit(idx: int, frame_u8: np.ndarray) -> None:
-                        on_final(idx, frame_u8[:h, :w].astype(np.float32) / 255.0)
+                    def emit(idx: int, frame_u8: np.ndarray) -> None:  # 8-bit results go out as they are
+                        on_final(idx, frame_u8[:h, :w])
 
                 out = self.synthesize(updated, masks, updated_masks, flows_f, flows_b, original, config, stages,
                                       on_final=emit)
         finally:
             self.scratch = None
-        if isinstance(out, DiskArray):
+        if isinstance(out, DiskArray) or (on_final is not None and not single):
+            # every frame went to on_final already: converted only where read again
             return UnitFrames(out, h, w)
         out = out[:1 if single else t, :h, :w]
         return out.astype(np.float32) / 255.0
@@ -484,9 +494,10 @@ class DiskTensor:
 
 
 class UnitFrames:
-    """The engine's uint8 output on disk, read as (H, W, 3) float32 frames in [0, 1], cropped to (h, w)."""
+    """The engine's padded uint8 output (on disk or in memory), read as (H, W, 3) float32 frames in
+    [0, 1], cropped to (h, w), one frame at a time."""
 
-    def __init__(self, out: DiskArray, height: int, width: int) -> None:
+    def __init__(self, out: DiskArray | np.ndarray, height: int, width: int) -> None:
         self.out, self.height, self.width = out, height, width
 
     @property
@@ -599,7 +610,10 @@ def _pad_bottom_right(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
 
 def _unit_to_u8(frames: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) float in [0, 1] -> uint8: ``clip(rint(x * 255), 0, 255)`` in float32, on torch's
-    threads (the single-threaded numpy form took about a second for 80 frames of 720p)."""
+    threads (the single-threaded numpy form took about a second for 80 frames of 720p). uint8
+    frames pass through."""
+    if frames.dtype == np.uint8:
+        return frames
     x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
     return x.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
 

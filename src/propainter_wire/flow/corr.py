@@ -12,7 +12,8 @@ interchangeable implementations give the same numbers:
   lookup, gathers the features of the window and dots them with the image-1
   features (what ``alt_cuda_corr`` computed). Memory is linear in the pixel count.
 
-Both return ``(B, levels * (2r+1)**2, h, w)`` float32 with the reference's
+Both return ``(B, levels * (2r+1)**2, h, w)`` float32 (with channels-last strides:
+a permuted view of the natural (B, h, w, K) layout) with the reference's
 channel order: for each level, the window offset index ``k = ix * (2r+1) + iy``
 where ``ix`` walks the x offsets ``-r..r`` and ``iy`` the y offsets. Values are
 dot products of the 256-d features divided by ``sqrt(256)``.
@@ -144,13 +145,6 @@ def _pool_rows(volume: torch.Tensor) -> torch.Tensor:
     return torch.cat([F.avg_pool2d(volume[s:s + rows], 2, stride=2) for s in range(0, count, rows)])
 
 
-def _normalised_grid(points: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Pixel positions (..., 2) -> grid_sample's [-1, 1] (align_corners=True), reference order of ops."""
-    gx = points[..., :1] * 2 / (width - 1) - 1
-    gy = points[..., 1:] * 2 / (height - 1) - 1
-    return torch.cat((gx, gy), dim=-1)
-
-
 class AllPairsCorr:
     """Pyramid of all-pairs correlation volumes and its windowed lookup (reference CorrBlock).
 
@@ -172,6 +166,20 @@ class AllPairsCorr:
         for _ in range(levels - 1):
             level = _pool_rows(level)
             self.pyramid.append(level)
+        # per level, grid_sample's [-1, 1] coordinates (align_corners=True) as one affine map of the
+        # level-0 window centre: grid = centre * scale + (offset * unit - 1), with unit = 2 / (size - 1)
+        # per axis and scale = unit / 2**level. (The reference normalises centre + offset after the
+        # sum; this differs from it in the last bits only, and makes the lookup one kernel per level.)
+        side = 2 * radius + 1
+        offsets = window_offsets(radius, volume.device).view(1, side, side, 2)
+        self.scales, self.shifted_offsets = [], []
+        for index, lvl in enumerate(self.pyramid):
+            lvl_h, lvl_w = lvl.shape[-2:]
+            # (2,) x, y; a 1-pixel level divides by zero, as in the reference (NaN flows: RAFT pads to avoid it)
+            unit = torch.stack([torch.full((), 2 / (n - 1) if n > 1 else math.inf, device=volume.device)
+                                for n in (lvl_w, lvl_h)])
+            self.scales.append(unit / 2**index)
+            self.shifted_offsets.append(offsets * unit - 1)  # (1, 2r+1, 2r+1, 2)
 
     @classmethod
     def from_features(cls, fmap1: torch.Tensor, fmap2: torch.Tensor, levels: int = 4,
@@ -220,12 +228,11 @@ class AllPairsCorr:
         with _no_autocast(coords.device):
             centres = coords.float().permute(0, 2, 3, 1).reshape(batch * height * width, 1, 1, 2)
             dtype = self.pyramid[0].dtype
-            offsets = window_offsets(self.radius, coords.device).view(1, side, side, 2)
             features = []
             for index, level in enumerate(self.pyramid):
                 lvl_h, lvl_w = level.shape[-2:]
-                window = centres / 2**index + offsets  # (B*h*w, 2r+1, 2r+1, 2) pixels of this level
-                grid = _normalised_grid(window, lvl_h, lvl_w).to(dtype)
+                # (B*h*w, 2r+1, 2r+1, 2) window positions in grid_sample's [-1, 1]
+                grid = torch.addcmul(self.shifted_offsets[index], centres, self.scales[index]).to(dtype)
                 # cuDNN's grid sampler refuses batches past 65535 (CUDNN_STATUS_NOT_SUPPORTED)
                 rows = min(_rows_per_chunk(max(lvl_h * lvl_w, side * side * 2)), _GRID_SAMPLE_MAX_BATCH)
                 sampled = torch.cat([
@@ -234,7 +241,8 @@ class AllPairsCorr:
                 ]) if rows < level.shape[0] else F.grid_sample(level, grid, align_corners=True)
                 features.append(sampled.view(batch, height, width, side * side))  # (B, h, w, K)
             stacked = torch.cat(features, dim=-1)  # (B, h, w, levels*K)
-        return stacked.float().permute(0, 3, 1, 2).contiguous()
+        # a permuted view: channels-last strides, which NHWC convolutions read without a copy
+        return stacked.float().permute(0, 3, 1, 2)
 
 
 # ---------------------------------------------------------------------------
@@ -329,7 +337,7 @@ class LocalCorr:
                     out[start:stop, index] = self._level_lookup(
                         rows, lvl_h, lvl_w, scaled[start:stop], batch_index[start:stop], self.queries[start:stop])
         # (B*h*w, L, K) -> (B, L*K, h, w)
-        return out.view(batch, height, width, -1).permute(0, 3, 1, 2).contiguous()
+        return out.view(batch, height, width, -1).permute(0, 3, 1, 2)  # channels-last strides, as above
 
 
 def build_corr(fmap1: torch.Tensor, fmap2: torch.Tensor, mode: str, levels: int = 4, radius: int = 4,

@@ -137,9 +137,13 @@ class SepConvGRU(nn.Module):
                 self.add_module(f"conv{gate}{suffix}", nn.Conv2d(both, hidden_dim, kernel, padding=pad))
 
     def _step(self, hidden: torch.Tensor, x: torch.Tensor, suffix: str) -> torch.Tensor:
+        conv_z, conv_r = getattr(self, f"convz{suffix}"), getattr(self, f"convr{suffix}")
         joint = torch.cat((hidden, x), dim=1)
-        update = torch.sigmoid(getattr(self, f"convz{suffix}")(joint))
-        reset = torch.sigmoid(getattr(self, f"convr{suffix}")(joint))
+        # the update and reset gates read the same input: one convolution with both weight sets
+        # (2 x 128 output channels, each computed as by its own layer), one sigmoid
+        gates = F.conv2d(joint, torch.cat((conv_z.weight, conv_r.weight)), torch.cat((conv_z.bias, conv_r.bias)),
+                         padding=conv_z.padding)
+        update, reset = torch.sigmoid(gates).split(hidden.shape[1], dim=1)
         candidate = torch.tanh(getattr(self, f"convq{suffix}")(torch.cat((reset * hidden, x), dim=1)))
         return (1 - update) * hidden + update * candidate
 
@@ -211,10 +215,17 @@ def convex_upsample(flow: torch.Tensor, mask: torch.Tensor, factor: int = DOWNSA
         (N, 2, factor*h, factor*w) pixels at full scale, float32.
     """
     n, _, h, w = flow.shape
-    weights = torch.softmax(mask.float().view(n, 1, 9, factor, factor, h, w), dim=2)
+    weights = torch.softmax(mask.float().reshape(n, 1, 9, factor, factor, h, w), dim=2)
     neighbours = F.unfold(factor * flow.float(), (3, 3), padding=1).view(n, 2, 9, 1, 1, h, w)
     fine = (weights * neighbours).sum(dim=2)  # (N, 2, factor [dy], factor [dx], h, w)
     return fine.permute(0, 1, 4, 2, 5, 3).reshape(n, 2, factor * h, factor * w)
+
+
+def _memory_format(weight: torch.Tensor) -> torch.memory_format:
+    """``torch.channels_last`` for a 4-D weight stored that way, else ``torch.contiguous_format``."""
+    if not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 @dataclass(frozen=True)
@@ -307,6 +318,10 @@ class RAFT(nn.Module):
         if iters < 1:
             raise ValueError(f"iters must be >= 1, got {iters}")
         n, _, h, w = hidden.shape
+        # the recurrent state in the memory format of the update block's convolutions (NHWC when their
+        # weights are channels-last: cuDNN then reorders nothing between the 20 steps)
+        layout = _memory_format(self.update_block.encoder.convc2.weight)
+        hidden, context = hidden.contiguous(memory_format=layout), context.contiguous(memory_format=layout)
         start = coords_grid(n, h, w, hidden.device)  # (N, 2, h, w)
         target = start.clone()
         mask = None

@@ -32,12 +32,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .patches import fold_patches, patch_grid, unfold_patches
+
 Size2 = tuple[int, int]
-
-
-def _token_grid(size: Size2, kernel: Size2, stride: Size2, padding: Size2) -> Size2:
-    """Number of patches along each axis of a ``size`` map cut by ``F.unfold``."""
-    return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding, strict=True))
 
 
 def chunked(fn: Callable[..., torch.Tensor], *inputs: torch.Tensor, chunk: int | None) -> torch.Tensor:
@@ -88,14 +85,13 @@ class SoftSplit(nn.Module):
     def forward(self, feat: torch.Tensor, batch: int, feat_size: Size2,
                 frames_per_chunk: int | None = None) -> torch.Tensor:
         """(B*T, C, h, w) features -> (B, T, Ht, Wt, hidden) tokens, ``frames_per_chunk`` maps at a time."""
-        grid_h, grid_w = _token_grid(feat_size, self.kernel_size, self.stride, self.padding)
+        grid_h, grid_w = patch_grid(feat_size, self.kernel_size, self.stride, self.padding)
         tokens = chunked(self._embed, feat, chunk=frames_per_chunk)  # (BT, L, hidden)
         return tokens.view(batch, -1, grid_h, grid_w, tokens.size(-1))
 
     def _embed(self, feat: torch.Tensor) -> torch.Tensor:
-        """(n, C, h, w) -> (n, L, hidden); the patch matrix is (n, C*49, L)."""
-        patches = F.unfold(feat, self.kernel_size, padding=self.padding, stride=self.stride)
-        return self.embedding(patches.transpose(1, 2))
+        """(n, C, h, w) -> (n, L, hidden); the patch rows are (n, L, C*49)."""
+        return self.embedding(unfold_patches(feat, self.kernel_size, self.stride, self.padding))
 
 
 class SoftComp(nn.Module):
@@ -114,10 +110,8 @@ class SoftComp(nn.Module):
         return chunked(lambda x: self._compose(x, feat_size), per_frame, chunk=frames_per_chunk)
 
     def _compose(self, tokens: torch.Tensor, feat_size: Size2) -> torch.Tensor:
-        """(n, L, hidden) -> (n, C, h, w); the patch matrix is (n, C*49, L)."""
-        patches = self.embedding(tokens).transpose(1, 2)
-        feat = F.fold(patches, output_size=feat_size, kernel_size=self.kernel_size,
-                      stride=self.stride, padding=self.padding)
+        """(n, L, hidden) -> (n, C, h, w); the patch rows are (n, L, C*49)."""
+        feat = fold_patches(self.embedding(tokens), feat_size, self.kernel_size, self.stride, self.padding)
         return self.bias_conv(feat)
 
 
@@ -133,12 +127,11 @@ class FusionFeedForward(nn.Module):
         super().__init__()
         self.fc1 = nn.Sequential(nn.Linear(dim, width))
         self.fc2 = nn.Sequential(nn.GELU(), nn.Linear(width, dim))
-        self.fold_args = {"kernel_size": tuple(kernel_size), "stride": tuple(stride), "padding": tuple(padding)}
+        self.fold_args = {"kernel": tuple(kernel_size), "stride": tuple(stride), "padding": tuple(padding)}
 
     def forward(self, tokens: torch.Tensor, feat_size: Size2, frames_per_chunk: int | None = None) -> torch.Tensor:
         """(B, N, dim) tokens with N = T*Ht*Wt -> (B, N, dim), ``frames_per_chunk`` frames at a time."""
-        grid = _token_grid(feat_size, self.fold_args["kernel_size"], self.fold_args["stride"],
-                           self.fold_args["padding"])
+        grid = patch_grid(feat_size, **self.fold_args)
         batch, count, dim = tokens.shape
         per_frame = tokens.reshape(-1, grid[0] * grid[1], dim)  # (B*T, L, dim)
         out = chunked(lambda x: self._mix(x, feat_size), per_frame, chunk=frames_per_chunk)
@@ -147,13 +140,12 @@ class FusionFeedForward(nn.Module):
     def _mix(self, tokens: torch.Tensor, feat_size: Size2) -> torch.Tensor:
         """(n, L, dim) tokens of n whole frames -> (n, L, dim)."""
         hidden = self.fc1(tokens)  # (n, L, width)
-        n, length, width = hidden.shape
+        length = hidden.shape[1]
         # how many patches cover each feature pixel, (1, 1, h, w)
-        ones = hidden.new_ones(1, math.prod(self.fold_args["kernel_size"]), length)
-        coverage = F.fold(ones, output_size=feat_size, **self.fold_args)
-        merged = F.fold(hidden.transpose(1, 2), output_size=feat_size, **self.fold_args) / coverage
-        hidden = F.unfold(merged, **self.fold_args).transpose(1, 2)  # (n, L, width)
-        return self.fc2(hidden)
+        coverage = fold_patches(hidden.new_ones(1, length, math.prod(self.fold_args["kernel"])), feat_size,
+                                **self.fold_args)
+        merged = fold_patches(hidden, feat_size, **self.fold_args) / coverage  # (n, width / 49, h, w)
+        return self.fc2(unfold_patches(merged, **self.fold_args))  # patch rows (n, L, width) -> (n, L, dim)
 
 
 def _rolled_key_index(window: Size2) -> torch.Tensor:

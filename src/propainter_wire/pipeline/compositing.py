@@ -104,7 +104,8 @@ def composite_frame(original: np.ndarray, filled_proc: np.ndarray, raw_full: np.
 
     Args:
         original: (H, W, 3) input frame, native dtype (uint8, uint16 or float32).
-        filled_proc: (h, w, 3) float32 in [0, 1], the engine's result at processing size.
+        filled_proc: (h, w, 3) float32 in [0, 1] or uint8 in [0, 255], the engine's result at
+            processing size.
         raw_full: (H, W) bool, the user's mask at full resolution.
         dilated_proc: (h, w) bool, the dilated mask at processing size.
     Returns:
@@ -116,6 +117,11 @@ def composite_frame(original: np.ndarray, filled_proc: np.ndarray, raw_full: np.
     if not region.any():
         return out
     same_size = filled_proc.shape[:2] == (h, w)
+    if filled_proc.dtype == np.uint8:
+        if same_size and original.dtype == np.uint8:  # 8-bit fill into an 8-bit frame: no conversion
+            out[region] = filled_proc[region]
+            return out
+        filled_proc = filled_proc.astype(np.float32) / 255.0
     fill = filled_proc if same_size else cv2.resize(filled_proc, (w, h), interpolation=cv2.INTER_CUBIC)
     if same_size:
         out[region] = from_unit_float(fill, original.dtype)[region]

@@ -82,6 +82,23 @@ class PrecisionPolicy:
         return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
+@contextlib.contextmanager
+def cudnn_autotune(enabled: bool) -> Iterator[None]:
+    """``torch.backends.cudnn.benchmark = enabled`` inside the block, restored afterwards.
+
+    With it cuDNN times its algorithms for each new convolution shape and keeps the
+    fastest (the first call of a shape pays the timing). Worth it for stages that
+    repeat a few shapes many times (RAFT's 20 refinement steps per pair); the chosen
+    algorithm may differ from run to run, so results may differ in the last bits.
+    """
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
+
+
 # layers whose forward is one autocast-listed op (conv / linear): under autocast their weights are cast
 # to the autocast dtype at every call (the cast cache only serves weights that require grad)
 _AUTOCAST_CAST_LAYERS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTranspose2d,

@@ -1,0 +1,108 @@
+"""A/B of RAFT's bidirectional flows on a GPU: chunking, correlation storage, memory format.
+
+    PYTHONPATH=src python benchmarks/raft_variants.py --width 1280 --height 720 --frames 17 --source DIR
+
+Deterministic weights, fp16 autocast with precast weights (the engine's fp16 mode) unless
+``--precision fp32``. Each variant runs three times with its own CUDA-graph cache (the
+first call is eager, the second records); the last call is timed. Prints one JSON line
+per variant: ms per pair (both directions), peak GPU memory, and the largest and mean
+flow difference from the first variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+VARIANTS = {
+    "base": {},
+    "cl": {"channels_last": True},
+    "pairs2_half": {"pairs_per_chunk": 2, "corr_dtype": "fp16"},
+    "pairs2_half_cl": {"pairs_per_chunk": 2, "corr_dtype": "fp16", "channels_last": True},
+    "pairs4_half_cl": {"pairs_per_chunk": 4, "corr_dtype": "fp16", "channels_last": True, "budget_gib": 12},
+    "pairs2": {"pairs_per_chunk": 2, "budget_gib": 8},
+    "pairs4_cl": {"pairs_per_chunk": 4, "budget_gib": 16, "channels_last": True},
+    "local4": {"corr": "local", "pairs_per_chunk": 4},
+    "nographs": {"graphs": False},
+}
+
+
+def main() -> int:
+    import torch
+
+    from bench import _source_clip, _texture_clip
+    from propainter_wire.engines.propainter import _convs_channels_last, _raft_budget_bytes, _signed
+    from propainter_wire.flow.raft import bidirectional_flows
+    from propainter_wire.runtime.cuda_graph import GraphCache
+    from propainter_wire.runtime.precision import precast_for_autocast
+    from propainter_wire.weights import RAFT_FILE, load_raft, write_deterministic_checkpoints
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--height", type=int, default=720)
+    p.add_argument("--frames", type=int, default=17)
+    p.add_argument("--source", type=Path, default=None)
+    p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    args = p.parse_args()
+
+    clip = _source_clip(args.source, args.frames, args.height, args.width)[0] if args.source else \
+        _texture_clip(args.frames, args.height, args.width)
+    dev = torch.device("cuda")
+    frames = _signed(torch.from_numpy(clip).to(dev))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_deterministic_checkpoints(tmp) / RAFT_FILE
+        nets = {fmt: load_raft(path).to(dev).eval() for fmt in ("nchw", "cl")}
+    half = args.precision == "fp16"
+    for net in nets.values():
+        if half:
+            precast_for_autocast(net, torch.float16)
+    _convs_channels_last(nets["cl"].update_block)
+    default_budget = _raft_budget_bytes(dev, args.height, args.width)
+    reference = None
+    for name in args.variants.split(","):
+        v = VARIANTS[name]
+        net = nets["cl" if v.get("channels_last") else "nchw"]
+        kwargs = {"budget_bytes": int(v["budget_gib"] * 2**30) if "budget_gib" in v else default_budget,
+                  "corr_dtype": torch.float16 if v.get("corr_dtype") == "fp16" else torch.float32}
+        for key in ("pairs_per_chunk", "corr"):
+            if key in v:
+                kwargs[key] = v[key]
+        graphs = GraphCache(enabled=v.get("graphs", True))
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        try:
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
+                for _ in range(3):
+                    torch.cuda.synchronize()
+                    start = time.perf_counter()
+                    f, b = bidirectional_flows(net, frames, iters=20, graphs=graphs, **kwargs)
+                    torch.cuda.synchronize()
+                    seconds = time.perf_counter() - start
+            flows = torch.cat((f, b)).float()
+        except RuntimeError as exc:
+            print(json.dumps({"variant": name, "failed": str(exc).splitlines()[0][:200]}), flush=True)
+            continue
+        finally:
+            graphs.close()
+        row = {"variant": name, "ms_per_pair": round(1000 * seconds / (args.frames - 1), 2),
+               "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+        if reference is None:
+            reference = flows
+        else:
+            diff = (flows - reference).abs()
+            row.update(max_diff=round(diff.max().item(), 4), mean_epe=round(diff.norm(dim=1).mean().item(), 5))
+        print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main() or 0)

@@ -271,3 +271,16 @@ if [ "$PHASE" = ab4 ]; then  # fourth session: GPU tests, then A/B of the new ke
   grep -E "plain|F\.|corr|deform|inp\.(transformers|feat_prop_module|decoder|encoder|sc|ss) |raft\.(update_block|fnet|cnet) |gru " \
     "$OUT/module_times_720x40.txt"
 fi
+
+if [ "$PHASE" = feed4 ]; then  # fourth session: the transformer's prefetched window inputs, on the GPU
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 200 $PY -m pytest -q -p no:cacheprovider tests/test_transfer.py tests/test_gpu_speedups.py \
+    tests/test_propagation_streaming.py tests/test_speed_paths.py 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp16_disk 1280 720 80 --precision fp16 --scratch disk
+  timeout 200 $PY benchmarks/module_times.py --width 1280 --height 720 --frames 40 --source "$BMX" \
+    > "$OUT/module_times_720x40.txt" 2>&1
+  grep -E "plain|F\.|corr|deform|inp\.(transformers|feat_prop_module|decoder|encoder|sc|ss) |raft\.(update_block|fnet|cnet) |gru |fc\.feat_prop_module " \
+    "$OUT/module_times_720x40.txt"
+fi

@@ -34,6 +34,7 @@ from ..pipeline.stages import Stages
 from ..pipeline.windows import flow_completion_spans, propagation_spans, transformer_windows
 from ..runtime.cuda_graph import GraphCache
 from ..runtime.precision import cudnn_autotune, precast_for_autocast, resolve_precision
+from ..runtime.transfer import HostReturns, Prefetcher
 from .base import EngineInput
 
 log = logging.getLogger("propainter_wire")
@@ -356,64 +357,103 @@ class ProPainterEngine:
         cache = _FeatureCache(max_bytes=self.feature_cache_bytes, bytes_per_frame=128 * (h // 4) * (w // 4) * 4)
         element = 2 if self.policy.stage_dtype("inpainter") is not None else 4
 
+        def requests(k: int, cached: set[int]) -> dict:
+            """Host rows window ``k`` needs, given the frames whose features will be cached by then."""
+            window = windows[k]
+            local, ids = list(window.local), list(window.frames)
+            wanted = {"original": (original_u8, local)}
+            if any(has_mask[i] for i in local):
+                wanted.update(flows_f=(flows_f, local[:-1]), flows_b=(flows_b, local[:-1]), masks=(masks, ids),
+                              updated_masks=(updated_masks, ids),
+                              frames=(updated, [i for i in ids if i not in cached]))
+            return wanted
+
+        feeder = Prefetcher(dev)
+        returns = HostReturns(lambda idx, frame: (out.__setitem__(idx, frame),
+                                                  on_final(idx, frame) if on_final is not None else None))
+        try:
+            with stages("transformer", total=len(windows)) as bar, _attention_backends(dev), \
+                    cudnn_autotune("transformer" in self.autotune_stages):
+                wanted = requests(0, set())
+                ticket = feeder.submit(wanted)
+                for k, window in enumerate(windows):
+                    local, ids = list(window.local), list(window.frames)
+                    fetched_ids = list(wanted["frames"][1]) if "frames" in wanted else []
+                    inputs = feeder.take(ticket)  # this window's rows on the device
+                    if k + 1 < len(windows):  # the next window's rows travel while this one computes
+                        wanted = requests(k + 1, cache.keys_after(ids))
+                        ticket = feeder.submit(wanted)
+                    returns.deliver()  # finished frames of earlier windows go to the host side
+                    original = inputs["original"]  # (L, H, W, 3) uint8
+                    if "masks" not in inputs:
+                        composited = original  # nothing to fill: compositing returns the originals
+                    else:
+                        pred = self._infer_window(net, cache, inputs, ids, fetched_ids, len(local), updated, h, w,
+                                                  element)
+                        # (1, L, 3, H, W) in [-1, 1] -> (L, H, W, 3) in [0, 255] float32, truncated like the reference
+                        pred_u8 = (((pred[0].float() + 1) / 2).permute(0, 2, 3, 1) * 255).to(torch.uint8)
+                        m = inputs["masks"][:len(local)].permute(0, 2, 3, 1).to(torch.uint8)  # (L, H, W, 1) 0/1
+                        composited = pred_u8 * m + original * (1 - m)
+                    for i, idx in enumerate(local):
+                        result[idx] = _average(result.get(idx), composited[i])
+                        if last_window[idx] == k:
+                            returns.put(idx, result.pop(idx))
+                    bar.update()
+                returns.deliver(wait=True)
+        finally:
+            feeder.close()
+        return out
+
+    def _infer_window(self, net, cache: _FeatureCache, inputs: dict[str, torch.Tensor], ids: list[int],
+                      fetched_ids: list[int], num_local: int, updated, h: int, w: int,
+                      element: int) -> torch.Tensor:
+        """The generator on one window: (1, num_local, 3, H, W) in [-1, 1].
+
+        ``inputs`` holds the window's rows on the device (see ``synthesize``); its ``frames``
+        are the propagated frames of ``fetched_ids``. Out of memory, the feature cache is
+        dropped and the window retried once.
+        """
+        dev = self.device
+        if self._bounded:  # per-frame layers and attention windows in chunks
+            net.set_chunking(*chunk_sizes_for_budget(self.transformer_budget_bytes, (h, w), len(ids), element))
+        else:
+            net.set_chunking()
+        position = {idx: p for p, idx in enumerate(ids)}
+
         def encode(missing: list[int]) -> torch.Tensor:
-            frames = updated[missing].unsqueeze(0).to(dev)
+            at = {idx: p for p, idx in enumerate(fetched_ids)}
+            if all(i in at for i in missing):
+                frames = inputs["frames"][[at[i] for i in missing]]
+            else:  # the cache lost frames after the prefetch (an out-of-memory retry): fetch them now
+                frames = updated[missing].to(dev)
             if self.policy.stage_dtype("inpainter") is None:  # no autocast to take a half copy to its dtype
                 frames = frames.float()
-            return net.encode(frames, masks[missing].unsqueeze(0).to(dev),
-                              updated_masks[missing].unsqueeze(0).to(dev))[0]
+            rows = [position[i] for i in missing]
+            return net.encode(frames.unsqueeze(0), inputs["masks"][rows].unsqueeze(0),
+                              inputs["updated_masks"][rows].unsqueeze(0))[0]
 
-        with stages("transformer", total=len(windows)) as bar, _attention_backends(dev), \
-                cudnn_autotune("transformer" in self.autotune_stages):
-            for k, window in enumerate(windows):
-                local = list(window.local)
-                original = original_u8[local].to(dev)  # (L, H, W, 3) uint8
-                if not any(has_mask[i] for i in local):
-                    composited = original  # nothing to fill: compositing returns the originals
-                else:
-                    ids = list(window.frames)
+        def infer() -> torch.Tensor:
+            with self.policy.autocast(dev, "inpainter"):
+                feats = cache.get(ids, encode)
+                return net.forward_features(
+                    feats.unsqueeze(0),
+                    inputs["flows_f"].unsqueeze(0).float(),  # stored half or float32
+                    inputs["flows_b"].unsqueeze(0).float(),
+                    inputs["masks"].unsqueeze(0),
+                    inputs["updated_masks"].unsqueeze(0),
+                    num_local,
+                )
 
-                    if self._bounded:  # per-frame layers and attention windows in chunks
-                        budget = self.transformer_budget_bytes
-                        net.set_chunking(*chunk_sizes_for_budget(budget, (h, w), len(ids), element))
-                    else:
-                        net.set_chunking()
-
-                    def infer(ids=ids, local=local):
-                        with self.policy.autocast(dev, "inpainter"):
-                            feats = cache.get(ids, encode)
-                            return net.forward_features(
-                                feats.unsqueeze(0),
-                                flows_f[local[:-1]].unsqueeze(0).to(dev).float(),  # stored half or float32
-                                flows_b[local[:-1]].unsqueeze(0).to(dev).float(),
-                                masks[ids].unsqueeze(0).to(dev),
-                                updated_masks[ids].unsqueeze(0).to(dev),
-                                len(local),
-                            )
-
-                    try:
-                        pred = infer()
-                    except RuntimeError as exc:  # out of memory: drop the feature cache once and retry
-                        if not _is_resource_error(exc) or not cache.store:
-                            raise
-                        log.warning("transformer: %s; retrying without the feature cache", _first_line(exc))
-                        cache.store.clear()
-                        cache.capacity = 1
-                        _release_memory()
-                        pred = infer()
-                    # (1, L, 3, H, W) in [-1, 1] -> (L, H, W, 3) in [0, 255] float32, truncated like the reference
-                    pred_u8 = (((pred[0].float() + 1) / 2).permute(0, 2, 3, 1) * 255).to(torch.uint8)
-                    m = masks[local].to(dev).permute(0, 2, 3, 1).to(torch.uint8)  # (L, H, W, 1) 0/1
-                    composited = pred_u8 * m + original * (1 - m)
-                for i, idx in enumerate(local):
-                    result[idx] = _average(result.get(idx), composited[i])
-                    if last_window[idx] == k:
-                        frame = result.pop(idx).cpu().numpy()
-                        out[idx] = frame
-                        if on_final is not None:
-                            on_final(idx, frame)
-                bar.update()
-        return out
+        try:
+            return infer()
+        except RuntimeError as exc:  # out of memory: drop the feature cache once and retry
+            if not _is_resource_error(exc) or not cache.store:
+                raise
+            log.warning("transformer: %s; retrying without the feature cache", _first_line(exc))
+            cache.store.clear()
+            cache.capacity = 1
+            _release_memory()
+            return infer()
 
     # -- the whole engine ------------------------------------------------------------
     def run(self, inp: EngineInput, config: InpaintConfig, stages: Stages, on_final=None) -> np.ndarray:
@@ -591,6 +631,11 @@ class _FeatureCache:
         while len(self.store) > max(self.capacity, len(ids)):
             self.store.pop(next(iter(self.store)))
         return feats
+
+    def keys_after(self, ids: list[int]) -> set[int]:
+        """The frames cached once ``get(ids, ...)`` has run (same eviction order), without running it."""
+        order = [i for i in self.store if i not in ids] + list(ids)
+        return set(order[len(order) - max(self.capacity, len(ids)):])
 
 
 def _average(previous: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:

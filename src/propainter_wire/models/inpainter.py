@@ -42,6 +42,14 @@ def _finite(x: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(x, nan=0.0, posinf=_NONFINITE_FILL, neginf=-_NONFINITE_FILL)
 
 
+def _finite_copy(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``_finite(x.to(dtype))`` with one pass less when the conversion already made a copy."""
+    y = x.to(dtype)
+    if y is x:
+        return _finite(x)
+    return y.nan_to_num_(nan=0.0, posinf=_NONFINITE_FILL, neginf=-_NONFINITE_FILL)
+
+
 def _act(slope: float) -> nn.LeakyReLU:
     return nn.LeakyReLU(slope, inplace=True)
 
@@ -154,17 +162,20 @@ class DeformableAlignment(nn.Module):
         Returns:
             (N, C, h, w) in ``x``'s dtype (computed in fp32 for fp16/bf16 inputs).
         """
-        pred = self.conv_offset(cond)
-        res_a, res_b, modulation = torch.chunk(pred, 3, dim=1)
-        offset = self.max_residue_magnitude * torch.tanh(torch.cat([res_a, res_b], dim=1))
-        flow_yx = flow.flip(1)  # offsets are (dy, dx) pairs, one per group and kernel tap
-        offset = offset + flow_yx.repeat(1, offset.shape[1] // 2, 1, 1)
+        pred = self.conv_offset(cond)  # (N, 3G, h, w): G residual dy/dx values twice over, G modulations
+        n, _, h, w = pred.shape
+        count = pred.shape[1] // 3
         # one dtype for all operands; reduced precision (bf16 has no CPU kernel) runs in fp32,
         # as torchvision's own autocast rule for this op does
         work = torch.float64 if x.dtype == torch.float64 else torch.float32
+        # offsets (N, 2G, h, w): (dy, dx) pairs, one per group and kernel tap, = bounded residual + the
+        # flow (y, x); formed in place on one work-dtype copy (the residual halves are adjacent channels)
+        offset = torch.tanh(pred[:, :2 * count].to(work)).mul_(self.max_residue_magnitude)
+        offset.view(n, count, 2, h, w).add_(flow.flip(1).to(work).unsqueeze(1))
         aligned = modulated_deform_conv2d(
-            _finite(x.to(work)), _finite(offset.to(work)), self.weight.to(work), self.bias.to(work),
-            _finite(torch.sigmoid(modulation).to(work)), stride=1, padding=1, dilation=1,
+            _finite_copy(x, work), offset.nan_to_num_(0.0, _NONFINITE_FILL, -_NONFINITE_FILL),
+            self.weight.to(work), self.bias.to(work),
+            _finite_copy(torch.sigmoid(pred[:, 2 * count:]), work), stride=1, padding=1, dilation=1,
         )
         return aligned.to(x.dtype)
 

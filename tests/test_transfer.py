@@ -1,0 +1,96 @@
+"""Overlapped host <-> device copies (runtime/transfer.py) and the feature cache's look-ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from propainter_wire.runtime.transfer import HostReturns, Prefetcher
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+class _ListSource:
+    """A disk-array stand-in: indexable by a list of ints, returns a new CPU tensor."""
+
+    def __init__(self, data: torch.Tensor) -> None:
+        self.data = data
+        self.reads: list[list[int]] = []
+
+    def __getitem__(self, index):
+        self.reads.append(list(index))
+        return self.data[list(index)].clone()
+
+
+def _sources():
+    gen = torch.Generator().manual_seed(0)
+    frames = torch.rand(9, 3, 8, 10, generator=gen).half()
+    masks = torch.rand(9, 1, 8, 10, generator=gen) > 0.5
+    return frames, masks
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_prefetcher_returns_the_requested_rows(device):
+    frames, masks = _sources()
+    disk = _ListSource(frames.float())
+    feeder = Prefetcher(torch.device(device))
+    try:
+        ticket = feeder.submit({"frames": (frames, [4, 1, 7]), "masks": (masks, [0, 8]), "disk": (disk, [2, 3]),
+                                "none": (frames, [])})
+        got = feeder.take(ticket)
+    finally:
+        feeder.close()
+    assert set(got) == {"frames", "masks", "disk", "none"}
+    assert all(t.device.type == device for t in got.values())
+    assert torch.equal(got["frames"].cpu(), frames[[4, 1, 7]]) and got["frames"].dtype == torch.float16
+    assert torch.equal(got["masks"].cpu(), masks[[0, 8]]) and got["masks"].dtype == torch.bool
+    assert torch.equal(got["disk"].cpu(), frames[[2, 3]].float()) and disk.reads == [[2, 3]]
+    assert got["none"].shape == (0, 3, 8, 10)
+
+
+@CUDA
+def test_prefetcher_overlaps_and_the_rows_survive_later_allocations():
+    """Rows fetched on the side stream stay valid while the compute stream allocates and writes."""
+    frames, _ = _sources()
+    feeder = Prefetcher(torch.device("cuda"))
+    try:
+        tickets = [feeder.submit({"x": (frames, [i, (i + 1) % 9])}) for i in range(5)]
+        for i, ticket in enumerate(tickets):
+            rows = feeder.take(ticket)["x"]
+            scratch = torch.full((1 << 20,), 7.0, device="cuda")  # reuse pressure on the caching allocator
+            assert torch.equal(rows.cpu(), frames[[i, (i + 1) % 9]])
+            del scratch
+        # a source already on the device is gathered there
+        on_gpu = frames.cuda()
+        assert torch.equal(feeder.take(feeder.submit({"x": (on_gpu, [3])}))["x"], on_gpu[[3]])
+    finally:
+        feeder.close()
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_host_returns_hand_over_every_copy_once(device):
+    seen = {}
+    returns = HostReturns(lambda key, array: seen.__setitem__(key, array.copy()))
+    values = {i: torch.full((4, 5, 3), i, dtype=torch.uint8, device=device) for i in range(6)}
+    for i, v in values.items():
+        returns.put(i, v)
+    returns.deliver()
+    returns.deliver(wait=True)
+    assert not returns.pending
+    assert sorted(seen) == list(range(6))
+    for i, array in seen.items():
+        assert isinstance(array, np.ndarray) and array.dtype == np.uint8 and (array == i).all()
+
+
+def test_feature_cache_keys_after_predicts_get():
+    """The look-ahead that decides which frames to prefetch agrees with what ``get`` leaves cached."""
+    from propainter_wire.engines.propainter import _FeatureCache
+
+    rng = np.random.default_rng(0)
+    cache = _FeatureCache(max_bytes=5, bytes_per_frame=1)
+    for _ in range(40):
+        ids = [int(i) for i in rng.choice(12, size=int(rng.integers(1, 8)), replace=False)]
+        predicted = cache.keys_after(ids)
+        cache.get(ids, lambda missing: torch.zeros(len(missing), 1))
+        assert set(cache.store) == predicted

@@ -201,25 +201,31 @@ def _structure_problems(module: torch.nn.Module, state: dict[str, torch.Tensor])
     return problems
 
 
-def load_raft(path: str | Path):
+def load_raft(path: str | Path, device: torch.device | str = "cpu"):
     """RAFT ('things') from ``raft-things.pth`` (keys with or without ``module.``)."""
     from .flow.raft import RAFT
 
-    return load_into(RAFT(), path, strip_prefix="module.")
+    with torch.device(device):  # built where it will run: no host-side initialisation, no copy after
+        net = RAFT()
+    return load_into(net, path, strip_prefix="module.")
 
 
-def load_flow_completion(path: str | Path):
+def load_flow_completion(path: str | Path, device: torch.device | str = "cpu"):
     """RecurrentFlowCompleteNet from ``recurrent_flow_completion.pth``."""
     from .models.flow_completion import RecurrentFlowCompleteNet
 
-    return load_into(RecurrentFlowCompleteNet(), path)
+    with torch.device(device):  # built where it will run: no host-side initialisation, no copy after
+        net = RecurrentFlowCompleteNet()
+    return load_into(net, path)
 
 
-def load_inpainter(path: str | Path):
+def load_inpainter(path: str | Path, device: torch.device | str = "cpu"):
     """InpaintGenerator from ``ProPainter.pth``."""
     from .models.inpainter import InpaintGenerator
 
-    return load_into(InpaintGenerator(), path)
+    with torch.device(device):  # built where it will run: no host-side initialisation, no copy after
+        net = InpaintGenerator()
+    return load_into(net, path)
 
 
 def _fresh_module(name: str) -> tuple[torch.nn.Module, str]:

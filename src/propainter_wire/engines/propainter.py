@@ -63,9 +63,9 @@ class ProPainterModels:
 
         weights_dir = Path(weights_dir)
         models = cls(
-            raft=load_raft(weights_dir / RAFT_FILE),
-            flow_completion=load_flow_completion(weights_dir / FLOW_COMPLETION_FILE),
-            inpainter=load_inpainter(weights_dir / INPAINTER_FILE),
+            raft=load_raft(weights_dir / RAFT_FILE, device),
+            flow_completion=load_flow_completion(weights_dir / FLOW_COMPLETION_FILE, device),
+            inpainter=load_inpainter(weights_dir / INPAINTER_FILE, device),
         )
         for m in (models.raft, models.flow_completion, models.inpainter):
             m.to(device).eval().requires_grad_(False)

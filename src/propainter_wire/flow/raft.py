@@ -38,11 +38,36 @@ DOWNSAMPLE = 8
 # ---------------------------------------------------------------------------
 # encoders
 # ---------------------------------------------------------------------------
+class InstanceNorm(nn.Module):
+    """Instance normalisation without affine parameters or running statistics (no state), float32 out.
+
+    The same function as ``nn.InstanceNorm2d(channels)`` (which autocast also runs in
+    float32). On a GPU it is computed with one reduction and one fused multiply-add:
+    the library form runs it as a training-mode batch norm over N*C "channels", which
+    spreads a 64-channel, 360x640 map over too few thread blocks (0.3 ms per call at
+    720p on an H100). On the CPU the library form is the faster one and is used.
+    """
+
+    def __init__(self, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, C, H, W) float32, each (n, c) map at zero mean and unit (biased) variance."""
+        if x.device.type == "cpu":
+            with torch.autocast("cpu", enabled=False):
+                return F.instance_norm(x.float(), eps=self.eps)
+        x = x.float()
+        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, unbiased=False)  # (N, C, 1, 1)
+        scale = torch.rsqrt(var + self.eps)
+        return torch.addcmul(-mean * scale, x, scale)
+
+
 def _norm_layer(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "instance":
-        return nn.InstanceNorm2d(channels)  # no affine, no running stats: no state
+        return InstanceNorm()  # no affine, no running stats: no state
     raise ValueError(f"unsupported norm {kind!r}")
 
 

@@ -84,6 +84,38 @@ class ModulatedDeformConv2d(nn.Module):
         return out.to(x.dtype)
 
 
+class Conv3dAs2d(nn.Conv3d):
+    """``nn.Conv3d`` (same parameters and state-dict keys) computed as a 2-D convolution where it is one.
+
+    The flow-completion network's 3-D convolutions are separable: (1, k, k) kernels
+    are a 2-D convolution of every frame, (k, 1, 1) kernels a 2-D convolution of the
+    (T, H*W) plane. cuDNN's 2-D kernels are far better tuned than its 3-D ones (the
+    3-channel (1, 5, 5) input layer took 16 ms per call at 720p on an H100). Same
+    arithmetic up to the convolution algorithm's summation order; other shapes run
+    as plain ``Conv3d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> (B, C', T', H', W')."""
+        (kt, kh, kw), (st, sh, sw), (dt, dh, dw) = self.kernel_size, self.stride, self.dilation
+        if isinstance(self.padding, str):
+            return super().forward(x)
+        pt, ph, pw = self.padding
+        b, c, t, h, w = x.shape
+        if kt == 1 and st == 1 and pt == 0:  # per frame
+            frames = x.transpose(1, 2).reshape(b * t, c, h, w)
+            if self.padding_mode != "zeros":
+                frames = F.pad(frames, (pw, pw, ph, ph), mode=self.padding_mode)
+                ph = pw = 0
+            out = F.conv2d(frames, self.weight[:, :, 0], self.bias, (sh, sw), (ph, pw), (dh, dw), self.groups)
+            return out.view(b, t, *out.shape[1:]).transpose(1, 2)  # a (B, C', T, H', W') view
+        if kh == kw == 1 and sh == sw == 1 and ph == pw == 0 and self.padding_mode == "zeros":  # along time
+            out = F.conv2d(x.reshape(b, c, t, h * w), self.weight[..., 0], self.bias, (st, 1), (pt, 0), (dt, 1),
+                           self.groups)
+            return out.view(*out.shape[:3], h, w)
+        return super().forward(x)
+
+
 def _leaky(slope: float) -> nn.LeakyReLU:
     return nn.LeakyReLU(negative_slope=slope, inplace=True)
 
@@ -203,12 +235,12 @@ class P3DBlock(nn.Module):
                  use_residual: bool = False, bias: bool = True) -> None:
         super().__init__()
         self.conv1 = nn.Sequential(
-            nn.Conv3d(in_channels, out_channels, (1, kernel_size, kernel_size), stride=(1, stride, stride),
+            Conv3dAs2d(in_channels, out_channels, (1, kernel_size, kernel_size), stride=(1, stride, stride),
                       padding=(0, padding, padding), bias=bias),
             _leaky(0.2),
         )
         self.conv2 = nn.Sequential(
-            nn.Conv3d(out_channels, out_channels, (3, 1, 1), padding=(2, 0, 0), dilation=(2, 1, 1), bias=bias),
+            Conv3dAs2d(out_channels, out_channels, (3, 1, 1), padding=(2, 0, 0), dilation=(2, 1, 1), bias=bias),
         )
         self.use_residual = use_residual
 
@@ -278,7 +310,7 @@ class RecurrentFlowCompleteNet(torch.nn.Module):
         c = self.feat_channels
         # (B, 3, T, H, W) -> (B, 32, T, H/2, W/2)
         self.downsample = nn.Sequential(
-            nn.Conv3d(3, 32, (1, 5, 5), stride=(1, 2, 2), padding=(0, 2, 2), padding_mode="replicate"),
+            Conv3dAs2d(3, 32, (1, 5, 5), stride=(1, 2, 2), padding=(0, 2, 2), padding_mode="replicate"),
             _leaky(0.2),
         )
         # -> (B, 64, T, H/4, W/4)
@@ -294,7 +326,7 @@ class RecurrentFlowCompleteNet(torch.nn.Module):
         # spatial context: dilations 3, 2, 1 (padding = dilation keeps the size)
         mid: list[nn.Module] = []
         for dil in (3, 2, 1):
-            mid += [nn.Conv3d(c, c, (1, 3, 3), padding=(0, dil, dil), dilation=(1, dil, dil)), _leaky(0.2)]
+            mid += [Conv3dAs2d(c, c, (1, 3, 3), padding=(0, dil, dil), dilation=(1, dil, dil)), _leaky(0.2)]
         self.mid_dilation = nn.Sequential(*mid)
 
         self.feat_prop_module = BidirectionalFeaturePropagation(c)

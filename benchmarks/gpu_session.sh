@@ -272,7 +272,7 @@ if [ "$PHASE" = ab4 ]; then  # fourth session: GPU tests, then A/B of the new ke
     "$OUT/module_times_720x40.txt"
 fi
 
-if [ "$PHASE" = feed4 ]; then  # fourth session: the transformer's prefetched window inputs, on the GPU
+if [ "$PHASE" = feed4 ] || [ "$PHASE" = conv4 ]; then  # fourth session: prefetched window inputs (feed4); 2-D flow-completion convs, RAFT norm, on-device build (conv4)
   weights
   timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
   timeout 200 $PY -m pytest -q -p no:cacheprovider tests/test_transfer.py tests/test_gpu_speedups.py \

@@ -284,3 +284,14 @@ if [ "$PHASE" = feed4 ] || [ "$PHASE" = conv4 ]; then  # fourth session: prefetc
   grep -E "plain|F\.|corr|deform|inp\.(transformers|feat_prop_module|decoder|encoder|sc|ss) |raft\.(update_block|fnet|cnet) |gru |fc\.feat_prop_module " \
     "$OUT/module_times_720x40.txt"
 fi
+
+if [ "$PHASE" = enc4 ]; then  # fourth session: RAFT's encoders under cuDNN heuristics / autotuning; run-to-run spread
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 100 $PY -m pytest -q -p no:cacheprovider tests/test_raft.py tests/test_gpu_speedups.py 2>&1 \
+    | grep -E "FAILED|ERROR|passed|failed" | tail -5
+  timeout 120 $PY benchmarks/encoder_probe.py --width 1280 --height 720 | tee "$OUT/encoder_probe.jsonl"
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
+  PROPAINTER_WIRE_CUDNN_BENCHMARK=flow run3 ours_1280x720x80_fp16_tuneflow 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp16_again 1280 720 80 --precision fp16
+fi

@@ -151,30 +151,70 @@ class BasicMotionEncoder(nn.Module):
         return torch.cat((motion, flow.to(motion.dtype)), dim=1)
 
 
+@dataclass(frozen=True)
+class GRUContext:
+    """What the GRU's convolutions make of the context features, computed once per flow.
+
+    The GRU's input is [hidden, context, motion] and the context is the same at every
+    refinement step, so each gate convolution is split by input channels:
+    conv([h, c, m], W) = conv([h, m], W_hm) + conv(c, W_c). Per direction ``1``/``2``:
+    ``gates`` (N, 256, h, w) = the context terms of the update and reset gates,
+    ``candidate`` (N, 128, h, w) = that of the candidate, and the [hidden, motion] weights.
+    """
+
+    gates: dict[str, torch.Tensor]
+    candidate: dict[str, torch.Tensor]
+    gate_weights: dict[str, tuple[torch.Tensor, torch.Tensor]]  # (weight (256, 256, kh, kw), bias (256,))
+    candidate_weights: dict[str, tuple[torch.Tensor, torch.Tensor]]  # (weight (128, 256, kh, kw), bias (128,))
+
+
 class SepConvGRU(nn.Module):
-    """Convolutional GRU run twice: once with 1x5 kernels (horizontal), then 5x1 (vertical)."""
+    """Convolutional GRU run twice: once with 1x5 kernels (horizontal), then 5x1 (vertical).
+
+    The checkpoint's layers (``conv{z,r,q}{1,2}``) read [hidden (128), context (128),
+    motion (128)]; :meth:`prepare` splits off the context's part once per flow (see
+    :class:`GRUContext`) and fuses the update and reset gates into one convolution.
+    """
 
     def __init__(self, hidden_dim: int = HIDDEN_DIM, input_dim: int = 256):
         super().__init__()
+        self.hidden_dim = hidden_dim
         both = hidden_dim + input_dim
         for suffix, kernel, pad in (("1", (1, 5), (0, 2)), ("2", (5, 1), (2, 0))):
             for gate in ("z", "r", "q"):
                 self.add_module(f"conv{gate}{suffix}", nn.Conv2d(both, hidden_dim, kernel, padding=pad))
 
-    def _step(self, hidden: torch.Tensor, x: torch.Tensor, suffix: str) -> torch.Tensor:
-        conv_z, conv_r = getattr(self, f"convz{suffix}"), getattr(self, f"convr{suffix}")
-        joint = torch.cat((hidden, x), dim=1)
-        # the update and reset gates read the same input: one convolution with both weight sets
-        # (2 x 128 output channels, each computed as by its own layer), one sigmoid
-        gates = F.conv2d(joint, torch.cat((conv_z.weight, conv_r.weight)), torch.cat((conv_z.bias, conv_r.bias)),
-                         padding=conv_z.padding)
-        update, reset = torch.sigmoid(gates).split(hidden.shape[1], dim=1)
-        candidate = torch.tanh(getattr(self, f"convq{suffix}")(torch.cat((reset * hidden, x), dim=1)))
+    def prepare(self, context: torch.Tensor) -> GRUContext:
+        """context (N, 128, h, w) -> its precomputed terms (the context must be the GRU's input channels
+        ``hidden_dim .. 2 * hidden_dim``, as in the checkpoint's layout)."""
+        h = self.hidden_dim
+        ctx = slice(h, 2 * h)
+        gates, candidate, gate_weights, candidate_weights = {}, {}, {}, {}
+        for suffix in ("1", "2"):
+            conv_z, conv_r, conv_q = (getattr(self, f"conv{g}{suffix}") for g in ("z", "r", "q"))
+            zr = torch.cat((conv_z.weight, conv_r.weight))  # (256, 384, kh, kw)
+            gates[suffix] = F.conv2d(context, zr[:, ctx], padding=conv_z.padding)
+            candidate[suffix] = F.conv2d(context, conv_q.weight[:, ctx], padding=conv_q.padding)
+            gate_weights[suffix] = (torch.cat((zr[:, :h], zr[:, 2 * h:]), dim=1),
+                                    torch.cat((conv_z.bias, conv_r.bias)))
+            candidate_weights[suffix] = (torch.cat((conv_q.weight[:, :h], conv_q.weight[:, 2 * h:]), dim=1),
+                                         conv_q.bias)
+        return GRUContext(gates, candidate, gate_weights, candidate_weights)
+
+    def _step(self, hidden: torch.Tensor, motion: torch.Tensor, prepared: GRUContext, suffix: str) -> torch.Tensor:
+        padding = getattr(self, f"convz{suffix}").padding
+        weight, bias = prepared.gate_weights[suffix]
+        # update and reset gates in one convolution (2 x 128 channels) and one sigmoid
+        gates = F.conv2d(torch.cat((hidden, motion), dim=1), weight, bias, padding=padding) + prepared.gates[suffix]
+        update, reset = torch.sigmoid(gates).split(self.hidden_dim, dim=1)
+        weight, bias = prepared.candidate_weights[suffix]
+        candidate = F.conv2d(torch.cat((reset * hidden, motion), dim=1), weight, bias, padding=padding)
+        candidate = torch.tanh(candidate + prepared.candidate[suffix])
         return (1 - update) * hidden + update * candidate
 
-    def forward(self, hidden: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """hidden (N, 128, h, w), x (N, 256, h, w) -> new hidden (N, 128, h, w)."""
-        return self._step(self._step(hidden, x, "1"), x, "2")
+    def forward(self, hidden: torch.Tensor, motion: torch.Tensor, prepared: GRUContext) -> torch.Tensor:
+        """hidden (N, 128, h, w), motion (N, 128, h, w), the context's terms -> new hidden (N, 128, h, w)."""
+        return self._step(self._step(hidden, motion, prepared, "1"), motion, prepared, "2")
 
 
 class FlowHead(nn.Module):
@@ -204,18 +244,18 @@ class BasicUpdateBlock(nn.Module):
             nn.Conv2d(256, 9 * DOWNSAMPLE * DOWNSAMPLE, 1),
         )
 
-    def forward(self, hidden: torch.Tensor, context: torch.Tensor, corr: torch.Tensor, flow: torch.Tensor,
+    def forward(self, hidden: torch.Tensor, context: GRUContext, corr: torch.Tensor, flow: torch.Tensor,
                 with_mask: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """
         Args:
-            hidden: (N, 128, h, w); context: (N, 128, h, w); corr: (N, 324, h, w);
-            flow: (N, 2, h, w) current flow in pixels at 1/8 scale.
+            hidden: (N, 128, h, w); context: ``self.gru.prepare`` of the (N, 128, h, w) context features;
+            corr: (N, 324, h, w); flow: (N, 2, h, w) current flow in pixels at 1/8 scale.
             with_mask: compute the upsampling mask (only the last step's is used).
         Returns:
             hidden (N, 128, h, w), mask (N, 576, h, w) logits scaled by 0.25 or None, delta (N, 2, h, w).
         """
         motion = self.encoder(flow, corr)  # (N, 128, h, w)
-        hidden = self.gru(hidden, torch.cat((context, motion.to(context.dtype)), dim=1))
+        hidden = self.gru(hidden, motion.to(hidden.dtype), context)
         delta = self.flow_head(hidden)
         mask = 0.25 * self.mask(hidden) if with_mask else None
         return hidden, mask, delta
@@ -350,10 +390,11 @@ class RAFT(nn.Module):
         start = coords_grid(n, h, w, hidden.device)  # (N, 2, h, w)
         target = start.clone()
         mask = None
+        prepared = self.update_block.gru.prepare(context)  # the context's share of the GRU, once
         for step in range(iters):
             target = target.detach()
             corr = corr_fn(target)  # (N, 324, h, w) fp32
-            hidden, mask, delta = self.update_block(hidden, context, corr, target - start,
+            hidden, mask, delta = self.update_block(hidden, prepared, corr, target - start,
                                                     with_mask=step == iters - 1)
             target = target + delta.float()
         return convex_upsample(target - start, mask)

@@ -295,3 +295,14 @@ if [ "$PHASE" = enc4 ]; then  # fourth session: RAFT's encoders under cuDNN heur
   PROPAINTER_WIRE_CUDNN_BENCHMARK=flow run3 ours_1280x720x80_fp16_tuneflow 1280 720 80 --precision fp16
   run3 ours_1280x720x80_fp16_again 1280 720 80 --precision fp16
 fi
+
+if [ "$PHASE" = cl4 ]; then  # fourth session: channels-last per network part (A/B), after a warm-up run
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
+  for part in raft_encoders inpainter_decoder,inpainter_encoder feat_prop flow_completion transformer; do
+    PROPAINTER_WIRE_CHANNELS_LAST=$part run3 ours_1280x720x80_fp16_cl_$part 1280 720 80 --precision fp16
+  done
+  run3 ours_1280x720x80_fp16_again 1280 720 80 --precision fp16
+fi

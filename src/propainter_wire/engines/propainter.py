@@ -122,12 +122,17 @@ class ProPainterEngine:
             self.transformer_budget_bytes = int(float(budget_gib) * 2**30)
         # channels-last convolutions: slower on the GPU (H200 720p x 80 fp16: 23.9 s against 20.4 s; H100:
         # 15.8 s against 14.3 s), faster on the CPU (oneDNN; 2-core EPYC: fp32 -6 %, bf16 -7 to -15 %)
+        # (1 = every network; or a comma list of the parts in _channels_last_parts, for A/B runs)
         channels_last = os.environ.get("PROPAINTER_WIRE_CHANNELS_LAST", "1" if self.device.type == "cpu" else "0")
-        if channels_last == "1":
-            for net in (self.models.raft, self.models.flow_completion, self.models.inpainter):
-                _convs_channels_last(net)
-        elif os.environ.get("PROPAINTER_WIRE_RAFT_CHANNELS_LAST", "0") == "1":  # RAFT's update block only
-            _convs_channels_last(self.models.raft.update_block)
+        parts = _channels_last_parts(self.models)
+        chosen = list(parts) if channels_last == "1" else [p.strip() for p in channels_last.split(",")]
+        if os.environ.get("PROPAINTER_WIRE_RAFT_CHANNELS_LAST", "0") == "1":  # (older switch) RAFT's update block
+            chosen.append("raft_update")
+        for name in chosen:
+            if name in parts:
+                _convs_channels_last(parts[name])
+            elif name not in ("0", ""):
+                raise ValueError(f"PROPAINTER_WIRE_CHANNELS_LAST: unknown part {name!r} (1, 0 or {', '.join(parts)})")
 
     def _alloc(self, name: str, shape: tuple[int, ...], dtype: torch.dtype):
         """A whole-clip array: a tensor on ``self.store``, or a disk array in ``self.scratch``.
@@ -569,6 +574,16 @@ def _attention_backends(device: torch.device):
         return sdpa_kernel(order, set_priority=True)
     except TypeError:  # torch < 2.6: no priority order, the listed backends are allowed
         return sdpa_kernel(order)
+
+
+def _channels_last_parts(models: ProPainterModels) -> dict[str, torch.nn.Module]:
+    """The networks' parts that ``PROPAINTER_WIRE_CHANNELS_LAST`` can name."""
+    inpainter = models.inpainter
+    return {"raft_encoders": torch.nn.ModuleList([models.raft.fnet, models.raft.cnet]),
+            "raft_update": models.raft.update_block, "flow_completion": models.flow_completion,
+            "inpainter_encoder": inpainter.encoder, "inpainter_decoder": inpainter.decoder,
+            "feat_prop": inpainter.feat_prop_module,
+            "transformer": torch.nn.ModuleList([inpainter.ss, inpainter.sc, inpainter.transformers])}
 
 
 def _convs_channels_last(net: torch.nn.Module) -> None:

@@ -571,3 +571,22 @@ def test_raft_instance_norm_matches_the_library(device):
         with torch.autocast("cuda", dtype=torch.float16):
             half = InstanceNorm()(x.half())
         assert half.dtype == torch.float32 and torch.allclose(half, F.instance_norm(x.half().float()), atol=1e-4)
+
+
+def test_channels_last_switch_names_network_parts(det_weights_dir, monkeypatch):
+    """PROPAINTER_WIRE_CHANNELS_LAST (a benchmark switch) takes 1, 0 or a list of network parts."""
+    from propainter_wire.engines.propainter import ProPainterEngine
+
+    def layout(conv):
+        return "cl" if not conv.weight.is_contiguous() else "nchw"
+
+    monkeypatch.setenv("PROPAINTER_WIRE_CHANNELS_LAST", "raft_encoders, inpainter_decoder")
+    engine = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
+    raft, inpainter = engine.models.raft, engine.models.inpainter
+    assert layout(raft.fnet.layer1[0].conv1) == layout(raft.cnet.conv1) == layout(inpainter.decoder[2]) == "cl"
+    assert layout(raft.update_block.encoder.convc2) == layout(inpainter.encoder.layers[2]) == "nchw"
+    monkeypatch.setenv("PROPAINTER_WIRE_CHANNELS_LAST", "0")
+    assert layout(ProPainterEngine(det_weights_dir, device="cpu").models.raft.fnet.conv1) == "nchw"
+    monkeypatch.setenv("PROPAINTER_WIRE_CHANNELS_LAST", "raft_everything")
+    with pytest.raises(ValueError, match="unknown part 'raft_everything'"):
+        ProPainterEngine(det_weights_dir, device="cpu")

@@ -124,14 +124,19 @@ class ProPainterEngine:
         # 15.8 s against 14.3 s), faster on the CPU (oneDNN; 2-core EPYC: fp32 -6 %, bf16 -7 to -15 %)
         # (1 = every network; or a comma list of the parts in _channels_last_parts, for A/B runs)
         channels_last = os.environ.get("PROPAINTER_WIRE_CHANNELS_LAST", "1" if self.device.type == "cpu" else "0")
-        parts = _channels_last_parts(self.models)
-        chosen = list(parts) if channels_last == "1" else [p.strip() for p in channels_last.split(",")]
+        chosen = [p.strip() for p in channels_last.split(",")]
         if os.environ.get("PROPAINTER_WIRE_RAFT_CHANNELS_LAST", "0") == "1":  # (older switch) RAFT's update block
             chosen.append("raft_update")
+        chosen = [name for name in chosen if name not in ("0", "")]
+        if chosen == ["1"]:
+            for net in (self.models.raft, self.models.flow_completion, self.models.inpainter):
+                _convs_channels_last(net)
+            chosen = []
+        parts = _channels_last_parts(self.models) if chosen else {}
         for name in chosen:
             if name in parts:
                 _convs_channels_last(parts[name])
-            elif name not in ("0", ""):
+            else:
                 raise ValueError(f"PROPAINTER_WIRE_CHANNELS_LAST: unknown part {name!r} (1, 0 or {', '.join(parts)})")
 
     def _alloc(self, name: str, shape: tuple[int, ...], dtype: torch.dtype):

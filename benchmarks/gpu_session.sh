@@ -341,3 +341,23 @@ if [ "$PHASE" = final4b ]; then  # fourth session, closing figures, part 2: 432x
   run3 ours_1280x720x240_fp16_disk 1280 720 240 --precision fp16 --scratch disk
   run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
 fi
+
+if [ "$PHASE" = final4c ]; then  # fourth session, last call: half deformable convolution in fp16, asynchronous
+  # write-back of stage results, GRU lerp; GPU tests; 720p and 1080p again with the reference
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py \
+    tests/test_speed_paths.py tests/test_flow_completion.py tests/test_propagation_streaming.py tests/test_deform.py \
+    tests/test_inpainter.py 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
+  reference ref_1280x720x80 1280 720 80
+  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp32 1280 720 80 --precision fp32 --keep-output /tmp/keep_720_fp32
+  $PY benchmarks/compare.py /tmp/keep_720_fp16 /tmp/keep_720_fp32 "$CLIPS/1280x720x80/masks" \
+    > "$OUT/psnr_720_fp16_vs_fp32.json"; echo "fp16: $(cat "$OUT/psnr_720_fp16_vs_fp32.json")"
+  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
+  reference ref_1920x1080x50 1920 1080 50
+  run3 ours_1920x1080x50_fp16_b 1920 1080 50 --precision fp16
+  run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
+fi

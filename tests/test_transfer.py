@@ -71,7 +71,7 @@ def test_prefetcher_overlaps_and_the_rows_survive_later_allocations():
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 def test_host_returns_hand_over_every_copy_once(device):
     seen = {}
-    returns = HostReturns(lambda key, array: seen.__setitem__(key, array.copy()))
+    returns = HostReturns(lambda key, tensor: seen.__setitem__(key, tensor.numpy().copy()))
     values = {i: torch.full((4, 5, 3), i, dtype=torch.uint8, device=device) for i in range(6)}
     for i, v in values.items():
         returns.put(i, v)

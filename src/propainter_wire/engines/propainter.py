@@ -210,6 +210,7 @@ class ProPainterEngine:
                      {"corr": "local", "pairs_per_chunk": 1}]
         # the refinement of equal-sized chunks replays one CUDA graph (PROPAINTER_WIRE_CUDA_GRAPHS=0: eager)
         graphs = GraphCache(enabled=os.environ.get("PROPAINTER_WIRE_CUDA_GRAPHS", "1") != "0")
+        writer = _StoreWriter(self)
         try:
             with stages("flow", total=len(starts)) as bar, self.policy.autocast(self.device, "raft"), \
                     cudnn_autotune("flow" in self.autotune_stages):
@@ -228,9 +229,10 @@ class ProPainterEngine:
                             graphs.enabled = False
                             _release_memory()
                             log.warning("RAFT: %s; retrying with %s", _first_line(exc), fallbacks[attempt + 1])
-                    out_f[s:e - 1] = self._keep(f, keep)
-                    out_b[s:e - 1] = self._keep(b, keep)
+                    writer.write(out_f, slice(s, e - 1), f, keep)
+                    writer.write(out_b, slice(s, e - 1), b, keep)
                     bar.update()
+                writer.finish()
         finally:
             if graphs.graphs:
                 graphs.close()
@@ -284,6 +286,7 @@ class ProPainterEngine:
         keep = self._stored_dtype("flow_completion")  # = the network's output dtype: kept exactly
         out_f = self._alloc("completed_f", tuple(flows_f.shape), keep)
         out_b = self._alloc("completed_b", tuple(flows_f.shape), keep)
+        writer = _StoreWriter(self)
         for span in flow_completion_spans(flows_f.shape[0], subvideo_length):
             mm = flow_masks[span.start:span.stop + 1].unsqueeze(0).to(dev)  # (1, L+1, 1, H, W) bool
             # one direction at a time (forward flow i uses frame i's mask, backward flow i frame i+1's):
@@ -293,9 +296,10 @@ class ProPainterEngine:
                 with contextlib.nullcontext() if half is not None else self.policy.autocast(dev, "flow_completion"):
                     masks = (mm[:, 1:] if backward else mm[:, :-1]).to(known.dtype)
                     completed = net.complete_direction(known, masks, backward=backward)
-                out[span.keep_start:span.keep_stop] = self._keep(completed[0, span.local_keep], keep)
+                writer.write(out, slice(span.keep_start, span.keep_stop), completed[0, span.local_keep], keep)
                 del known, masks, completed
             bar.update()
+        writer.finish()
         return out_f, out_b
 
     # -- stage 3 ------------------------------------------------------------------
@@ -314,6 +318,7 @@ class ProPainterEngine:
         keep = self._stored_dtype("inpainter")
         out_frames = self._alloc("updated", (t, 3, h, w), keep)
         out_masks = self._alloc("updated_masks", (t, 1, h, w), torch.bool)
+        writer = _StoreWriter(self)
         with stages("propagate", total=len(spans)) as bar:
             for span in spans:
                 dev = self.device
@@ -327,9 +332,11 @@ class ProPainterEngine:
                 masked = fr.mul_(1 - mk)  # in place: one frame-sized buffer less on the device
                 prop, updated = propagate_images(masked, ff, fb, mk, interpolation="nearest", device=dev)
                 merged = prop.mul_(mk).add_(masked)  # = masked + prop * mk (addition commutes exactly)
-                out_frames[span.keep_start:span.keep_stop] = self._keep(merged[span.local_keep], keep)
-                out_masks[span.keep_start:span.keep_stop] = self._keep(updated[span.local_keep] > 0.5, torch.bool)
+                kept = slice(span.keep_start, span.keep_stop)
+                writer.write(out_frames, kept, merged[span.local_keep], keep)
+                writer.write(out_masks, kept, updated[span.local_keep] > 0.5, torch.bool)
                 bar.update()
+            writer.finish()
         return out_frames, out_masks
 
     # -- stage 4 ------------------------------------------------------------------
@@ -379,8 +386,13 @@ class ProPainterEngine:
             return wanted
 
         feeder = Prefetcher(dev)
-        returns = HostReturns(lambda idx, frame: (out.__setitem__(idx, frame),
-                                                  on_final(idx, frame) if on_final is not None else None))
+        def deliver(idx: int, frame: torch.Tensor) -> None:
+            frame = frame.numpy()
+            out[idx] = frame
+            if on_final is not None:
+                on_final(idx, frame)
+
+        returns = HostReturns(deliver)
         try:
             with stages("transformer", total=len(windows)) as bar, _attention_backends(dev), \
                     cudnn_autotune("transformer" in self.autotune_stages):
@@ -630,6 +642,32 @@ def _clip_bytes(shape: torch.Size) -> int:
     t, h, w, _ = shape
     per_pixel = 3 + 1 + 1 + 4 * (4 * 2 + 3 + 1)
     return int(t * h * w * per_pixel)
+
+
+class _StoreWriter:
+    """Writes a stage's results into whole-clip arrays (``ProPainterEngine._alloc``).
+
+    From a GPU to host arrays the copies go back asynchronously (the GPU goes on with the
+    next piece meanwhile, see ``runtime.transfer.HostReturns``); otherwise they are written
+    at once. Call :meth:`finish` before the arrays are read.
+    """
+
+    def __init__(self, engine: ProPainterEngine) -> None:
+        self.engine = engine
+        host_bound = engine.device.type == "cuda" and engine.store.type == "cpu"
+        self.returns = HostReturns(lambda where, x: where[0].__setitem__(where[1], x)) if host_bound else None
+
+    def write(self, dst, index, x: torch.Tensor, dtype: torch.dtype) -> None:
+        """``dst[index] = x`` in ``dtype``."""
+        if self.returns is None:
+            dst[index] = self.engine._keep(x, dtype)
+            return
+        self.returns.put((dst, index), x.detach().to(dtype))
+        self.returns.deliver()  # whatever has arrived
+
+    def finish(self) -> None:
+        if self.returns is not None:
+            self.returns.deliver(wait=True)
 
 
 class _FeatureCache:

@@ -210,7 +210,7 @@ class SepConvGRU(nn.Module):
         weight, bias = prepared.candidate_weights[suffix]
         candidate = F.conv2d(torch.cat((reset * hidden, motion), dim=1), weight, bias, padding=padding)
         candidate = torch.tanh(candidate + prepared.candidate[suffix])
-        return (1 - update) * hidden + update * candidate
+        return torch.lerp(hidden, candidate.to(hidden.dtype), update.to(hidden.dtype))  # (1 - z) h + z q, one kernel
 
     def forward(self, hidden: torch.Tensor, motion: torch.Tensor, prepared: GRUContext) -> torch.Tensor:
         """hidden (N, 128, h, w), motion (N, 128, h, w), the context's terms -> new hidden (N, 128, h, w)."""

@@ -23,6 +23,7 @@ large temporaries without changing the results beyond float summation order;
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -165,18 +166,23 @@ class DeformableAlignment(nn.Module):
         pred = self.conv_offset(cond)  # (N, 3G, h, w): G residual dy/dx values twice over, G modulations
         n, _, h, w = pred.shape
         count = pred.shape[1] // 3
-        # one dtype for all operands; reduced precision (bf16 has no CPU kernel) runs in fp32,
-        # as torchvision's own autocast rule for this op does
+        # one dtype for all operands: fp32 for reduced precision (bf16 has no kernel), as torchvision's
+        # autocast rule for this op does, except fp16 features on a GPU, which stay fp16 (the
+        # reference's --fp16 runs this op in half too; its kernel has a half form)
         work = torch.float64 if x.dtype == torch.float64 else torch.float32
+        if x.dtype == torch.float16 and x.device.type == "cuda":
+            work = torch.float16
         # offsets (N, 2G, h, w): (dy, dx) pairs, one per group and kernel tap, = bounded residual + the
         # flow (y, x); formed in place on one work-dtype copy (the residual halves are adjacent channels)
         offset = torch.tanh(pred[:, :2 * count].to(work)).mul_(self.max_residue_magnitude)
         offset.view(n, count, 2, h, w).add_(flow.flip(1).to(work).unsqueeze(1))
-        aligned = modulated_deform_conv2d(
-            _finite_copy(x, work), offset.nan_to_num_(0.0, _NONFINITE_FILL, -_NONFINITE_FILL),
-            self.weight.to(work), self.bias.to(work),
-            _finite_copy(torch.sigmoid(pred[:, 2 * count:]), work), stride=1, padding=1, dilation=1,
-        )
+        # (on a GPU outside autocast, whose rule for this op would cast everything to fp32)
+        with torch.autocast("cuda", enabled=False) if x.device.type == "cuda" else contextlib.nullcontext():
+            aligned = modulated_deform_conv2d(
+                _finite_copy(x, work), offset.nan_to_num_(0.0, _NONFINITE_FILL, -_NONFINITE_FILL),
+                self.weight.to(work), self.bias.to(work),
+                _finite_copy(torch.sigmoid(pred[:, 2 * count:]), work), stride=1, padding=1, dilation=1,
+            )
         return aligned.to(x.dtype)
 
 

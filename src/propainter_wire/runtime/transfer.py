@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 # a request: (source indexable by a list of ints -> tensor, the row indices)
@@ -105,18 +104,18 @@ class HostReturns:
     """Device tensors copied to the host without stalling the device; ``deliver`` hands them over.
 
     Args:
-        sink: called as ``sink(key, array)`` with the numpy array of each finished copy
-            (valid during the call only: copy what must outlive it).
+        sink: called as ``sink(key, tensor)`` with the host tensor of each finished copy
+            (its memory is reused afterwards: copy what must outlive the call).
     """
 
-    def __init__(self, sink: Callable[[object, np.ndarray], None]) -> None:
+    def __init__(self, sink: Callable[[object, torch.Tensor], None]) -> None:
         self.sink = sink
         self.pending: list[tuple[object, torch.Tensor, torch.cuda.Event | None]] = []
 
     def put(self, key, tensor: torch.Tensor) -> None:
         """Start copying ``tensor`` to the host (at once, synchronously, for a CPU tensor)."""
         if tensor.device.type != "cuda":
-            self.sink(key, tensor.numpy())
+            self.sink(key, tensor)
             return
         host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
         host.copy_(tensor, non_blocking=True)
@@ -130,7 +129,7 @@ class HostReturns:
         for key, host, done in self.pending:
             if wait or done.query():
                 done.synchronize()
-                self.sink(key, host.numpy())
+                self.sink(key, host)
             else:
                 still.append((key, host, done))
         self.pending = still

@@ -361,3 +361,11 @@ if [ "$PHASE" = final4c ]; then  # fourth session, last call: half deformable co
   run3 ours_1920x1080x50_fp16_b 1920 1080 50 --precision fp16
   run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
 fi
+
+if [ "$PHASE" = final4d ]; then  # fourth session: host memory with --scratch disk and 4K, final code
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  run3 ours_1280x720x80_fp16_disk 1280 720 80 --precision fp16 --scratch disk
+  run3 ours_1280x720x240_fp16_disk 1280 720 240 --precision fp16 --scratch disk
+  run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
+fi

@@ -647,14 +647,16 @@ def _clip_bytes(shape: torch.Size) -> int:
 class _StoreWriter:
     """Writes a stage's results into whole-clip arrays (``ProPainterEngine._alloc``).
 
-    From a GPU to host arrays the copies go back asynchronously (the GPU goes on with the
-    next piece meanwhile, see ``runtime.transfer.HostReturns``); otherwise they are written
-    at once. Call :meth:`finish` before the arrays are read.
+    From a GPU to host arrays in memory the copies go back asynchronously (the GPU goes on
+    with the next piece meanwhile, see ``runtime.transfer.HostReturns``); otherwise they are
+    written at once. With a disk scratch they are written at once too: the page-locked
+    staging memory (~1 GiB at 720p, kept by PyTorch's host cache) would undo the point of
+    the scratch, a small host footprint. Call :meth:`finish` before the arrays are read.
     """
 
     def __init__(self, engine: ProPainterEngine) -> None:
         self.engine = engine
-        host_bound = engine.device.type == "cuda" and engine.store.type == "cpu"
+        host_bound = engine.device.type == "cuda" and engine.store.type == "cpu" and engine.scratch is None
         self.returns = HostReturns(lambda where, x: where[0].__setitem__(where[1], x)) if host_bound else None
 
     def write(self, dst, index, x: torch.Tensor, dtype: torch.dtype) -> None:

@@ -369,3 +369,13 @@ if [ "$PHASE" = final4d ]; then  # fourth session: host memory with --scratch di
   run3 ours_1280x720x240_fp16_disk 1280 720 240 --precision fp16 --scratch disk
   run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
 fi
+
+if [ "$PHASE" = local4 ]; then  # fourth session: the local lookup gathering fp16 features (4K's RAFT)
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 100 $PY -m pytest -q -p no:cacheprovider tests/test_speed_paths.py tests/test_raft.py 2>&1 \
+    | grep -E "FAILED|ERROR|passed|failed" | tail -5
+  timeout 150 $PY benchmarks/raft_variants.py --width 1280 --height 720 --frames 9 --source "$BMX" \
+    --variants base,local4,local4_fp32gather | tee "$OUT/raft_local.jsonl"
+  run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
+fi

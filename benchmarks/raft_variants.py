@@ -31,6 +31,7 @@ VARIANTS = {
     "pairs2": {"pairs_per_chunk": 2, "budget_gib": 8},
     "pairs4_cl": {"pairs_per_chunk": 4, "budget_gib": 16, "channels_last": True},
     "local4": {"corr": "local", "pairs_per_chunk": 4},
+    "local4_fp32gather": {"corr": "local", "pairs_per_chunk": 4, "local_fp32": True},
     "nographs": {"graphs": False},
 }
 
@@ -40,6 +41,7 @@ def main() -> int:
 
     from bench import _source_clip, _texture_clip
     from propainter_wire.engines.propainter import _convs_channels_last, _raft_budget_bytes, _signed
+    from propainter_wire.flow import raft as raft_mod
     from propainter_wire.flow.raft import bidirectional_flows
     from propainter_wire.runtime.cuda_graph import GraphCache
     from propainter_wire.runtime.precision import precast_for_autocast
@@ -67,6 +69,7 @@ def main() -> int:
             precast_for_autocast(net, torch.float16)
     _convs_channels_last(nets["cl"].update_block)
     default_budget = _raft_budget_bytes(dev, args.height, args.width)
+    real_build_corr = raft_mod.build_corr
     reference = None
     for name in args.variants.split(","):
         v = VARIANTS[name]
@@ -77,6 +80,9 @@ def main() -> int:
             if key in v:
                 kwargs[key] = v[key]
         graphs = GraphCache(enabled=v.get("graphs", True))
+        raft_mod.build_corr = real_build_corr
+        if v.get("local_fp32"):  # the local lookup gathering float32 features (as before fp16 gathering)
+            raft_mod.build_corr = lambda *a, **k: real_build_corr(*a, **{**k, "local_dtype": torch.float32})
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         try:

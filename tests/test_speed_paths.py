@@ -590,3 +590,21 @@ def test_channels_last_switch_names_network_parts(det_weights_dir, monkeypatch):
     monkeypatch.setenv("PROPAINTER_WIRE_CHANNELS_LAST", "raft_everything")
     with pytest.raises(ValueError, match="unknown part 'raft_everything'"):
         ProPainterEngine(det_weights_dir, device="cpu")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, pytest.param(torch.float16, marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="float16 gathering is the GPU's (needs a CUDA device)"))])
+def test_local_lookup_with_half_gathered_features(dtype):
+    """LocalCorr gathering half features: float32 out, within half rounding of the float32 lookup."""
+    from propainter_wire.flow.corr import LocalCorr
+
+    device = "cuda" if dtype == torch.float16 else "cpu"
+    gen = torch.Generator().manual_seed(4)
+    f1, f2 = (0.5 * torch.randn(2, 64, 20, 24, generator=gen)).to(device), (0.5 * torch.randn(
+        2, 64, 20, 24, generator=gen)).to(device)
+    coords = (torch.rand(2, 2, 20, 24, generator=gen) * torch.tensor([24.0, 20.0]).view(1, 2, 1, 1)).to(device)
+    exact = LocalCorr(f1, f2)(coords)
+    half = LocalCorr(f1, f2, dtype=dtype)(coords)
+    assert half.dtype == torch.float32 and half.shape == exact.shape
+    tolerance = 0.01 if dtype == torch.bfloat16 else 0.002
+    assert (half - exact).abs().max().item() <= tolerance * max(1.0, exact.abs().max().item())

@@ -259,11 +259,15 @@ class LocalCorr:
     """
 
     def __init__(self, fmap1: torch.Tensor, fmap2: torch.Tensor, levels: int = 4, radius: int = 4,
-                 chunk_elements: int = 2**27):
+                 chunk_elements: int = 2**27, dtype: torch.dtype = torch.float32):
         """
         Args:
             fmap1, fmap2: (B, C, h, w) features of the query image and the looked-up image.
             chunk_elements: bound on the gathered (queries, window, C) block per step.
+            dtype: storage of the features that are gathered (the pyramid is pooled in float32
+                first). float16 halves the gathered bytes, the bulk of this lookup's time; the
+                dot products still accumulate in float32 (cuBLAS) and are rounded to float16
+                once, as RAFT's fp16 convolutions then read them anyway.
         """
         self.radius = radius
         self.chunk_elements = chunk_elements
@@ -271,14 +275,14 @@ class LocalCorr:
         self.scale = math.sqrt(dim)
         with _no_autocast(fmap1.device):
             # queries as rows: (B*h*w, C)
-            self.queries = fmap1.float().permute(0, 2, 3, 1).reshape(batch * height * width, dim)
+            self.queries = fmap1.float().permute(0, 2, 3, 1).reshape(batch * height * width, dim).to(dtype)
             self.levels = []  # (B*h_l*w_l, C) rows, with (h_l, w_l)
             level = fmap2.float()
             for index in range(levels):
                 if index:
                     level = F.avg_pool2d(level, 2, stride=2)
                 lvl_h, lvl_w = level.shape[-2:]
-                rows = level.permute(0, 2, 3, 1).reshape(batch * lvl_h * lvl_w, dim)
+                rows = level.permute(0, 2, 3, 1).reshape(batch * lvl_h * lvl_w, dim).to(dtype)
                 self.levels.append((rows, lvl_h, lvl_w))
 
     def _level_lookup(self, rows: torch.Tensor, lvl_h: int, lvl_w: int, centres: torch.Tensor,
@@ -304,7 +308,7 @@ class LocalCorr:
         flat = (batch_index[:, None, None] * (lvl_h * lvl_w)
                 + ys.clamp(0, lvl_h - 1)[:, :, None] * lvl_w + xs.clamp(0, lvl_w - 1)[:, None, :])
         gathered = rows[flat.reshape(-1)].view(flat.shape[0], grid_side * grid_side, -1)  # (Q, G, C)
-        dots = torch.matmul(gathered, queries.unsqueeze(-1)).view(-1, grid_side, grid_side)  # (Q, y, x)
+        dots = torch.matmul(gathered, queries.unsqueeze(-1)).float().view(-1, grid_side, grid_side)  # (Q, y, x)
         dots = dots * (valid_y[:, :, None] & valid_x[:, None, :])
         fx = frac[:, 0].view(-1, 1, 1)
         fy = frac[:, 1].view(-1, 1, 1)
@@ -342,7 +346,7 @@ class LocalCorr:
 
 def build_corr(fmap1: torch.Tensor, fmap2: torch.Tensor, mode: str, levels: int = 4, radius: int = 4,
                pairs: bool = False, budget_bytes: int = DEFAULT_CORR_BUDGET_BYTES,
-               dtype: torch.dtype = torch.float32) -> CorrFn:
+               dtype: torch.dtype = torch.float32, local_dtype: torch.dtype = torch.float32) -> CorrFn:
     """A correlation lookup for ``fmap1`` pixels in ``fmap2``.
 
     Args:
@@ -351,6 +355,7 @@ def build_corr(fmap1: torch.Tensor, fmap2: torch.Tensor, mode: str, levels: int 
         pairs: build both directions (batch 2K: forward entries first, then backward).
         budget_bytes: memory allowed for all-pairs volumes (used by 'auto') and the local gather chunks.
         dtype: storage of an all-pairs pyramid (fp32 = the reference; half halves its memory).
+        local_dtype: storage of the gathered features of the local lookup (see :class:`LocalCorr`).
     """
     count, _, height, width = fmap1.shape
     volumes = count * (2 if pairs else 1)
@@ -361,5 +366,5 @@ def build_corr(fmap1: torch.Tensor, fmap2: torch.Tensor, mode: str, levels: int 
         return AllPairsCorr.from_features(fmap1, fmap2, levels, radius, dtype)
     chunk = max(2**20, budget_bytes // 16)
     if pairs:
-        return LocalCorr(torch.cat([fmap1, fmap2]), torch.cat([fmap2, fmap1]), levels, radius, chunk)
-    return LocalCorr(fmap1, fmap2, levels, radius, chunk)
+        return LocalCorr(torch.cat([fmap1, fmap2]), torch.cat([fmap2, fmap1]), levels, radius, chunk, local_dtype)
+    return LocalCorr(fmap1, fmap2, levels, radius, chunk, local_dtype)

@@ -489,15 +489,17 @@ def bidirectional_flows(raft: RAFT, frames: torch.Tensor, iters: int = 20, corr:
 
     def refine_chunk(features: torch.Tensor, hidden: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Encodings of K+1 frames -> (2K, 2, Hp, Wp) flows of their K pairs, forward then backward."""
+        # the local lookup gathers fp16 features when RAFT runs in fp16 (its features are fp16 values)
+        local_dtype = torch.float16 if hidden.dtype == torch.float16 else torch.float32
         if together:  # one block of both directions, sharing one volume
             corr_fn = build_corr(features[:-1], features[1:], mode, raft.corr_levels, raft.corr_radius,
-                                 pairs=True, budget_bytes=budget, dtype=corr_dtype)
+                                 pairs=True, budget_bytes=budget, dtype=corr_dtype, local_dtype=local_dtype)
             return raft.refine(corr_fn, torch.cat((hidden[:-1], hidden[1:])),
                                torch.cat((context[:-1], context[1:])), iters)
         flows = []
         for src, dst in ((slice(None, -1), slice(1, None)), (slice(1, None), slice(None, -1))):
             corr_fn = build_corr(features[src], features[dst], mode, raft.corr_levels, raft.corr_radius,
-                                 budget_bytes=budget, dtype=corr_dtype)
+                                 budget_bytes=budget, dtype=corr_dtype, local_dtype=local_dtype)
             flows.append(raft.refine(corr_fn, hidden[src], context[src], iters))
             del corr_fn  # one direction's volume alive at a time
         return torch.cat(flows)

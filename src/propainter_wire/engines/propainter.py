@@ -385,8 +385,9 @@ class ProPainterEngine:
                               frames=(updated, [i for i in ids if i not in cached]))
             return wanted
 
-        feeder = Prefetcher(dev)
-        def deliver(idx: int, frame: torch.Tensor) -> None:
+        feeder = Prefetcher(dev)  # window inputs, one window ahead
+
+        def deliver(idx: int, frame: torch.Tensor) -> None:  # a final frame, back on the host
             frame = frame.numpy()
             out[idx] = frame
             if on_final is not None:

@@ -370,7 +370,7 @@ if [ "$PHASE" = final4d ]; then  # fourth session: host memory with --scratch di
   run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
 fi
 
-if [ "$PHASE" = local4 ]; then  # fourth session: the local lookup gathering fp16 features (4K's RAFT)
+if [ "$PHASE" = local4 ] || [ "$PHASE" = tiles4 ]; then  # fourth session: the local lookup: fp16 gathering (local4), tiles (tiles4)
   weights
   timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
   timeout 100 $PY -m pytest -q -p no:cacheprovider tests/test_speed_paths.py tests/test_raft.py 2>&1 \

@@ -608,3 +608,28 @@ def test_local_lookup_with_half_gathered_features(dtype):
     assert half.dtype == torch.float32 and half.shape == exact.shape
     tolerance = 0.01 if dtype == torch.bfloat16 else 0.002
     assert (half - exact).abs().max().item() <= tolerance * max(1.0, exact.abs().max().item())
+
+
+def test_local_lookup_tiles_agree_with_per_pixel_gathering(monkeypatch):
+    """The tiled local lookup (shared regions, one matmul per tile) gives the per-pixel gathering's values;
+    tiles whose flow spreads too far fall back to it, in the same call."""
+    from propainter_wire.flow import corr as corr_mod
+
+    gen = torch.Generator().manual_seed(5)
+    b, c, h, w = 2, 32, 21, 35
+    f1 = 0.5 * torch.randn(b, c, h, w, generator=gen)
+    f2 = 0.5 * torch.randn(b, c, h, w, generator=gen)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    coords = torch.stack((xs, ys))[None].repeat(b, 1, 1, 1) + 2.5 + 0.6 * torch.randn(b, 2, h, w, generator=gen)
+    coords[:, :, 9:14, 20:26] += 40 * torch.rand(b, 2, 5, 6, generator=gen) - 20  # tiles that spread too far
+    coords[1, :, :4, :4] += torch.tensor([60.0, -50.0]).view(2, 1, 1)  # some windows leave the image
+    per_pixel_calls = []
+    real = corr_mod.LocalCorr._level_lookup
+    monkeypatch.setattr(corr_mod.LocalCorr, "_level_lookup",
+                        lambda self, *a: (per_pixel_calls.append(a[3].shape[0]), real(self, *a))[1])
+    tiled = corr_mod.LocalCorr(f1, f2)(coords)
+    assert per_pixel_calls and sum(per_pixel_calls) < 4 * b * h * w // 2  # most pixels took the tiled path
+    monkeypatch.setattr(corr_mod.LocalCorr, "SPREAD", -1)  # every tile falls back
+    per_pixel = corr_mod.LocalCorr(f1, f2)(coords)
+    assert torch.allclose(tiled, per_pixel, atol=1e-5)
+    assert torch.allclose(tiled, corr_mod.AllPairsCorr.from_features(f1, f2)(coords), atol=1e-5)

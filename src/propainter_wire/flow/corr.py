@@ -252,22 +252,35 @@ class LocalCorr:
     """Windowed correlation computed at each lookup from feature pyramids (no volume).
 
     For each query pixel and level, the image-2 features on the integer
-    (2r+2) x (2r+2) grid covering the window are gathered and dotted with the
-    image-1 feature; the window samples are then the bilinear blend of those
-    dots (the fractional position is shared by the whole window). Out-of-image
-    grid points count as zero, like grid_sample's zero padding.
+    (2r+2) x (2r+2) grid covering the window are dotted with the image-1
+    feature; the window samples are then the bilinear blend of those dots (the
+    fractional position is shared by the whole window). Out-of-image grid points
+    count as zero, like grid_sample's zero padding.
+
+    Two ways to get the dots, same values up to float summation order:
+
+    - tiled (most pixels): the query grid is cut into ``TILE`` x ``TILE`` tiles; where
+      the integer window origins of a tile's pixels lie within ``SPREAD`` pixels of each
+      other (smooth flow; always, at the coarse levels), the tile's features are
+      multiplied with one shared region of (2r+2+SPREAD)^2 image-2 features in a single
+      matrix product, and each pixel picks its window out of the result. That gathers
+      about a tenth of the features of the per-pixel way, and runs on tensor cores;
+    - per pixel (tiles whose flow spreads further): each pixel's own grid is gathered.
     """
+
+    TILE = 8  # query tile side (pixels of the 1/8-scale grid)
+    SPREAD = 14  # largest spread of a tile's window origins for the tiled path (pixels of the level)
 
     def __init__(self, fmap1: torch.Tensor, fmap2: torch.Tensor, levels: int = 4, radius: int = 4,
                  chunk_elements: int = 2**27, dtype: torch.dtype = torch.float32):
         """
         Args:
             fmap1, fmap2: (B, C, h, w) features of the query image and the looked-up image.
-            chunk_elements: bound on the gathered (queries, window, C) block per step.
+            chunk_elements: bound on the gathered features (and products) per step.
             dtype: storage of the features that are gathered (the pyramid is pooled in float32
-                first). float16 halves the gathered bytes, the bulk of this lookup's time; the
-                dot products still accumulate in float32 (cuBLAS) and are rounded to float16
-                once, as RAFT's fp16 convolutions then read them anyway.
+                first). float16 halves the gathered bytes; the dot products still accumulate in
+                float32 (cuBLAS) and are rounded to float16 once, as RAFT's fp16 convolutions
+                then read them anyway.
         """
         self.radius = radius
         self.chunk_elements = chunk_elements
@@ -275,7 +288,8 @@ class LocalCorr:
         self.scale = math.sqrt(dim)
         with _no_autocast(fmap1.device):
             # queries as rows: (B*h*w, C)
-            self.queries = fmap1.float().permute(0, 2, 3, 1).reshape(batch * height * width, dim).to(dtype)
+            per_pixel = fmap1.float().permute(0, 2, 3, 1)  # (B, h, w, C)
+            self.queries = per_pixel.reshape(batch * height * width, dim).to(dtype)
             self.levels = []  # (B*h_l*w_l, C) rows, with (h_l, w_l)
             level = fmap2.float()
             for index in range(levels):
@@ -284,10 +298,34 @@ class LocalCorr:
                 lvl_h, lvl_w = level.shape[-2:]
                 rows = level.permute(0, 2, 3, 1).reshape(batch * lvl_h * lvl_w, dim).to(dtype)
                 self.levels.append((rows, lvl_h, lvl_w))
+            # the query grid in tiles, zero-padded to whole tiles: (n_tiles, TILE*TILE, C), and for each
+            # tile slot the query's row in ``queries`` (-1 for padding) and each tile's batch entry
+            t = self.TILE
+            pad_h, pad_w = (-height) % t, (-width) % t
+            rows_t, cols_t = (height + pad_h) // t, (width + pad_w) // t
+            tiles = F.pad(per_pixel, (0, 0, 0, pad_w, 0, pad_h)).view(batch, rows_t, t, cols_t, t, dim)
+            self.tile_queries = tiles.permute(0, 1, 3, 2, 4, 5).reshape(-1, t * t, dim).to(dtype)
+            index = torch.arange(batch * height * width, device=fmap1.device).view(batch, height, width)
+            index = F.pad(index, (0, pad_w, 0, pad_h), value=-1).view(batch, rows_t, t, cols_t, t)
+            self.tile_slots = index.permute(0, 1, 3, 2, 4).reshape(-1, t * t)  # (n_tiles, TILE*TILE)
+            self.tile_batch = torch.arange(batch, device=fmap1.device).repeat_interleave(rows_t * cols_t)
+            self.grid_pad = (pad_h, pad_w)
+
+    def _blend(self, dots: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
+        """dots (..., 2r+2 [y], 2r+2 [x]) on the integer grid, frac (..., 2) (x, y) in [0, 1)
+        -> (..., (2r+1)**2) bilinear window samples, x offset major, divided by sqrt(C)."""
+        fx = frac[..., 0, None, None]
+        fy = frac[..., 1, None, None]
+        top = dots[..., :-1, :-1] * (1 - fx) + dots[..., :-1, 1:] * fx
+        bottom = dots[..., 1:, :-1] * (1 - fx) + dots[..., 1:, 1:] * fx
+        window = top * (1 - fy) + bottom * fy  # (..., 2r+1 [y], 2r+1 [x])
+        side = 2 * self.radius + 1
+        return window.transpose(-1, -2).reshape(*window.shape[:-2], side * side) / self.scale
 
     def _level_lookup(self, rows: torch.Tensor, lvl_h: int, lvl_w: int, centres: torch.Tensor,
                       batch_index: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-        """
+        """Per pixel.
+
         Args:
             rows: (B*h_l*w_l, C) level features; centres: (Q, 2) positions at this level (x, y);
             batch_index: (Q,) which batch entry each query belongs to; queries: (Q, C).
@@ -310,12 +348,41 @@ class LocalCorr:
         gathered = rows[flat.reshape(-1)].view(flat.shape[0], grid_side * grid_side, -1)  # (Q, G, C)
         dots = torch.matmul(gathered, queries.unsqueeze(-1)).float().view(-1, grid_side, grid_side)  # (Q, y, x)
         dots = dots * (valid_y[:, :, None] & valid_x[:, None, :])
-        fx = frac[:, 0].view(-1, 1, 1)
-        fy = frac[:, 1].view(-1, 1, 1)
-        top = dots[:, :-1, :-1] * (1 - fx) + dots[:, :-1, 1:] * fx
-        bottom = dots[:, 1:, :-1] * (1 - fx) + dots[:, 1:, 1:] * fx
-        window = top * (1 - fy) + bottom * fy  # (Q, 2r+1 [y], 2r+1 [x])
-        return window.transpose(1, 2).reshape(-1, (2 * r + 1) ** 2) / self.scale
+        return self._blend(dots, frac)
+
+    def _tiled_lookup(self, rows: torch.Tensor, lvl_h: int, lvl_w: int, centres: torch.Tensor,
+                      tiles: torch.Tensor) -> torch.Tensor:
+        """Tiles whose window origins lie within ``SPREAD`` pixels.
+
+        Args:
+            rows: (B*h_l*w_l, C) level features; centres: (m, TILE*TILE, 2) positions at this level;
+            tiles: (m,) tile ids.
+        Returns:
+            (m, TILE*TILE, (2r+1)**2) correlation, x offset major.
+        """
+        r = self.radius
+        grid_side = 2 * r + 2
+        side = grid_side + self.SPREAD  # region side
+        base = torch.floor(centres)
+        frac = centres - base
+        base = base.long()  # (m, T, 2)
+        origin = base.amin(dim=1) - r  # (m, 2) region corner (x, y)
+        steps = torch.arange(side, device=centres.device)
+        xs = origin[:, :1] + steps  # (m, side)
+        ys = origin[:, 1:] + steps
+        valid = ((ys >= 0) & (ys < lvl_h))[:, :, None] & ((xs >= 0) & (xs < lvl_w))[:, None, :]  # (m, side, side)
+        flat = (self.tile_batch[tiles][:, None, None] * (lvl_h * lvl_w)
+                + ys.clamp(0, lvl_h - 1)[:, :, None] * lvl_w + xs.clamp(0, lvl_w - 1)[:, None, :])
+        region = rows[flat.reshape(-1)].view(len(tiles), side * side, rows.shape[1])  # (m, side^2, C)
+        region = region * valid.view(len(tiles), side * side, 1).to(region.dtype)  # out-of-image points: 0
+        products = torch.bmm(self.tile_queries[tiles], region.transpose(1, 2)).float()  # (m, T, side^2)
+        # each query's (2r+2)^2 grid inside the region
+        inner = base - r - origin[:, None, :]  # (m, T, 2) in [0, SPREAD]
+        grid = torch.arange(grid_side, device=centres.device)
+        pick = ((inner[..., 1, None] + grid)[..., :, None] * side
+                + (inner[..., 0, None] + grid)[..., None, :])  # (m, T, 2r+2 [y], 2r+2 [x])
+        dots = products.gather(2, pick.view(len(tiles), -1, grid_side * grid_side))
+        return self._blend(dots.view(*pick.shape), frac)
 
     def __call__(self, coords: torch.Tensor) -> torch.Tensor:
         """
@@ -327,19 +394,41 @@ class LocalCorr:
         batch, _, height, width = coords.shape
         count = batch * height * width
         dim = self.queries.shape[1]
+        t = self.TILE
         side2 = (2 * self.radius + 2) ** 2
-        step = max(1, min(self.chunk_elements, _ELEMENT_LIMIT) // (side2 * dim))
+        region2 = (2 * self.radius + 2 + self.SPREAD) ** 2
+        limit = min(self.chunk_elements, _ELEMENT_LIMIT)
+        step = max(1, limit // (side2 * dim))  # pixels per per-pixel step
+        tile_step = max(1, limit // (region2 * max(dim, t * t)))  # tiles per tiled step
+        pad_h, pad_w = self.grid_pad
         with _no_autocast(coords.device):
-            centres = coords.float().permute(0, 2, 3, 1).reshape(count, 2)
+            centres = coords.float().permute(0, 2, 3, 1)  # (B, h, w, 2)
+            # per tile slot, edge-padded (padding never widens a tile's spread): (n_tiles, TILE*TILE, 2)
+            tiled = F.pad(centres.permute(0, 3, 1, 2), (0, pad_w, 0, pad_h), mode="replicate")
+            rows_t, cols_t = tiled.shape[-2] // t, tiled.shape[-1] // t
+            tiled = tiled.view(batch, 2, rows_t, t, cols_t, t).permute(0, 2, 4, 3, 5, 1).reshape(-1, t * t, 2)
+            flat_centres = centres.reshape(count, 2)
             batch_index = torch.arange(batch, device=coords.device).repeat_interleave(height * width)
             out = torch.empty(count, len(self.levels), (2 * self.radius + 1) ** 2,
                               dtype=torch.float32, device=coords.device)
             for index, (rows, lvl_h, lvl_w) in enumerate(self.levels):
-                scaled = centres / 2**index
-                for start in range(0, count, step):
-                    stop = min(count, start + step)
-                    out[start:stop, index] = self._level_lookup(
-                        rows, lvl_h, lvl_w, scaled[start:stop], batch_index[start:stop], self.queries[start:stop])
+                scale = 2**index
+                origins = torch.floor(tiled / scale)
+                spread = (origins.amax(dim=1) - origins.amin(dim=1)).amax(dim=1)  # (n_tiles,)
+                fits = spread <= self.SPREAD
+                fitting = fits.nonzero().view(-1)
+                for tiles in fitting.split(tile_step) if fitting.numel() else ():
+                    samples = self._tiled_lookup(rows, lvl_h, lvl_w, tiled[tiles] / scale, tiles)
+                    slots = self.tile_slots[tiles]  # (m, T), -1 for padding
+                    real = slots >= 0
+                    out[slots[real], index] = samples[real]
+                # pixels of the other tiles, one by one
+                rest = self.tile_slots[~fits]
+                rest = rest[rest >= 0]
+                for start in range(0, rest.numel(), step):
+                    ids = rest[start:start + step]
+                    out[ids, index] = self._level_lookup(rows, lvl_h, lvl_w, flat_centres[ids] / scale,
+                                                         batch_index[ids], self.queries[ids])
         # (B*h*w, L, K) -> (B, L*K, h, w)
         return out.view(batch, height, width, -1).permute(0, 3, 1, 2)  # channels-last strides, as above
 

@@ -254,7 +254,7 @@ if [ "$PHASE" = probe4 ]; then  # fourth session: where the GPU time goes, per m
     > "$OUT/module_times_720x40.txt" 2>&1
   head -c 9000 "$OUT/module_times_720x40.txt"
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
-  PROPAINTER_WIRE_RAFT_CHANNELS_LAST=1 run3 ours_1280x720x80_fp16_raftcl 1280 720 80 --precision fp16
+  PROPAINTER_WIRE_CHANNELS_LAST=raft_update run3 ours_1280x720x80_fp16_raftcl 1280 720 80 --precision fp16
 fi
 
 if [ "$PHASE" = ab4 ]; then  # fourth session: GPU tests, then A/B of the new kernels and cuDNN autotuning

@@ -17,7 +17,6 @@ import argparse
 import collections
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -84,14 +83,10 @@ def main() -> int:
     import torch
     import torch.nn.functional as F
 
-    from bench import _source_clip, _texture_clip, _wire_masks
-    from propainter_wire.api import prepare_engine_input
-    from propainter_wire.config import InpaintConfig
-    from propainter_wire.engines.propainter import ProPainterEngine
+    from profile_engine import engine_and_input
     from propainter_wire.flow import corr as corr_mod
     from propainter_wire.models import deform as deform_mod
     from propainter_wire.pipeline.stages import Stages
-    from propainter_wire.weights import write_deterministic_checkpoints
 
     p = argparse.ArgumentParser()
     p.add_argument("--precision", default="fp16")
@@ -103,15 +98,7 @@ def main() -> int:
     p.add_argument("--min-ms", type=float, default=5.0, help="rows below this total are left out")
     args = p.parse_args()
 
-    if args.source:
-        clip, masks = _source_clip(args.source, args.frames, args.height, args.width)
-    else:
-        clip, masks = _texture_clip(args.frames, args.height, args.width), _wire_masks(args.frames, args.height,
-                                                                                        args.width)
-    config = InpaintConfig(precision=args.precision)
-    inp = prepare_engine_input(list(clip), list(masks), config)
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = ProPainterEngine(write_deterministic_checkpoints(tmp), device="cuda", precision=args.precision)
+    engine, inp, config = engine_and_input(args, "cuda")
     engine.run(inp, config, Stages())  # warm-up
     torch.cuda.synchronize()
     plain = Stages()

@@ -20,12 +20,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 def main() -> int:
 
-    from bench import _source_clip, _texture_clip, _wire_masks
-    from propainter_wire.api import prepare_engine_input
-    from propainter_wire.config import InpaintConfig
-    from propainter_wire.engines.propainter import ProPainterEngine
     from propainter_wire.pipeline.stages import Stages
-    from propainter_wire.weights import write_deterministic_checkpoints
 
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cuda")
@@ -46,15 +41,7 @@ def main() -> int:
 
         deform.SAMPLED_DEVICE_TYPES = frozenset({"cpu", "cuda"})
 
-    if args.source:
-        clip, masks = _source_clip(args.source, args.frames, args.height, args.width)
-    else:
-        clip, masks = _texture_clip(args.frames, args.height, args.width), _wire_masks(args.frames, args.height,
-                                                                                        args.width)
-    config = InpaintConfig(precision=args.precision)
-    inp = prepare_engine_input(list(clip), list(masks), config)
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = ProPainterEngine(write_deterministic_checkpoints(tmp), device=args.device, precision=args.precision)
+    engine, inp, config = engine_and_input(args, args.device)
     engine.raft_chunk_frames = args.raft_chunk
     cold = Stages()
     start = time.perf_counter()
@@ -89,6 +76,27 @@ def main() -> int:
                       "peak_gib": {k: round(v / 2**30, 2) for k, v in stages.gpu_peak_bytes.items()},
                       "frames": args.frames, "size": [args.width, args.height], "precision": args.precision}))
     return 0
+
+
+def engine_and_input(args, device: str):
+    """The engine (deterministic weights, ``args.precision``) and the prepared clip of ``args``
+    (``source``, ``frames``, ``height``, ``width``: bmx-trees scaled, or a generated texture)."""
+    from bench import _source_clip, _texture_clip, _wire_masks
+    from propainter_wire.api import prepare_engine_input
+    from propainter_wire.config import InpaintConfig
+    from propainter_wire.engines.propainter import ProPainterEngine
+    from propainter_wire.weights import write_deterministic_checkpoints
+
+    if args.source:
+        clip, masks = _source_clip(args.source, args.frames, args.height, args.width)
+    else:
+        clip, masks = _texture_clip(args.frames, args.height, args.width), _wire_masks(args.frames, args.height,
+                                                                                        args.width)
+    config = InpaintConfig(precision=args.precision)
+    inp = prepare_engine_input(list(clip), list(masks), config)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = ProPainterEngine(write_deterministic_checkpoints(tmp), device=device, precision=args.precision)
+    return engine, inp, config
 
 
 def _sync() -> None:

@@ -514,8 +514,7 @@ def test_autotune_stages_on_cuda_follow_precision_and_environment(precision, env
     handed in are not moved, CUDA channels-last being off by default.)"""
     from propainter_wire.engines.propainter import ProPainterEngine, ProPainterModels
 
-    for name in ("PROPAINTER_WIRE_CHANNELS_LAST", "PROPAINTER_WIRE_RAFT_CHANNELS_LAST"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("PROPAINTER_WIRE_CHANNELS_LAST", raising=False)
     if env is None:
         monkeypatch.delenv("PROPAINTER_WIRE_CUDNN_BENCHMARK", raising=False)
     else:

@@ -425,16 +425,12 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
                 # the inputs look sound: load the engine while they decode
                 loader = EngineLoader(config, resolve_device(config.device))
                 try:
-                    # folders decode in parallel, frames and masks together; a video decodes in order
+                    # folders (frames, then masks) decode in parallel; a video decodes in order
                     read = parallel_map if source.kind == "folder" else serial_map
                     read_masks = parallel_map if mask_source.kind != "video" else serial_map
                     if scratch is None:
-                        if read is parallel_map and read_masks is parallel_map:
-                            frames, raw_masks = (list(x) for x in zip(*parallel_map(
-                                lambda i: (source[i], mask_source[i]), range(len(source))), strict=True))
-                        else:
-                            frames = read(source.__getitem__, range(len(source)))
-                            raw_masks = read_masks(mask_source.__getitem__, range(len(source)))
+                        frames = read(source.__getitem__, range(len(source)))
+                        raw_masks = read_masks(mask_source.__getitem__, range(len(source)))
                     else:  # read in batches straight to the scratch files
                         size = (source.height, source.width)
                         frames = scratch.array("input", len(source), (*size, 3), source.dtype)

@@ -67,8 +67,8 @@ class ProPainterModels:
             flow_completion=load_flow_completion(weights_dir / FLOW_COMPLETION_FILE, device),
             inpainter=load_inpainter(weights_dir / INPAINTER_FILE, device),
         )
-        for m in (models.raft, models.flow_completion, models.inpainter):
-            m.to(device).eval().requires_grad_(False)
+        for m in (models.raft, models.flow_completion, models.inpainter):  # built on ``device``, in eval mode
+            m.requires_grad_(False)
         return models
 
 
@@ -124,10 +124,7 @@ class ProPainterEngine:
         # 15.8 s against 14.3 s), faster on the CPU (oneDNN; 2-core EPYC: fp32 -6 %, bf16 -7 to -15 %)
         # (1 = every network; or a comma list of the parts in _channels_last_parts, for A/B runs)
         channels_last = os.environ.get("PROPAINTER_WIRE_CHANNELS_LAST", "1" if self.device.type == "cpu" else "0")
-        chosen = [p.strip() for p in channels_last.split(",")]
-        if os.environ.get("PROPAINTER_WIRE_RAFT_CHANNELS_LAST", "0") == "1":  # (older switch) RAFT's update block
-            chosen.append("raft_update")
-        chosen = [name for name in chosen if name not in ("0", "")]
+        chosen = [name for name in (p.strip() for p in channels_last.split(",")) if name not in ("0", "")]
         if chosen == ["1"]:
             for net in (self.models.raft, self.models.flow_completion, self.models.inpainter):
                 _convs_channels_last(net)

@@ -379,3 +379,16 @@ if [ "$PHASE" = local4 ] || [ "$PHASE" = tiles4 ]; then  # fourth session: the l
     --variants base,local4,local4_fp32gather | tee "$OUT/raft_local.jsonl"
   run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
 fi
+
+if [ "$PHASE" = probe5 ]; then  # fifth session: where 432x240 and 1080p spend their time
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 200 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 80 --source "$BMX" --profile \
+    --sort cuda_time_total,cpu_time_total --rows 35 > "$OUT/profile_432.txt" 2>&1; grep -A9 "^stage " "$OUT/profile_432.txt"
+  timeout 150 $PY benchmarks/raft_variants.py --width 432 --height 240 --frames 33 --source "$BMX" \
+    --variants base,pairs4,pairs8,pairs16,nographs | tee "$OUT/raft_432.jsonl"
+  timeout 200 $PY benchmarks/profile_engine.py --width 1920 --height 1080 --frames 30 --source "$BMX" --profile \
+    --sort cuda_time_total --rows 45 > "$OUT/profile_1080.txt" 2>&1; grep -A9 "^stage " "$OUT/profile_1080.txt"
+  timeout 200 $PY benchmarks/profile_engine.py --width 1280 --height 720 --frames 40 --source "$BMX" --profile \
+    --sort cuda_time_total --rows 45 > "$OUT/profile_720.txt" 2>&1; grep -A9 "^stage " "$OUT/profile_720.txt"
+fi

@@ -33,6 +33,9 @@ VARIANTS = {
     "local4": {"corr": "local", "pairs_per_chunk": 4},
     "local4_fp32gather": {"corr": "local", "pairs_per_chunk": 4, "local_fp32": True},
     "nographs": {"graphs": False},
+    "pairs4": {"pairs_per_chunk": 4},
+    "pairs8": {"pairs_per_chunk": 8},
+    "pairs16": {"pairs_per_chunk": 16},
 }
 
 

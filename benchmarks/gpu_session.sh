@@ -392,3 +392,10 @@ if [ "$PHASE" = probe5 ]; then  # fifth session: where 432x240 and 1080p spend t
   timeout 200 $PY benchmarks/profile_engine.py --width 1280 --height 720 --frames 40 --source "$BMX" --profile \
     --sort cuda_time_total --rows 45 > "$OUT/profile_720.txt" 2>&1; grep -A9 "^stage " "$OUT/profile_720.txt"
 fi
+
+if [ "$PHASE" = rafts5 ]; then  # fifth session: RAFT's update step kernel by kernel, NCHW against channels-last
+  timeout 200 $PY benchmarks/raft_variants.py --width 1280 --height 720 --frames 9 --source "$BMX" \
+    --variants base,cl --profile | tee "$OUT/raft_720_kernels.txt"
+  timeout 200 $PY benchmarks/raft_variants.py --width 1920 --height 1080 --frames 5 --source "$BMX" \
+    --variants base,cl --profile | tee "$OUT/raft_1080_kernels.txt"
+fi

@@ -12,6 +12,7 @@ flow difference from the first variant.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import tempfile
@@ -57,6 +58,8 @@ def main() -> int:
     p.add_argument("--source", type=Path, default=None)
     p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--profile", action="store_true",
+                   help="also print each variant's top GPU kernels of one eager call (torch.profiler)")
     args = p.parse_args()
 
     clip = _source_clip(args.source, args.frames, args.height, args.width)[0] if args.source else \
@@ -102,6 +105,9 @@ def main() -> int:
             continue
         finally:
             graphs.close()
+        if args.profile:
+            _print_kernels(name, functools.partial(bidirectional_flows, net, frames, iters=20, graphs=None, **kwargs),
+                           half)
         row = {"variant": name, "ms_per_pair": round(1000 * seconds / (args.frames - 1), 2),
                "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
         if reference is None:
@@ -111,6 +117,27 @@ def main() -> int:
             row.update(max_diff=round(diff.max().item(), 4), mean_epe=round(diff.norm(dim=1).mean().item(), 5))
         print(json.dumps(row), flush=True)
     return 0
+
+
+def _print_kernels(name: str, call, half: bool, rows: int = 30) -> None:
+    """Top GPU kernels (total time, calls) of one eager ``call()``."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=half), \
+            profile(activities=[ProfilerActivity.CUDA]) as prof:
+        call()
+        torch.cuda.synchronize()
+    kernels: dict[str, list[float]] = {}
+    for event in prof.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            entry = kernels.setdefault(event.name[:90], [0.0, 0])
+            entry[0] += event.device_time if hasattr(event, "device_time") else event.cuda_time
+            entry[1] += 1
+    total = sum(v[0] for v in kernels.values())
+    print(f"# {name}: GPU kernel time {total / 1e3:.1f} ms in {sum(v[1] for v in kernels.values())} kernels")
+    for kname, (us, calls) in sorted(kernels.items(), key=lambda kv: -kv[1][0])[:rows]:
+        print(f"#   {us / 1e3:8.2f} ms {calls:6d}  {kname}")
 
 
 if __name__ == "__main__":

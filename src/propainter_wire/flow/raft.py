@@ -195,10 +195,12 @@ class SepConvGRU(nn.Module):
             zr = torch.cat((conv_z.weight, conv_r.weight))  # (256, 384, kh, kw)
             gates[suffix] = F.conv2d(context, zr[:, ctx], padding=conv_z.padding)
             candidate[suffix] = F.conv2d(context, conv_q.weight[:, ctx], padding=conv_q.padding)
-            gate_weights[suffix] = (torch.cat((zr[:, :h], zr[:, 2 * h:]), dim=1),
+            layout = _memory_format(conv_z.weight)  # the split weights keep the layer's memory format
+            gate_weights[suffix] = (torch.cat((zr[:, :h], zr[:, 2 * h:]), dim=1).contiguous(memory_format=layout),
                                     torch.cat((conv_z.bias, conv_r.bias)))
-            candidate_weights[suffix] = (torch.cat((conv_q.weight[:, :h], conv_q.weight[:, 2 * h:]), dim=1),
-                                         conv_q.bias)
+            candidate_weights[suffix] = (
+                torch.cat((conv_q.weight[:, :h], conv_q.weight[:, 2 * h:]), dim=1).contiguous(memory_format=layout),
+                conv_q.bias)
         return GRUContext(gates, candidate, gate_weights, candidate_weights)
 
     def _step(self, hidden: torch.Tensor, motion: torch.Tensor, prepared: GRUContext, suffix: str) -> torch.Tensor:

@@ -206,3 +206,34 @@ def test_graph_cache_records_on_the_second_call_and_falls_back_when_recording_fa
         assert cache.run("k", lambda x: calls.append(x) or 7, FakeCuda()) == 7
     assert len(calls) == 3 and len(recorded) == 1 and not cache.enabled and cache.replays == 0
     assert "CUDA graph recording failed" in caplog.text
+
+
+def test_correlation_volume_prescaled_equals_divided():
+    """1/sqrt(256) applied to the queries before the product is exact (a power of two)."""
+    from propainter_wire.flow.corr import all_pairs_volume
+
+    torch.manual_seed(3)
+    f1, f2 = torch.randn(2, 256, 6, 7), torch.randn(2, 256, 6, 7)
+    expected = torch.matmul(f1.flatten(2).transpose(1, 2), f2.flatten(2)) / 16
+    assert torch.equal(all_pairs_volume(f1, f2), expected)
+    odd1, odd2 = f1[:, :255], f2[:, :255]  # sqrt(255) is no power of two: divided afterwards
+    expected = torch.matmul(odd1.flatten(2).transpose(1, 2), odd2.flatten(2)) / 255 ** 0.5
+    torch.testing.assert_close(all_pairs_volume(odd1, odd2), expected, rtol=1e-6, atol=1e-6)
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_correlation_of_half_features_on_tf32_is_exact(dtype):
+    """Half features' products are exact on TF32 tensor cores: the volume matches float64 to fp32
+    summation error, and the global TF32 switch is left as it was."""
+    from propainter_wire.flow.corr import all_pairs_volume
+
+    torch.manual_seed(4)
+    f1 = torch.randn(2, 256, 30, 40, device="cuda").to(dtype)
+    f2 = torch.randn(2, 256, 30, 40, device="cuda").to(dtype)
+    before = torch.backends.cuda.matmul.allow_tf32
+    volume = all_pairs_volume(f1, f2)
+    assert torch.backends.cuda.matmul.allow_tf32 == before
+    exact = torch.matmul(f1.double().flatten(2).transpose(1, 2), f2.double().flatten(2)) / 16
+    assert volume.dtype == torch.float32
+    assert (volume.double() - exact).abs().max().item() < 1e-4  # |values| ~ 1; fp32 sums of 256 products

@@ -23,8 +23,9 @@ All correlation arithmetic runs in fp32 with autocast disabled.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,28 @@ def _rows_per_chunk(elements_per_row: int, limit: int | None = None) -> int:
 
 def _no_autocast(device: torch.device):
     return torch.autocast(device_type=device.type, enabled=False)
+
+
+@contextlib.contextmanager
+def _tf32_matmul(enabled: bool) -> Iterator[None]:
+    """Allow TF32 for fp32 matmuls inside the block (when ``enabled``), restore the setting after."""
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = saved or enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def _tf32_exact(fmap: torch.Tensor) -> bool:
+    """Whether an fp32 matmul of ``fmap``'s values loses nothing on TF32 tensor cores.
+
+    fp16 and bf16 carry at most 10 mantissa bits, as TF32 does, within fp32's exponent
+    range: their products are exact there and accumulate in fp32, so the volume equals
+    the fp32 one up to summation order, 5-10x faster on a GPU. (RAFT's features are fp16
+    values when it runs under fp16 autocast.)
+    """
+    return fmap.is_cuda and fmap.dtype in (torch.float16, torch.bfloat16)
 
 
 def pyramid_sizes(height: int, width: int, levels: int = 4) -> list[tuple[int, int]]:
@@ -122,17 +145,25 @@ def all_pairs_volume(fmap1: torch.Tensor, fmap2: torch.Tensor, out: torch.Tensor
         return torch.cat(blocks, dim=1).view(batch, pixels, pixels)
     if out is None:
         out = torch.empty(batch, pixels, pixels, dtype=torch.float32, device=fmap1.device)
-    with _no_autocast(fmap1.device), torch.no_grad():
+    # 1/sqrt(C) is a power of two for C = 256 (and 4, 16, 64 ...): applied to the queries it is
+    # exact and saves a pass over the volume; otherwise the products are divided as they come
+    prescale = math.log2(scale).is_integer()
+    tf32 = _tf32_exact(fmap1) and _tf32_exact(fmap2)
+    with _no_autocast(fmap1.device), torch.no_grad(), _tf32_matmul(tf32):
         for b in range(batch):
             queries = fmap1[b].float().reshape(dim, pixels).t()  # (hw1, C)
+            if prescale:
+                queries = queries * (1.0 / scale)
             keys = fmap2[b].float().reshape(dim, pixels)  # (C, hw2)
             for start in range(0, pixels, rows):
                 block = out[b, start:start + rows]  # (rows, hw2), contiguous
                 if block.dtype == torch.float32:
                     torch.matmul(queries[start:start + rows], keys, out=block)
-                    block.div_(scale)
+                    if not prescale:
+                        block.div_(scale)
                 else:  # fp32 products, stored rounded
-                    block.copy_(torch.matmul(queries[start:start + rows], keys).div_(scale))
+                    product = torch.matmul(queries[start:start + rows], keys)
+                    block.copy_(product if prescale else product.div_(scale))
     return out
 
 

@@ -399,3 +399,19 @@ if [ "$PHASE" = rafts5 ]; then  # fifth session: RAFT's update step kernel by ke
   timeout 200 $PY benchmarks/raft_variants.py --width 1920 --height 1080 --frames 5 --source "$BMX" \
     --variants base,cl --profile | tee "$OUT/raft_1080_kernels.txt"
 fi
+
+if [ "$PHASE" = cl5 ]; then  # fifth session: RAFT's update step all-NHWC (flow state channels-last too), TF32 volume
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 100 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_raft.py 2>&1 \
+    | grep -E "FAILED|ERROR|passed|failed" | tail -5
+  timeout 200 $PY benchmarks/raft_variants.py --width 1280 --height 720 --frames 9 --source "$BMX" \
+    --variants base,cl --profile | tee "$OUT/raft_720_kernels.txt" | grep -v "^#  "
+  timeout 200 $PY benchmarks/raft_variants.py --width 1920 --height 1080 --frames 5 --source "$BMX" \
+    --variants base,cl | tee "$OUT/raft_1080.txt"
+  run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
+  PROPAINTER_WIRE_CHANNELS_LAST=raft_update run3 ours_1280x720x80_fp16_raftcl 1280 720 80 --precision fp16
+  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
+  PROPAINTER_WIRE_CHANNELS_LAST=raft_update run3 ours_1920x1080x50_fp16_raftcl 1920 1080 50 --precision fp16
+fi

@@ -389,7 +389,7 @@ class RAFT(nn.Module):
         # weights are channels-last: cuDNN then reorders nothing between the 20 steps)
         layout = _memory_format(self.update_block.encoder.convc2.weight)
         hidden, context = hidden.contiguous(memory_format=layout), context.contiguous(memory_format=layout)
-        start = coords_grid(n, h, w, hidden.device)  # (N, 2, h, w)
+        start = coords_grid(n, h, w, hidden.device).contiguous(memory_format=layout)  # (N, 2, h, w)
         target = start.clone()
         mask = None
         prepared = self.update_block.gru.prepare(context)  # the context's share of the GRU, once

@@ -157,7 +157,7 @@ def test_transformer_stack_finds_masked_windows_once(monkeypatch):
 
 def test_cpu_engine_uses_channels_last_convolutions(det_weights_dir, monkeypatch):
     """oneDNN runs NHWC convolutions faster (measured), so CPU engines store conv weights channels-last;
-    the switch turns it off (GPU engines default to off: slower there)."""
+    the switch turns it off (GPU engines default to RAFT's update block only: slower elsewhere there)."""
     from propainter_wire.engines.propainter import ProPainterEngine
 
     def layouts(engine):
@@ -237,3 +237,19 @@ def test_correlation_of_half_features_on_tf32_is_exact(dtype):
     exact = torch.matmul(f1.double().flatten(2).transpose(1, 2), f2.double().flatten(2)) / 16
     assert volume.dtype == torch.float32
     assert (volume.double() - exact).abs().max().item() < 1e-4  # |values| ~ 1; fp32 sums of 256 products
+
+
+@needs_cuda
+def test_gpu_engine_runs_only_raft_update_channels_last(det_weights_dir, monkeypatch):
+    from propainter_wire.engines.propainter import ProPainterEngine
+
+    monkeypatch.delenv("PROPAINTER_WIRE_CHANNELS_LAST", raising=False)
+    engine = ProPainterEngine(det_weights_dir, device="cuda", precision="fp16")
+
+    def channels_last(net):
+        return {m.weight.is_contiguous(memory_format=torch.channels_last) and not m.weight.is_contiguous()
+                for m in net.modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)}
+
+    assert channels_last(engine.models.raft.update_block) == {True}
+    assert channels_last(engine.models.raft.fnet) == {False}
+    assert channels_last(engine.models.inpainter) == {False}

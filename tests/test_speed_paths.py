@@ -511,10 +511,10 @@ def test_autotune_stages_on_cuda_follow_precision_and_environment(precision, env
     """The variable names the stages on a CUDA device; the exact precisions are never tuned without it.
 
     (Only settings are read here: fp32/tf32/fp16 on a CUDA device name touch no GPU, and models
-    handed in are not moved, CUDA channels-last being off by default.)"""
+    handed in are not moved, channels-last being switched off.)"""
     from propainter_wire.engines.propainter import ProPainterEngine, ProPainterModels
 
-    monkeypatch.delenv("PROPAINTER_WIRE_CHANNELS_LAST", raising=False)
+    monkeypatch.setenv("PROPAINTER_WIRE_CHANNELS_LAST", "0")
     if env is None:
         monkeypatch.delenv("PROPAINTER_WIRE_CUDNN_BENCHMARK", raising=False)
     else:

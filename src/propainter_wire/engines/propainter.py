@@ -120,10 +120,12 @@ class ProPainterEngine:
         budget_gib = os.environ.get("PROPAINTER_WIRE_TRANSFORMER_BUDGET_GIB")
         if budget_gib:
             self.transformer_budget_bytes = int(float(budget_gib) * 2**30)
-        # channels-last convolutions: slower on the GPU (H200 720p x 80 fp16: 23.9 s against 20.4 s; H100:
-        # 15.8 s against 14.3 s), faster on the CPU (oneDNN; 2-core EPYC: fp32 -6 %, bf16 -7 to -15 %)
-        # (1 = every network; or a comma list of the parts in _channels_last_parts, for A/B runs)
-        channels_last = os.environ.get("PROPAINTER_WIRE_CHANNELS_LAST", "1" if self.device.type == "cpu" else "0")
+        # channels-last convolutions: on the CPU for every network (oneDNN; 2-core EPYC: fp32 -6 %, bf16 -7 to
+        # -15 %); on the GPU for RAFT's update block only, whose 20 steps then run NHWC end to end (H100: 33.4
+        # against 36.3 ms a pair at 720p, 92 against 105 at 1080p); elsewhere the GPU gained nothing (cl4)
+        # (1 = every network, 0 = none, or a comma list of the parts in _channels_last_parts, for A/B runs)
+        channels_last = os.environ.get("PROPAINTER_WIRE_CHANNELS_LAST",
+                                       "1" if self.device.type == "cpu" else "raft_update")
         chosen = [name for name in (p.strip() for p in channels_last.split(",")) if name not in ("0", "")]
         if chosen == ["1"]:
             for net in (self.models.raft, self.models.flow_completion, self.models.inpainter):

@@ -359,8 +359,12 @@ class RAFT(nn.Module):
         self.update_block = BasicUpdateBlock(HIDDEN_DIM, CONTEXT_DIM)
 
     def encode_features(self, images: torch.Tensor) -> torch.Tensor:
-        """images (N, 3, H, W) in [-1, 1], H and W multiples of 8 -> features (N, 256, H/8, W/8) float32."""
-        return self.fnet(images).float()
+        """images (N, 3, H, W) in [-1, 1], H and W multiples of 8 -> features (N, 256, H/8, W/8).
+
+        float32, or the autocast dtype under autocast (the correlations compute in float32
+        from these values; half-valued features let the GPU volume use exact TF32 products).
+        """
+        return self.fnet(images)
 
     def encode_context(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images (N, 3, H, W) in [-1, 1] -> initial hidden state (N, 128, H/8, W/8) in (-1, 1)

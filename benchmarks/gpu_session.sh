@@ -415,3 +415,8 @@ if [ "$PHASE" = cl5 ]; then  # fifth session: RAFT's update step all-NHWC (flow 
   run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
   PROPAINTER_WIRE_CHANNELS_LAST=raft_update run3 ours_1920x1080x50_fp16_raftcl 1920 1080 50 --precision fp16
 fi
+
+if [ "$PHASE" = mt5 ]; then  # fifth session: GPU time per module, deeper (RAFT encoders, transformer blocks)
+  timeout 300 $PY benchmarks/module_times.py --width 1280 --height 720 --frames 20 --source "$BMX" --depth 5 \
+    --min-ms 1 > "$OUT/module_times_720.txt" 2>&1; tail -n 3 "$OUT/module_times_720.txt"
+fi

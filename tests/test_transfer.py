@@ -94,3 +94,29 @@ def test_feature_cache_keys_after_predicts_get():
         predicted = cache.keys_after(ids)
         cache.get(ids, lambda missing: torch.zeros(len(missing), 1))
         assert set(cache.store) == predicted
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.uint8, torch.bool])
+def test_take_rows_matches_index_select(dtype):
+    from propainter_wire.runtime.transfer import take_rows
+
+    source = (torch.rand(7, 3, 5, 4) * 200).to(dtype)
+    rows = [5, 0, 5, 2]
+    out = torch.empty((4, 3, 5, 4), dtype=dtype)
+    assert take_rows(source, rows, out) is out
+    assert torch.equal(out, source.index_select(0, torch.tensor(rows)))
+    assert torch.equal(take_rows(source, [], torch.empty((0, 3, 5, 4), dtype=dtype)), source[:0])
+
+
+def test_take_rows_refuses_bad_rows_and_layouts():
+    from propainter_wire.runtime.transfer import take_rows
+
+    source = torch.rand(4, 2, 3)
+    with pytest.raises(IndexError):
+        take_rows(source, [4], torch.empty(1, 2, 3))
+    with pytest.raises(IndexError):
+        take_rows(source, [-1], torch.empty(1, 2, 3))
+    with pytest.raises(ValueError):
+        take_rows(source.transpose(1, 2), [0], torch.empty(1, 3, 2))
+    with pytest.raises(ValueError):
+        take_rows(source, [0], torch.empty(1, 2, 3, dtype=torch.float16))

@@ -117,6 +117,7 @@ class ProPainterEngine:
         if budget_gib:
             self.raft_budget_bytes = int(float(budget_gib) * 2**30)
         self.raft_half_pyramid = os.environ.get("PROPAINTER_WIRE_RAFT_HALF_PYRAMID", "0") == "1"
+        self.numpy_gather = os.environ.get("PROPAINTER_WIRE_PREFETCH_GATHER", "numpy") != "torch"
         budget_gib = os.environ.get("PROPAINTER_WIRE_TRANSFORMER_BUDGET_GIB")
         if budget_gib:
             self.transformer_budget_bytes = int(float(budget_gib) * 2**30)
@@ -384,7 +385,7 @@ class ProPainterEngine:
                               frames=(updated, [i for i in ids if i not in cached]))
             return wanted
 
-        feeder = Prefetcher(dev)  # window inputs, one window ahead
+        feeder = Prefetcher(dev, numpy_gather=self.numpy_gather)  # window inputs, one window ahead
 
         def deliver(idx: int, frame: torch.Tensor) -> None:  # a final frame, back on the host
             frame = frame.numpy()

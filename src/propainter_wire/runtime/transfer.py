@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 # a request: (source indexable by a list of ints -> tensor, the row indices)
@@ -43,6 +44,50 @@ def _rows(source, indices: Sequence[int]) -> torch.Tensor:
     return source[list(indices)]
 
 
+# dtypes numpy can copy (bfloat16 has no numpy twin)
+_NUMPY_DTYPES = (torch.float32, torch.float16, torch.uint8, torch.bool, torch.int64, torch.int32, torch.float64)
+
+
+def _pinned_rows(source, indices: Sequence[int]) -> torch.Tensor:
+    """``source[indices]`` gathered into page-locked memory.
+
+    Rows of a host tensor are copied straight into the page-locked block by one
+    single-threaded numpy ``take`` (which releases the GIL): the gather runs beside the
+    thread that launches the GPU's kernels instead of fanning out over every core as
+    an ATen gather would (which, measured at 720p, stalled the launching thread and left
+    the GPU idle for ~45 ms a window), and the rows are copied once instead of twice.
+    """
+    if _numpy_gatherable(source):
+        staged = torch.empty((len(indices), *source.shape[1:]), dtype=source.dtype, pin_memory=True)
+        return take_rows(source, indices, staged)
+    return _rows(source, indices).pin_memory()
+
+
+def _numpy_gatherable(source) -> bool:
+    return isinstance(source, torch.Tensor) and source.device.type == "cpu" and source.dtype in _NUMPY_DTYPES \
+        and source.is_contiguous()
+
+
+def take_rows(source: torch.Tensor, indices: Sequence[int], out: torch.Tensor) -> torch.Tensor:
+    """``out[:] = source[indices]`` for contiguous host tensors, one numpy copy (single thread, no GIL held).
+
+    Args:
+        source: (N, ...) contiguous CPU tensor of a numpy-representable dtype.
+        indices: len(out) row indices in ``0..N-1``.
+        out: (len(indices), ...) contiguous CPU tensor of ``source``'s dtype.
+    Returns:
+        ``out``.
+    """
+    if not (_numpy_gatherable(source) and out.is_contiguous() and out.dtype == source.dtype):
+        raise ValueError("take_rows needs contiguous host tensors of one numpy-representable dtype")
+    rows = np.asarray(indices, dtype=np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= source.shape[0]):
+        raise IndexError(f"row indices must lie in 0..{source.shape[0] - 1}")
+    # mode="clip": numpy buffers ``out`` in the default mode; the indices are checked above
+    np.take(source.numpy(), rows, axis=0, out=out.numpy(), mode="clip")
+    return out
+
+
 class Prefetcher:
     """Copies rows of host arrays to ``device`` one step ahead, on a worker thread and a side stream.
 
@@ -51,8 +96,9 @@ class Prefetcher:
         enabled: False (or a non-CUDA device) gathers and copies at :meth:`take` time instead.
     """
 
-    def __init__(self, device: torch.device, enabled: bool = True) -> None:
+    def __init__(self, device: torch.device, enabled: bool = True, numpy_gather: bool = True) -> None:
         self.device = device
+        self.numpy_gather = numpy_gather  # False: ATen's gather (multi-threaded) then a pinning copy (A/B only)
         self.async_copies = enabled and device.type == "cuda"
         self.pool = ThreadPoolExecutor(max_workers=1) if self.async_copies else None
         self.stream = torch.cuda.Stream(device) if self.async_copies else None
@@ -75,8 +121,7 @@ class Prefetcher:
         out = {}
         with torch.cuda.stream(self.stream):
             for name, (source, indices) in requests.items():
-                rows = _rows(source, indices)
-                staged = rows.pin_memory()  # a cached page-locked block: the copy below need not wait
+                staged = _pinned_rows(source, indices) if self.numpy_gather else _rows(source, indices).pin_memory()  # a cached page-locked block: the copy below need not wait
                 on_device = staged.to(self.device, non_blocking=True)
                 done = torch.cuda.Event()
                 done.record(self.stream)

@@ -420,3 +420,19 @@ if [ "$PHASE" = mt5 ]; then  # fifth session: GPU time per module, deeper (RAFT 
   timeout 300 $PY benchmarks/module_times.py --width 1280 --height 720 --frames 20 --source "$BMX" --depth 5 \
     --min-ms 1 > "$OUT/module_times_720.txt" 2>&1; tail -n 3 "$OUT/module_times_720.txt"
 fi
+
+if [ "$PHASE" = gather5 ]; then  # fifth session: window rows gathered by numpy (one thread) or ATen (all cores)
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_transfer.py 2>&1 \
+    | grep -E "FAILED|ERROR|passed|failed" | tail -5
+  timeout 300 $PY benchmarks/module_times.py --width 1280 --height 720 --frames 20 --source "$BMX" --depth 3 \
+    --min-ms 1 > "$OUT/module_times_720.txt" 2>&1; grep -E "^\{|transformer\.[0-9] " "$OUT/module_times_720.txt"
+  PROPAINTER_WIRE_PREFETCH_GATHER=torch timeout 300 $PY benchmarks/module_times.py --width 1280 --height 720 \
+    --frames 20 --source "$BMX" --depth 3 --min-ms 1 > "$OUT/module_times_720_torch.txt" 2>&1
+  grep -E "^\{|transformer\.[0-9] " "$OUT/module_times_720_torch.txt"
+  run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
+  PROPAINTER_WIRE_PREFETCH_GATHER=torch run3 ours_1280x720x80_fp16_torchgather 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
+fi

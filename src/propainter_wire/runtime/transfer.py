@@ -121,7 +121,8 @@ class Prefetcher:
         out = {}
         with torch.cuda.stream(self.stream):
             for name, (source, indices) in requests.items():
-                staged = _pinned_rows(source, indices) if self.numpy_gather else _rows(source, indices).pin_memory()  # a cached page-locked block: the copy below need not wait
+                # a cached page-locked block: the copy below need not wait
+                staged = _pinned_rows(source, indices) if self.numpy_gather else _rows(source, indices).pin_memory()
                 on_device = staged.to(self.device, non_blocking=True)
                 done = torch.cuda.Event()
                 done.record(self.stream)

@@ -436,3 +436,34 @@ if [ "$PHASE" = gather5 ]; then  # fifth session: window rows gathered by numpy 
   PROPAINTER_WIRE_PREFETCH_GATHER=torch run3 ours_1280x720x80_fp16_torchgather 1280 720 80 --precision fp16
   run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
 fi
+
+if [ "$PHASE" = final5 ]; then  # fifth session, closing figures: GPU tests; 720p, 1080p, 432x240 with the reference
+  # in the same call; precision; 1080p with half pyramids (A/B); length; 4K
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py \
+    tests/test_speed_paths.py tests/test_flow_completion.py tests/test_propagation_streaming.py tests/test_deform.py \
+    2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
+  reference ref_1280x720x80 1280 720 80
+  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp32 1280 720 80 --precision fp32 --keep-output /tmp/keep_720_fp32
+  $PY benchmarks/compare.py /tmp/keep_720_fp16 /tmp/keep_720_fp32 "$CLIPS/1280x720x80/masks" \
+    > "$OUT/psnr_720_fp16_vs_fp32.json"; echo "720 fp16: $(cat "$OUT/psnr_720_fp16_vs_fp32.json")"
+  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16 --keep-output /tmp/keep_1080_fp16
+  reference ref_1920x1080x50 1920 1080 50
+  run3 ours_1920x1080x50_fp16_b 1920 1080 50 --precision fp16
+  PROPAINTER_WIRE_RAFT_HALF_PYRAMID=1 run3 ours_1920x1080x50_fp16_halfpyr 1920 1080 50 --precision fp16 \
+    --keep-output /tmp/keep_1080_halfpyr
+  run3 ours_1920x1080x50_fp32 1920 1080 50 --precision fp32 --keep-output /tmp/keep_1080_fp32
+  for v in fp16 halfpyr; do
+    $PY benchmarks/compare.py /tmp/keep_1080_$v /tmp/keep_1080_fp32 "$CLIPS/1920x1080x50/masks" \
+      > "$OUT/psnr_1080_${v}_vs_fp32.json"; echo "1080 $v: $(cat "$OUT/psnr_1080_${v}_vs_fp32.json")"
+  done
+  run3 ours_432x240x80_fp16 432 240 80 --precision fp16
+  reference ref_432x240x80 432 240 80
+  run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16
+  run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
+  run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
+fi

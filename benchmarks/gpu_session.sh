@@ -214,6 +214,10 @@ if [ "$PHASE" = final3 ]; then  # third session, closing figures (after the spee
   reference ref_1920x1080x50 1920 1080 50
   run3 ours_1280x720x80_fp16_disk 1280 720 80 --precision fp16 --scratch disk
   run3 ours_1280x720x240_fp16_disk 1280 720 240 --precision fp16 --scratch disk
+fi
+
+if [ "$PHASE" = final5b ]; then  # fifth session, closing figures, part 2 (same machine): 432x240, length, 4K
+  weights
   run3 ours_432x240x80_fp16 432 240 80 --precision fp16
   reference ref_432x240x80 432 240 80
   run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
@@ -332,6 +336,10 @@ if [ "$PHASE" = final4b ]; then  # fourth session, closing figures, part 2: 432x
   weights
   timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
   run3 warmup_432x240x80_fp16 432 240 80 --precision fp16
+fi
+
+if [ "$PHASE" = final5b ]; then  # fifth session, closing figures, part 2 (same machine): 432x240, length, 4K
+  weights
   run3 ours_432x240x80_fp16 432 240 80 --precision fp16
   reference ref_432x240x80 432 240 80
   run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16
@@ -437,8 +445,8 @@ if [ "$PHASE" = gather5 ]; then  # fifth session: window rows gathered by numpy 
   run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
 fi
 
-if [ "$PHASE" = final5 ]; then  # fifth session, closing figures: GPU tests; 720p, 1080p, 432x240 with the reference
-  # in the same call; precision; 1080p with half pyramids (A/B); length; 4K
+if [ "$PHASE" = final5 ]; then  # fifth session, closing figures: GPU tests; 720p and 1080p with the reference in
+  # the same call; precision; 1080p with half pyramids (A/B)
   weights
   timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
   timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py \
@@ -461,6 +469,10 @@ if [ "$PHASE" = final5 ]; then  # fifth session, closing figures: GPU tests; 720
     $PY benchmarks/compare.py /tmp/keep_1080_$v /tmp/keep_1080_fp32 "$CLIPS/1920x1080x50/masks" \
       > "$OUT/psnr_1080_${v}_vs_fp32.json"; echo "1080 $v: $(cat "$OUT/psnr_1080_${v}_vs_fp32.json")"
   done
+fi
+
+if [ "$PHASE" = final5b ]; then  # fifth session, closing figures, part 2 (same machine): 432x240, length, 4K
+  weights
   run3 ours_432x240x80_fp16 432 240 80 --precision fp16
   reference ref_432x240x80 432 240 80
   run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16

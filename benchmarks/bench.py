@@ -114,7 +114,8 @@ def run_once(args: argparse.Namespace) -> dict:
         report = propainter_wire.inpaint(
             fdir, mdir, tmp / "out", engine=args.engine, weights_dir=weights, device=args.device,
             precision=args.precision, quiet=True, neighbor_length=args.neighbor_length,
-            subvideo_length=args.subvideo_length, raft_iters=args.raft_iters, scratch=args.scratch)
+            subvideo_length=args.subvideo_length, raft_iters=args.raft_iters, scratch=args.scratch,
+            overwrite=args.overwrite)
         seconds = time.perf_counter() - start
         if args.keep_output is not None:
             import shutil
@@ -150,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--neighbor-length", type=int, default=10)
     p.add_argument("--subvideo-length", type=int, default=80)
     p.add_argument("--raft-iters", type=int, default=20)
+    p.add_argument("--overwrite", action="store_true",
+                   help="run with --overwrite (every frame decoded before the engine starts: an A/B of streaming)")
     p.add_argument("--scratch", default="auto", choices=("auto", "memory", "disk"),
                    help="where whole-clip arrays live (disk: host memory flat with length)")
     p.add_argument("--keep-output", type=Path, default=None, help="copy the output frames here")

@@ -479,3 +479,18 @@ if [ "$PHASE" = final5b ]; then  # fifth session, closing figures, part 2 (same 
   run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
   run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
 fi
+
+if [ "$PHASE" = stream5 ]; then  # fifth session: frames decoding while RAFT starts (A/B: --overwrite reads first)
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 100 $PY -m pytest -q -p no:cacheprovider tests/test_stream.py tests/test_transfer.py 2>&1 \
+    | grep -E "FAILED|ERROR|passed|failed" | tail -5
+  run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp16_readfirst 1280 720 80 --precision fp16 --overwrite
+  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
+  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
+  run3 ours_1920x1080x50_fp16_readfirst 1920 1080 50 --precision fp16 --overwrite
+  run3 ours_432x240x80_fp16 432 240 80 --precision fp16
+  run3 ours_432x240x80_fp16_readfirst 432 240 80 --precision fp16 --overwrite
+fi

@@ -39,6 +39,7 @@ from .io.output import (
     write_image,
     write_json,
 )
+from .io.stream import FrameStream
 from .pipeline.compositing import composite_frame, processing_size, resize_frame, resize_mask, to_unit_float
 from .pipeline.stages import Stages
 
@@ -107,6 +108,15 @@ def prepare_engine_input(frames, raw_masks, config: InpaintConfig, scratch=None)
     # 8-bit frames processed at their own size go to the engine as they are (no float round trip)
     as_is = (ph, pw) == (h, w) and np.asarray(frames[0]).dtype == np.uint8
     frame_dtype = np.uint8 if as_is else np.float32
+    if as_is and scratch is None and isinstance(frames, FrameStream):  # still decoding: handed on as it is
+
+        def masks_of(i: int):
+            raw = resize_mask(raw_masks[i], ph, pw)
+            return raw, dilate(raw, config.mask_dilation), dilate(raw, config.effective_flow_mask_dilation)
+
+        proc_raw, masks, flow_masks = (np.stack(p) for p in zip(*parallel_map(masks_of, range(len(frames))),
+                                                                 strict=True))
+        return EngineInput(frames=frames, masks=masks, flow_masks=flow_masks, raw_masks=proc_raw)
 
     def one(i: int):
         raw = resize_mask(raw_masks[i], ph, pw)
@@ -428,7 +438,12 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
                     # folders (frames, then masks) decode in parallel; a video decodes in order
                     read = parallel_map if source.kind == "folder" else serial_map
                     read_masks = parallel_map if mask_source.kind != "video" else serial_map
-                    if scratch is None:
+                    if _streamable(source, config, scratch):  # the engine starts on the first frames
+                        frames = FrameStream(source.__getitem__, len(source), (source.height, source.width, 3),
+                                             source.dtype, io_threads())
+                        cleanup.callback(frames.close)
+                        raw_masks = read_masks(mask_source.__getitem__, range(len(source)))
+                    elif scratch is None:
                         frames = read(source.__getitem__, range(len(source)))
                         raw_masks = read_masks(mask_source.__getitem__, range(len(source)))
                     else:  # read in batches straight to the scratch files
@@ -447,6 +462,19 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
             log.info("%s: alpha channel ignored (output frames are RGB)", video)
         return _fill_and_write(video, mask, run, config, stages, start, source, frames, raw_masks, out_dir, scratch,
                                loader)
+
+
+def _streamable(source, config: InpaintConfig, scratch) -> bool:
+    """Whether the frames may decode while the engine runs (a :class:`FrameStream`).
+
+    Only 8-bit frames of a folder processed at their own size (they reach the engine as
+    they are), in memory, and only where nothing waits on the whole clip first: with
+    ``--overwrite`` earlier results are deleted once every frame has decoded, and
+    ``--resume`` reads the output folder against the clip.
+    """
+    return (scratch is None and source.kind == "folder" and source.dtype == np.uint8
+            and processing_size(source.height, source.width, config) == (source.height, source.width)
+            and not config.overwrite and not config.resume)
 
 
 def _open_scratch(config: InpaintConfig, source):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,11 +185,13 @@ class ProPainterEngine:
         return torch.device("cpu")
 
     # -- stage 1 ------------------------------------------------------------------
-    def compute_flows(self, frames: torch.Tensor, iters: int, stages: Stages) -> tuple[torch.Tensor, torch.Tensor]:
+    def compute_flows(self, frames: torch.Tensor, iters: int, stages: Stages,
+                      ready: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """RAFT flows of a clip.
 
         Args:
             frames: (T, H, W, 3) uint8.
+            ready: ``ready(e)`` is called before frames ``0 .. e-1`` are first read (it fills them in).
         Returns:
             flows_f, flows_b: (T-1, 2, H, W) pixels on ``self.store``; ``flows_f[t]`` maps
             frame t to t+1, ``flows_b[t]`` frame t+1 to t.
@@ -216,6 +219,8 @@ class ProPainterEngine:
                     cudnn_autotune("flow" in self.autotune_stages):
                 for s in starts:
                     e = min(t, s + chunk)
+                    if ready is not None:
+                        ready(e)
                     for attempt, options in enumerate(fallbacks):
                         try:
                             f, b = bidirectional_flows(self.models.raft, _signed(frames[s:e].to(self.device)),
@@ -499,15 +504,17 @@ class ProPainterEngine:
                 flow_masks = self._alloc("flow_masks", (t, 1, *shape[1:]), torch.bool)
                 for a in range(0, inp.length, _INPUT_CHUNK):
                     b = min(inp.length, a + _INPUT_CHUNK)
-                    frames_u8 = _unit_to_u8(np.asarray(inp.frames[a:b]))
-                    original[a:b] = torch.from_numpy(_pad_bottom_right(frames_u8, ph, pw))
                     for dst, src in ((masks, inp.masks), (flow_masks, inp.flow_masks)):
                         padded = _pad_bottom_right(np.asarray(src[a:b], dtype=bool), ph, pw)
                         dst[a:b] = torch.from_numpy(padded)[:, None]
+                # the frames as RAFT reaches them (they may still be decoding: see io.stream)
+                fill_frames = _FrameFiller(inp.frames, original, ph, pw)
                 if single:
+                    fill_frames.until(1)
                     original[1], masks[1], flow_masks[1] = original[0], masks[0], flow_masks[0]
 
-                flows_f, flows_b = self.compute_flows(original, config.raft_iters, stages)
+                flows_f, flows_b = self.compute_flows(original, config.raft_iters, stages, ready=fill_frames.until)
+                fill_frames.until(inp.length)
                 flows_f, flows_b = self.complete_flows(flows_f, flows_b, flow_masks, config.subvideo_length, stages)
                 updated, updated_masks = self.propagate(original, masks, flows_f, flows_b, config.subvideo_length,
                                                         stages)
@@ -528,6 +535,27 @@ class ProPainterEngine:
 
 
 _INPUT_CHUNK = 16  # frames converted (or scanned) at once when filling or reading the whole-clip arrays
+
+
+class _FrameFiller:
+    """Fills the engine's (T, H+ph, W+pw, 3) uint8 frame array from the input frames on demand, in order.
+
+    ``until(end)`` converts (float input), pads and stores the frames up to ``end`` not yet
+    stored, ``_INPUT_CHUNK`` at a time; reading them waits for frames still decoding.
+    """
+
+    def __init__(self, source, target, ph: int, pw: int) -> None:
+        self.source, self.target, self.ph, self.pw = source, target, ph, pw
+        self.filled = 0
+
+    def until(self, end: int) -> None:
+        end = min(end, len(self.source))
+        while self.filled < end:
+            a = self.filled
+            b = min(len(self.source), a + _INPUT_CHUNK)
+            frames_u8 = _unit_to_u8(np.asarray(self.source[a:b]))
+            self.target[a:b] = torch.from_numpy(_pad_bottom_right(frames_u8, self.ph, self.pw))
+            self.filled = b
 
 _NUMPY_DTYPES = {torch.uint8: np.uint8, torch.bool: np.bool_, torch.float16: np.float16, torch.float32: np.float32}
 

@@ -494,3 +494,17 @@ if [ "$PHASE" = stream5 ]; then  # fifth session: frames decoding while RAFT sta
   run3 ours_432x240x80_fp16 432 240 80 --precision fp16
   run3 ours_432x240x80_fp16_readfirst 432 240 80 --precision fp16 --overwrite
 fi
+
+if [ "$PHASE" = ab5 ]; then  # fifth session: streaming A/B, interleaved (machines vary more than the effect)
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
+  for k in 1 2 3; do
+    run3 ours_1280x720x80_fp16_stream_$k 1280 720 80 --precision fp16
+    run3 ours_1280x720x80_fp16_readfirst_$k 1280 720 80 --precision fp16 --overwrite
+  done
+  for k in 1 2; do
+    run3 ours_1920x1080x50_fp16_stream_$k 1920 1080 50 --precision fp16
+    run3 ours_1920x1080x50_fp16_readfirst_$k 1920 1080 50 --precision fp16 --overwrite
+  done
+fi

@@ -151,16 +151,18 @@ class FusionFeedForward(nn.Module):
 def _rolled_key_index(window: Size2) -> torch.Tensor:
     """Indices kept from the four diagonally rolled copies of a window (each ``wh*ww`` long, concatenated).
 
-    From each copy the quadrant that overlaps the window itself is dropped.
+    From each copy the quadrant that overlaps the window itself is dropped. Computed on the
+    CPU (its length depends on the values), returned on the default device (``meta`` while a
+    network is built for a checkpoint to fill).
     """
     wh, ww = window
     eh, ew = (wh + 1) // 2, (ww + 1) // 2
-    keep = torch.ones(4, wh, ww)
+    keep = torch.ones(4, wh, ww, device="cpu")
     keep[0, : wh - eh, : ww - ew] = 0  # rolled to the top-left
     keep[1, : wh - eh, ew:] = 0  # top-right
     keep[2, eh:, : ww - ew] = 0  # bottom-left
     keep[3, eh:, ew:] = 0  # bottom-right
-    return keep.flatten().nonzero(as_tuple=False).view(-1)
+    return keep.flatten().nonzero(as_tuple=False).view(-1).to(torch.empty(0).device)
 
 
 class SparseWindowAttention(nn.Module):

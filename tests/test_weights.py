@@ -283,25 +283,30 @@ def test_load_into_still_names_the_problem(det_weights_dir, tmp_path):
 
 
 def test_loaders_fill_networks_built_without_initialisation(det_weights_dir, monkeypatch):
-    """The loaders build on the meta device (no random initialisation, overwritten anyway) and the
-    checkpoint fills every parameter and buffer: the loaded state equals the file's."""
+    """The loaders build on the meta device (random initialisation, overwritten anyway, touches no
+    memory) and the checkpoint fills every parameter and buffer: the state equals that of a network
+    built the ordinary way and loaded from the same file."""
     import torch
 
     from propainter_wire import weights
 
-    def meta_only(tensor, *args, **kwargs):  # initialisation may run, but on shapes only
+    built = {}
+    for name in (weights.RAFT_FILE, weights.FLOW_COMPLETION_FILE, weights.INPAINTER_FILE):
+        net, prefix = weights._fresh_module(name)
+        state = weights.read_state_dict(det_weights_dir / name)
+        net.load_state_dict({k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()})
+        built[name] = net.state_dict()
+
+    def meta_only(tensor, *args, **kwargs):
         assert tensor.is_meta, "random initialisation of real memory while loading a checkpoint"
         return tensor
 
     monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", meta_only)
     monkeypatch.setattr(torch.nn.init, "kaiming_normal_", meta_only)
-    for loader, name, prefix in ((weights.load_raft, weights.RAFT_FILE, "module."),
-                                 (weights.load_flow_completion, weights.FLOW_COMPLETION_FILE, ""),
-                                 (weights.load_inpainter, weights.INPAINTER_FILE, "")):
-        net = loader(det_weights_dir / name)
-        saved = weights.read_state_dict(det_weights_dir / name)
-        loaded = net.state_dict()
-        assert set(loaded) == {k[len(prefix):] if k.startswith(prefix) else k for k in saved}
-        for key, value in saved.items():
-            key = key[len(prefix):] if key.startswith(prefix) else key
+    for loader, name in ((weights.load_raft, weights.RAFT_FILE),
+                         (weights.load_flow_completion, weights.FLOW_COMPLETION_FILE),
+                         (weights.load_inpainter, weights.INPAINTER_FILE)):
+        loaded = loader(det_weights_dir / name).state_dict()
+        assert set(loaded) == set(built[name])
+        for key, value in built[name].items():
             assert not loaded[key].is_meta and torch.equal(loaded[key], value), key

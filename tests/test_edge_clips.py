@@ -322,10 +322,10 @@ def shared_models(monkeypatch, det_weights_dir):
     cache = _MODELS_CACHE
     real_load = ProPainterModels.load.__func__
 
-    def load(cls, weights_dir, device):
+    def load(cls, weights_dir, device, **options):  # (these runs are all CPU fp32: one preparation fits all)
         key = (str(weights_dir), str(device))
         if key not in cache:
-            cache[key] = real_load(cls, weights_dir, device)
+            cache[key] = real_load(cls, weights_dir, device, **options)
         return cache[key]
 
     monkeypatch.setattr(ProPainterModels, "load", classmethod(load))

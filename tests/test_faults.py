@@ -199,7 +199,7 @@ def fake_propainter(monkeypatch, tmp_path):
     for name in CHECKPOINT_FILES:
         (folder / name).write_bytes(b"present")
     stub = torch.nn.Identity()
-    monkeypatch.setattr(ProPainterModels, "load", classmethod(lambda cls, d, dev: cls(stub, stub, stub)))
+    monkeypatch.setattr(ProPainterModels, "load", classmethod(lambda cls, d, dev, **options: cls(stub, stub, stub)))
     return folder
 
 
@@ -227,7 +227,7 @@ def test_failure_while_loading_the_networks_names_the_load_stage(clip, capsys, m
 
     frames, masks, out, _ = clip
 
-    def fail(cls, weights_dir, device):
+    def fail(cls, weights_dir, device, **options):
         raise _oom_error()("CUDA out of memory. Tried to allocate 150.00 MiB")
 
     monkeypatch.setattr(ProPainterModels, "load", classmethod(fail))

@@ -310,3 +310,44 @@ def test_loaders_fill_networks_built_without_initialisation(det_weights_dir, mon
         assert set(loaded) == set(built[name])
         for key, value in built[name].items():
             assert not loaded[key].is_meta and torch.equal(loaded[key], value), key
+
+
+def test_deferred_models_match_and_are_placed_on_first_use(det_weights_dir):
+    """defer=True: RAFT at once, the other two read on a thread and placed (and prepared) when first asked for."""
+    import torch
+
+    from propainter_wire.engines.propainter import ProPainterModels
+
+    prepared = []
+    now = ProPainterModels.load(det_weights_dir, torch.device("cpu"))
+    later = ProPainterModels.load(det_weights_dir, torch.device("cpu"), defer=True,
+                                  prepare=lambda name, net: prepared.append(name))
+    assert prepared == ["raft"]
+    for name in ("inpainter", "flow_completion", "raft"):
+        a, b = getattr(now, name).state_dict(), getattr(later, name).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert not any(p.requires_grad for p in getattr(later, name).parameters())
+    assert prepared == ["raft", "inpainter", "flow_completion"]
+    assert later.inpainter is later.inpainter  # placed once
+
+
+def test_deferred_checkpoint_errors_surface_as_weights_errors(det_weights_dir, tmp_path):
+    """A missing file is refused at once; a corrupt one where its network is first asked for."""
+    import shutil
+
+    import torch
+
+    from propainter_wire.engines.propainter import ProPainterModels
+    from propainter_wire.errors import WeightsError
+    from propainter_wire.weights import INPAINTER_FILE
+
+    broken = tmp_path / "w"
+    shutil.copytree(det_weights_dir, broken)
+    (broken / INPAINTER_FILE).write_bytes(b"not a checkpoint")
+    models = ProPainterModels.load(broken, torch.device("cpu"), defer=True)
+    assert models.raft is not None
+    with pytest.raises(WeightsError, match="ProPainter.pth"):
+        _ = models.inpainter
+    (broken / INPAINTER_FILE).unlink()
+    with pytest.raises(WeightsError, match="ProPainter.pth"):
+        ProPainterModels.load(broken, torch.device("cpu"), defer=True)

@@ -168,14 +168,20 @@ def load_into(module: torch.nn.Module, path: str | Path, strip_prefix: str = "")
         WeightsError: one line naming the file and the first problems
         (missing keys, unexpected keys, shape mismatches).
     """
+    module.load_state_dict(read_checked(module, path, strip_prefix), strict=True)
+    return module.eval()
+
+
+def read_checked(module: torch.nn.Module, path: str | Path, strip_prefix: str = "") -> dict[str, torch.Tensor]:
+    """The checkpoint's state dict (CPU tensors), its keys and shapes checked against ``module``
+    (which may live on the meta device). Raises ``WeightsError`` as :func:`load_into` does."""
     from .errors import WeightsError
 
     state = _strip(read_state_dict(path), strip_prefix)
     problems = _structure_problems(module, state)
     if problems:
         raise WeightsError(f"not a {type(module).__name__} checkpoint: " + ", ".join(problems), path)
-    module.load_state_dict(state, strict=True)
-    return module.eval()
+    return state
 
 
 def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -201,55 +207,76 @@ def _structure_problems(module: torch.nn.Module, state: dict[str, torch.Tensor])
     return problems
 
 
+@dataclass
+class PendingNetwork:
+    """A network read from its checkpoint but not yet given device memory (see :func:`read_network`).
+
+    ``place(device)`` gives it memory there, copies the checkpoint in and returns it in eval mode.
+    """
+
+    module: torch.nn.Module  # built on the meta device
+    state: dict[str, torch.Tensor]  # checked against ``module``, CPU tensors
+
+    def place(self, device: torch.device | str) -> torch.nn.Module:
+        net = self.module.to_empty(device=device)
+        net.load_state_dict(self.state, strict=True)
+        self.state = {}
+        return net.eval()
+
+
+def read_network(name: str, path: str | Path) -> PendingNetwork:
+    """Build checkpoint ``name``'s network on the meta device and read ``path`` for it (CPU only:
+    safe on a thread while the GPU works). Raises ``WeightsError`` like the loaders below."""
+    factory, prefix = _NETWORKS[name]
+    with torch.device("meta"):  # no random initialisation: the checkpoint fills every tensor
+        module = factory()
+    return PendingNetwork(module, read_checked(module, path, prefix))
+
+
 def load_raft(path: str | Path, device: torch.device | str = "cpu"):
     """RAFT ('things') from ``raft-things.pth`` (keys with or without ``module.``)."""
-    from .flow.raft import RAFT
-
-    return load_into(_empty_module(RAFT, device), path, strip_prefix="module.")
+    return read_network(RAFT_FILE, path).place(device)
 
 
 def load_flow_completion(path: str | Path, device: torch.device | str = "cpu"):
     """RecurrentFlowCompleteNet from ``recurrent_flow_completion.pth``."""
-    from .models.flow_completion import RecurrentFlowCompleteNet
-
-    return load_into(_empty_module(RecurrentFlowCompleteNet, device), path)
+    return read_network(FLOW_COMPLETION_FILE, path).place(device)
 
 
 def load_inpainter(path: str | Path, device: torch.device | str = "cpu"):
     """InpaintGenerator from ``ProPainter.pth``."""
+    return read_network(INPAINTER_FILE, path).place(device)
+
+
+def _raft():
+    from .flow.raft import RAFT
+
+    return RAFT()
+
+
+def _flow_completion():
+    from .models.flow_completion import RecurrentFlowCompleteNet
+
+    return RecurrentFlowCompleteNet()
+
+
+def _inpainter():
     from .models.inpainter import InpaintGenerator
 
-    return load_into(_empty_module(InpaintGenerator, device), path)
+    return InpaintGenerator()
 
 
-def _empty_module(factory, device: torch.device | str) -> torch.nn.Module:
-    """``factory()`` with uninitialised parameters on ``device``, for a checkpoint to fill.
-
-    Built on the meta device, then given memory where it will run: no random
-    initialisation (about 340 init kernels and 0.2 s of Python for the three networks,
-    all overwritten by the checkpoint) and no copy. Every parameter and buffer of these
-    networks is in its checkpoint, and ``load_into`` loads strictly, so nothing stays unset.
-    """
-    with torch.device("meta"):
-        net = factory()
-    return net.to_empty(device=device)
+# checkpoint file -> (network factory, key prefix to strip)
+_NETWORKS = {RAFT_FILE: (_raft, "module."), FLOW_COMPLETION_FILE: (_flow_completion, ""),
+             INPAINTER_FILE: (_inpainter, "")}
 
 
 def _fresh_module(name: str) -> tuple[torch.nn.Module, str]:
     """A newly built (randomly initialised) network for checkpoint ``name`` and its key prefix."""
-    if name == RAFT_FILE:
-        from .flow.raft import RAFT
-
-        return RAFT(), "module."
-    if name == FLOW_COMPLETION_FILE:
-        from .models.flow_completion import RecurrentFlowCompleteNet
-
-        return RecurrentFlowCompleteNet(), ""
-    if name == INPAINTER_FILE:
-        from .models.inpainter import InpaintGenerator
-
-        return InpaintGenerator(), ""
-    raise ValueError(f"unknown checkpoint name '{name}' (expected one of {', '.join(CHECKPOINT_FILES)})")
+    if name not in _NETWORKS:
+        raise ValueError(f"unknown checkpoint name '{name}' (expected one of {', '.join(CHECKPOINT_FILES)})")
+    factory, prefix = _NETWORKS[name]
+    return factory(), prefix
 
 
 # ---------------------------------------------------------------------------

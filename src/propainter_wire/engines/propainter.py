@@ -21,7 +21,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -43,34 +43,69 @@ log = logging.getLogger("propainter_wire")
 PAD_MULTIPLE = 8  # the networks downsample by 8 at most
 
 
-@dataclass
 class ProPainterModels:
-    """The three networks, on their device, in eval mode."""
+    """The three networks, on their device, in eval mode, without gradients.
 
-    raft: torch.nn.Module
-    flow_completion: torch.nn.Module
-    inpainter: torch.nn.Module
+    :meth:`load` can defer the flow-completion and inpainting networks: their checkpoints
+    (nine tenths of the bytes) are read on a thread while RAFT, which only needs its own,
+    computes the flows; each is placed on the device the first time it is asked for, on
+    the asking thread (so nothing else touches the GPU while RAFT records its CUDA graphs).
+    A checkpoint error surfaces there, as the ``WeightsError`` a direct load raises.
+    """
+
+    def __init__(self, raft: torch.nn.Module, flow_completion: torch.nn.Module | None = None,
+                 inpainter: torch.nn.Module | None = None, pending: Future | None = None,
+                 place: Callable[[str, object], torch.nn.Module] | None = None) -> None:
+        self.raft = raft
+        self._nets = {"flow_completion": flow_completion, "inpainter": inpainter}
+        self._pending = pending  # -> {name: weights.PendingNetwork}
+        self._place = place
+
+    @property
+    def flow_completion(self) -> torch.nn.Module:
+        return self._get("flow_completion")
+
+    @property
+    def inpainter(self) -> torch.nn.Module:
+        return self._get("inpainter")
+
+    def _get(self, name: str) -> torch.nn.Module:
+        if self._nets[name] is None:
+            self._nets[name] = self._place(name, self._pending.result()[name])
+        return self._nets[name]
 
     @classmethod
-    def load(cls, weights_dir: Path, device: torch.device) -> ProPainterModels:
-        from ..weights import (
-            FLOW_COMPLETION_FILE,
-            INPAINTER_FILE,
-            RAFT_FILE,
-            load_flow_completion,
-            load_inpainter,
-            load_raft,
-        )
+    def load(cls, weights_dir: Path, device: torch.device,
+             prepare: Callable[[str, torch.nn.Module], None] = lambda name, net: None,
+             defer: bool = False) -> ProPainterModels:
+        """Load the checkpoints of ``weights_dir`` onto ``device``; ``prepare(name, net)`` runs on each
+        network once placed (``name``: 'raft', 'flow_completion' or 'inpainter'). ``defer``: see above."""
+        from ..weights import FLOW_COMPLETION_FILE, INPAINTER_FILE, RAFT_FILE, read_network, read_state_dict
 
         weights_dir = Path(weights_dir)
-        models = cls(
-            raft=load_raft(weights_dir / RAFT_FILE, device),
-            flow_completion=load_flow_completion(weights_dir / FLOW_COMPLETION_FILE, device),
-            inpainter=load_inpainter(weights_dir / INPAINTER_FILE, device),
-        )
-        for m in (models.raft, models.flow_completion, models.inpainter):  # built on ``device``, in eval mode
-            m.requires_grad_(False)
-        return models
+        files = {"flow_completion": weights_dir / FLOW_COMPLETION_FILE, "inpainter": weights_dir / INPAINTER_FILE}
+
+        def place(name: str, pending) -> torch.nn.Module:
+            net = pending.place(device).requires_grad_(False)
+            prepare(name, net)
+            return net
+
+        if defer:
+            for path in files.values():  # a missing file is reported at once
+                if not path.is_file():
+                    read_state_dict(path)
+        raft = place("raft", read_network(RAFT_FILE, weights_dir / RAFT_FILE))
+
+        def read_rest() -> dict:
+            return {name: read_network(path.name, path) for name, path in files.items()}
+
+        if not defer:
+            rest = read_rest()
+            return cls(raft, place("flow_completion", rest["flow_completion"]), place("inpainter", rest["inpainter"]))
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoints")
+        pending = pool.submit(read_rest)
+        pool.shutdown(wait=False)
+        return cls(raft, pending=pending, place=place)
 
 
 class ProPainterEngine:
@@ -98,13 +133,14 @@ class ProPainterEngine:
         self.store = torch.device("cpu")  # where whole-clip tensors live; chosen per clip in run()
         self.scratch = None  # a Scratch directory: whole-clip arrays on disk instead (set per clip in run())
         self.policy = resolve_precision(precision, self.device)
+        self._channels_last = self._channels_last_choice()
         if models is None:
-            models = ProPainterModels.load(weights_dir, self.device)
-            # conv/linear weights stored in the autocast dtype of their stage: same values, no per-call casts
-            # (models handed in may be shared with other precisions, so they are left as they are)
-            for net, stage in ((models.raft, "raft"), (models.inpainter, "inpainter")):
-                if self.policy.stage_dtype(stage) is not None:
-                    precast_for_autocast(net, self.policy.stage_dtype(stage))
+            # on a GPU the flow-completion and inpainting checkpoints are read while RAFT runs
+            models = ProPainterModels.load(weights_dir, self.device, prepare=self._prepare,
+                                           defer=self.device.type == "cuda")
+        else:  # models handed in may be shared with other precisions: only their memory format is set
+            for name in ("raft", "flow_completion", "inpainter"):
+                self._set_channels_last(name, getattr(models, name))
         self.models = models
         # stages whose convolutions cuDNN autotunes: none by default. Measured on an H100 (720p x 80 fp16):
         # tuning RAFT made its stage 0.9 s slower (its 7x7 flow convolution 5x slower once "tuned"), tuning
@@ -122,23 +158,39 @@ class ProPainterEngine:
         budget_gib = os.environ.get("PROPAINTER_WIRE_TRANSFORMER_BUDGET_GIB")
         if budget_gib:
             self.transformer_budget_bytes = int(float(budget_gib) * 2**30)
-        # channels-last convolutions: on the CPU for every network (oneDNN; 2-core EPYC: fp32 -6 %, bf16 -7 to
-        # -15 %); on the GPU for RAFT's update block only, whose 20 steps then run NHWC end to end (H100: 33.4
-        # against 36.3 ms a pair at 720p, 92 against 105 at 1080p); elsewhere the GPU gained nothing (cl4)
-        # (1 = every network, 0 = none, or a comma list of the parts in _channels_last_parts, for A/B runs)
-        channels_last = os.environ.get("PROPAINTER_WIRE_CHANNELS_LAST",
-                                       "1" if self.device.type == "cpu" else "raft_update")
-        chosen = [name for name in (p.strip() for p in channels_last.split(",")) if name not in ("0", "")]
+    def _channels_last_choice(self) -> dict[str, list[str]]:
+        """The parts (per network) whose convolutions run channels-last.
+
+        On the CPU every network (oneDNN; 2-core EPYC: fp32 -6 %, bf16 -7 to -15 %); on the GPU
+        RAFT's update block only, whose 20 steps then run NHWC end to end (H100: 33.4 against
+        36.3 ms a pair at 720p, 92 against 105 at 1080p); elsewhere the GPU gained nothing (cl4).
+        ``PROPAINTER_WIRE_CHANNELS_LAST`` (benchmark switch): 1 = every network, 0 = none, or a
+        comma list of the parts in ``_CHANNELS_LAST_PARTS``.
+        """
+        value = os.environ.get("PROPAINTER_WIRE_CHANNELS_LAST", "1" if self.device.type == "cpu" else "raft_update")
+        chosen = [name for name in (p.strip() for p in value.split(",")) if name not in ("0", "")]
         if chosen == ["1"]:
-            for net in (self.models.raft, self.models.flow_completion, self.models.inpainter):
-                _convs_channels_last(net)
-            chosen = []
-        parts = _channels_last_parts(self.models) if chosen else {}
+            return {net: [""] for net in ("raft", "flow_completion", "inpainter")}
+        out: dict[str, list[str]] = {}
         for name in chosen:
-            if name in parts:
-                _convs_channels_last(parts[name])
-            else:
-                raise ValueError(f"PROPAINTER_WIRE_CHANNELS_LAST: unknown part {name!r} (1, 0 or {', '.join(parts)})")
+            if name not in _CHANNELS_LAST_PARTS:
+                raise ValueError(f"PROPAINTER_WIRE_CHANNELS_LAST: unknown part {name!r} "
+                                 f"(1, 0 or {', '.join(_CHANNELS_LAST_PARTS)})")
+            net, attrs = _CHANNELS_LAST_PARTS[name]
+            out.setdefault(net, []).extend(attrs)
+        return out
+
+    def _set_channels_last(self, name: str, net: torch.nn.Module) -> None:
+        for attr in self._channels_last.get(name, []):
+            _convs_channels_last(getattr(net, attr) if attr else net)
+
+    def _prepare(self, name: str, net: torch.nn.Module) -> None:
+        """A freshly loaded network: conv/linear weights stored in the autocast dtype of its stage (same
+        values, no per-call casts), then the memory format of its convolutions."""
+        stage = {"raft": "raft", "inpainter": "inpainter"}.get(name)
+        if stage is not None and self.policy.stage_dtype(stage) is not None:
+            precast_for_autocast(net, self.policy.stage_dtype(stage))
+        self._set_channels_last(name, net)
 
     def _alloc(self, name: str, shape: tuple[int, ...], dtype: torch.dtype):
         """A whole-clip array: a tensor on ``self.store``, or a disk array in ``self.scratch``.
@@ -622,14 +674,13 @@ def _attention_backends(device: torch.device):
         return sdpa_kernel(order)
 
 
-def _channels_last_parts(models: ProPainterModels) -> dict[str, torch.nn.Module]:
-    """The networks' parts that ``PROPAINTER_WIRE_CHANNELS_LAST`` can name."""
-    inpainter = models.inpainter
-    return {"raft_encoders": torch.nn.ModuleList([models.raft.fnet, models.raft.cnet]),
-            "raft_update": models.raft.update_block, "flow_completion": models.flow_completion,
-            "inpainter_encoder": inpainter.encoder, "inpainter_decoder": inpainter.decoder,
-            "feat_prop": inpainter.feat_prop_module,
-            "transformer": torch.nn.ModuleList([inpainter.ss, inpainter.sc, inpainter.transformers])}
+# PROPAINTER_WIRE_CHANNELS_LAST parts: name -> (network, its sub-modules; "" = the whole network)
+_CHANNELS_LAST_PARTS = {
+    "raft_encoders": ("raft", ["fnet", "cnet"]), "raft_update": ("raft", ["update_block"]),
+    "flow_completion": ("flow_completion", [""]), "inpainter_encoder": ("inpainter", ["encoder"]),
+    "inpainter_decoder": ("inpainter", ["decoder"]), "feat_prop": ("inpainter", ["feat_prop_module"]),
+    "transformer": ("inpainter", ["ss", "sc", "transformers"]),
+}
 
 
 def _convs_channels_last(net: torch.nn.Module) -> None:

@@ -532,3 +532,22 @@ if [ "$PHASE" = final5d ]; then  # part 2 (same machine): 432x240 with the refer
   run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
   run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
 fi
+
+if [ "$PHASE" = final5e ]; then  # fifth session, closing figures after deferred checkpoint loading: GPU tests;
+  # 720p, 1080p and 432x240, each with the reference in the same call
+  weights
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py \
+    tests/test_speed_paths.py tests/test_stream.py tests/test_weights.py tests/test_faults.py \
+    2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
+  reference ref_1280x720x80 1280 720 80
+  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
+  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
+  reference ref_1920x1080x50 1920 1080 50
+  run3 ours_1920x1080x50_fp16_b 1920 1080 50 --precision fp16
+  run3 ours_432x240x80_fp16 432 240 80 --precision fp16
+  reference ref_432x240x80 432 240 80
+  run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16
+fi

@@ -239,17 +239,21 @@ def test_correlation_of_half_features_on_tf32_is_exact(dtype):
     assert (volume.double() - exact).abs().max().item() < 1e-4  # |values| ~ 1; fp32 sums of 256 products
 
 
-@needs_cuda
-def test_gpu_engine_runs_only_raft_update_channels_last(det_weights_dir, monkeypatch):
-    from propainter_wire.engines.propainter import ProPainterEngine
+@pytest.mark.parametrize("precision, update_nhwc", [("fp16", True), ("fp32", False), ("auto", False)])
+def test_gpu_engine_runs_raft_update_channels_last_when_raft_is_half(precision, update_nhwc, monkeypatch):
+    """On a GPU only RAFT's update block goes channels-last, and only when RAFT runs in half precision
+    (fp32 NHWC convolutions took algorithms with far larger workspaces). Settings only: no GPU is touched."""
+    from propainter_wire.engines.propainter import ProPainterEngine, ProPainterModels
+    from propainter_wire.flow.raft import RAFT
 
     monkeypatch.delenv("PROPAINTER_WIRE_CHANNELS_LAST", raising=False)
-    engine = ProPainterEngine(det_weights_dir, device="cuda", precision="fp16")
+    models = ProPainterModels(RAFT(), nn.Conv2d(2, 2, 3), nn.Conv2d(2, 2, 3))
+    ProPainterEngine(None, device="cuda", precision=precision, models=models)
 
     def channels_last(net):
         return {m.weight.is_contiguous(memory_format=torch.channels_last) and not m.weight.is_contiguous()
                 for m in net.modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)}
 
-    assert channels_last(engine.models.raft.update_block) == {True}
-    assert channels_last(engine.models.raft.fnet) == {False}
-    assert channels_last(engine.models.inpainter) == {False}
+    assert channels_last(models.raft.update_block) == {update_nhwc}
+    assert channels_last(models.raft.fnet) == {False}
+    assert channels_last(models.inpainter) == {False}

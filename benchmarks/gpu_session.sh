@@ -36,11 +36,20 @@ reference() {  # name, width, height, frames
   tail -n 1 "$OUT/results.jsonl" | cut -c1-300
 }
 
+smoke() {  # a short run at 432x240 first: a broken build stops the phase before the long runs
+  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1
+}
+
+gpu_tests() {  # seconds, then test files: their summary line (the GPU-only tests run here)
+  local limit=$1; shift
+  timeout "$limit" $PY -m pytest -q -p no:cacheprovider "$@" 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -25
+}
+
 if [ "$PHASE" = env ]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   $PY -c "import torch; print(torch.__version__, torch.version.cuda, torch.backends.cudnn.version())"
   $PY -m propainter_wire doctor --json > "$OUT/doctor.json"; echo "doctor rc=$?"
-  timeout 420 $PY -m pytest -q -p no:cacheprovider tests 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -25
+  gpu_tests 420 tests
 fi
 
 weights() {
@@ -126,7 +135,7 @@ fi
 if [ "$PHASE" = bounded ]; then  # second session: bounded memory, channels-last, flash attention; A/B switches
   weights
   # smoke first: a broken GPU-only path stops the phase before the long runs
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  smoke || exit 1
   reference ref_1280x720x80 1280 720 80
   for p in fp16 auto fp32; do
     bench ours_1280x720x80_$p --width 1280 --height 720 --frames 80 --precision $p --keep-output /tmp/keep_1280x720x80_$p
@@ -142,7 +151,7 @@ fi
 
 if [ "$PHASE" = bounded2 ]; then  # after the A/B of "bounded": channels-last off, propagation spans whole below 5 GiB
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  smoke || exit 1
   bench ours_1280x720x80_fp16 --width 1280 --height 720 --frames 80 --precision fp16
   reference ref_1280x720x80 1280 720 80
   bench ours_1920x1080x50_fp16 --width 1920 --height 1080 --frames 50 --precision fp16
@@ -154,7 +163,7 @@ fi
 
 if [ "$PHASE" = profile3 ]; then  # third session: where the GPU time goes at 720p, and the current commit's figures
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  smoke || exit 1
   timeout 240 $PY benchmarks/profile_engine.py --width 1280 --height 720 --frames 40 --source "$BMX" --profile \
     --sort self_device_time_total,self_cpu_time_total --rows 45 > "$OUT/profile_720x40.txt" 2>&1
   grep -A6 "^stage " "$OUT/profile_720x40.txt"
@@ -166,9 +175,8 @@ fi
 
 if [ "$PHASE" = speed3 ]; then  # third session: precast weights, half storage, pinned host store, RAFT CUDA graphs
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_propagation_streaming.py \
-    tests/test_flow_completion.py 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  smoke || exit 1
+  gpu_tests 240 tests/test_gpu_speedups.py tests/test_propagation_streaming.py tests/test_flow_completion.py
   bench ours_1280x720x80_fp16 --width 1280 --height 720 --frames 80 --precision fp16 --keep-output /tmp/keep_720_fp16
   reference ref_1280x720x80 1280 720 80
   PROPAINTER_WIRE_PIN_HOST=0 bench ours_1280x720x80_fp16_nopin --width 1280 --height 720 --frames 80 --precision fp16
@@ -201,9 +209,8 @@ run3() {  # name, width, height, frames, more bench args: ours on the shared cli
 
 if [ "$PHASE" = final3 ]; then  # third session, closing figures (after the speed3 A/B)
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_propagation_streaming.py \
-    tests/test_flow_completion.py 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  smoke || exit 1
+  gpu_tests 150 tests/test_gpu_speedups.py tests/test_propagation_streaming.py tests/test_flow_completion.py
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
   reference ref_1280x720x80 1280 720 80
   run3 ours_1280x720x80_fp32 1280 720 80 --precision fp32 --keep-output /tmp/keep_720_fp32
@@ -225,9 +232,9 @@ fi
 
 if [ "$PHASE" = last3 ]; then  # third session, last call: GPU tests at the final commit, deform A/B, 720p again
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_propagation_streaming.py \
-    tests/test_flow_completion.py tests/test_deform.py 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  smoke || exit 1
+  gpu_tests 150 tests/test_gpu_speedups.py tests/test_propagation_streaming.py tests/test_flow_completion.py \
+    tests/test_deform.py
   for d in auto sampled; do
     echo "deform=$d: $(timeout 100 $PY benchmarks/profile_engine.py --width 1280 --height 720 --frames 40 \
       --source "$BMX" --deform $d | tail -n 1)" | tee -a "$OUT/deform_ab.txt"
@@ -251,7 +258,7 @@ fi
 
 if [ "$PHASE" = probe4 ]; then  # fourth session: where the GPU time goes, per module, and RAFT A/B variants
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  smoke || exit 1
   timeout 200 $PY benchmarks/raft_variants.py --width 1280 --height 720 --frames 17 --source "$BMX" \
     | tee "$OUT/raft_variants.jsonl"
   timeout 240 $PY benchmarks/module_times.py --width 1280 --height 720 --frames 40 --source "$BMX" \
@@ -263,9 +270,9 @@ fi
 
 if [ "$PHASE" = ab4 ]; then  # fourth session: GPU tests, then A/B of the new kernels and cuDNN autotuning
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 200 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_propagation_streaming.py \
-    tests/test_flow_completion.py tests/test_deform.py tests/test_raft.py 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  smoke || exit 1
+  gpu_tests 200 tests/test_gpu_speedups.py tests/test_propagation_streaming.py tests/test_flow_completion.py \
+    tests/test_deform.py tests/test_raft.py
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
   PROPAINTER_WIRE_CUDNN_BENCHMARK=none run3 ours_1280x720x80_fp16_notune 1280 720 80 --precision fp16
   PROPAINTER_WIRE_CUDNN_BENCHMARK=flow,complete,transformer run3 ours_1280x720x80_fp16_tuneall 1280 720 80 \
@@ -278,9 +285,9 @@ fi
 
 if [ "$PHASE" = feed4 ] || [ "$PHASE" = conv4 ]; then  # fourth session: prefetched window inputs (feed4); 2-D flow-completion convs, RAFT norm, on-device build (conv4)
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 200 $PY -m pytest -q -p no:cacheprovider tests/test_transfer.py tests/test_gpu_speedups.py \
-    tests/test_propagation_streaming.py tests/test_speed_paths.py 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  smoke || exit 1
+  gpu_tests 200 tests/test_transfer.py tests/test_gpu_speedups.py tests/test_propagation_streaming.py \
+    tests/test_speed_paths.py
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
   run3 ours_1280x720x80_fp16_disk 1280 720 80 --precision fp16 --scratch disk
   timeout 200 $PY benchmarks/module_times.py --width 1280 --height 720 --frames 40 --source "$BMX" \
@@ -291,9 +298,8 @@ fi
 
 if [ "$PHASE" = enc4 ]; then  # fourth session: RAFT's encoders under cuDNN heuristics / autotuning; run-to-run spread
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 100 $PY -m pytest -q -p no:cacheprovider tests/test_raft.py tests/test_gpu_speedups.py 2>&1 \
-    | grep -E "FAILED|ERROR|passed|failed" | tail -5
+  smoke || exit 1
+  gpu_tests 100 tests/test_raft.py tests/test_gpu_speedups.py
   timeout 120 $PY benchmarks/encoder_probe.py --width 1280 --height 720 | tee "$OUT/encoder_probe.jsonl"
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
   PROPAINTER_WIRE_CUDNN_BENCHMARK=flow run3 ours_1280x720x80_fp16_tuneflow 1280 720 80 --precision fp16
@@ -302,7 +308,7 @@ fi
 
 if [ "$PHASE" = cl4 ]; then  # fourth session: channels-last per network part (A/B), after a warm-up run
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  smoke || exit 1
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
   for part in raft_encoders inpainter_decoder,inpainter_encoder feat_prop flow_completion transformer; do
@@ -313,10 +319,9 @@ fi
 
 if [ "$PHASE" = final4a ]; then  # fourth session, closing figures, part 1: GPU tests, 720p and 1080p, precision
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py \
-    tests/test_speed_paths.py tests/test_flow_completion.py tests/test_propagation_streaming.py tests/test_deform.py \
-    2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  smoke || exit 1
+  gpu_tests 150 tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py tests/test_speed_paths.py \
+    tests/test_flow_completion.py tests/test_propagation_streaming.py tests/test_deform.py
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
   reference ref_1280x720x80 1280 720 80
@@ -334,7 +339,7 @@ fi
 
 if [ "$PHASE" = final4b ]; then  # fourth session, closing figures, part 2: 432x240, length, disk scratch, 4K
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  smoke || exit 1
   run3 warmup_432x240x80_fp16 432 240 80 --precision fp16
 fi
 
@@ -353,10 +358,9 @@ fi
 if [ "$PHASE" = final4c ]; then  # fourth session, last call: half deformable convolution in fp16, asynchronous
   # write-back of stage results, GRU lerp; GPU tests; 720p and 1080p again with the reference
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py \
-    tests/test_speed_paths.py tests/test_flow_completion.py tests/test_propagation_streaming.py tests/test_deform.py \
-    tests/test_inpainter.py 2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  smoke || exit 1
+  gpu_tests 150 tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py tests/test_speed_paths.py \
+    tests/test_flow_completion.py tests/test_propagation_streaming.py tests/test_deform.py tests/test_inpainter.py
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
   reference ref_1280x720x80 1280 720 80
@@ -372,7 +376,7 @@ fi
 
 if [ "$PHASE" = final4d ]; then  # fourth session: host memory with --scratch disk and 4K, final code
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  smoke || exit 1
   run3 ours_1280x720x80_fp16_disk 1280 720 80 --precision fp16 --scratch disk
   run3 ours_1280x720x240_fp16_disk 1280 720 240 --precision fp16 --scratch disk
   run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
@@ -380,9 +384,8 @@ fi
 
 if [ "$PHASE" = local4 ] || [ "$PHASE" = tiles4 ]; then  # fourth session: the local lookup: fp16 gathering (local4), tiles (tiles4)
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 100 $PY -m pytest -q -p no:cacheprovider tests/test_speed_paths.py tests/test_raft.py 2>&1 \
-    | grep -E "FAILED|ERROR|passed|failed" | tail -5
+  smoke || exit 1
+  gpu_tests 100 tests/test_speed_paths.py tests/test_raft.py
   timeout 150 $PY benchmarks/raft_variants.py --width 1280 --height 720 --frames 9 --source "$BMX" \
     --variants base,local4,local4_fp32gather | tee "$OUT/raft_local.jsonl"
   run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
@@ -390,7 +393,7 @@ fi
 
 if [ "$PHASE" = probe5 ]; then  # fifth session: where 432x240 and 1080p spend their time
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  smoke || exit 1
   timeout 200 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 80 --source "$BMX" --profile \
     --sort cuda_time_total,cpu_time_total --rows 35 > "$OUT/profile_432.txt" 2>&1; grep -A9 "^stage " "$OUT/profile_432.txt"
   timeout 150 $PY benchmarks/raft_variants.py --width 432 --height 240 --frames 33 --source "$BMX" \
@@ -410,9 +413,8 @@ fi
 
 if [ "$PHASE" = cl5 ]; then  # fifth session: RAFT's update step all-NHWC (flow state channels-last too), TF32 volume
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 100 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_raft.py 2>&1 \
-    | grep -E "FAILED|ERROR|passed|failed" | tail -5
+  smoke || exit 1
+  gpu_tests 100 tests/test_gpu_speedups.py tests/test_raft.py
   timeout 200 $PY benchmarks/raft_variants.py --width 1280 --height 720 --frames 9 --source "$BMX" \
     --variants base,cl --profile | tee "$OUT/raft_720_kernels.txt" | grep -v "^#  "
   timeout 200 $PY benchmarks/raft_variants.py --width 1920 --height 1080 --frames 5 --source "$BMX" \
@@ -431,9 +433,8 @@ fi
 
 if [ "$PHASE" = gather5 ]; then  # fifth session: window rows gathered by numpy (one thread) or ATen (all cores)
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_transfer.py 2>&1 \
-    | grep -E "FAILED|ERROR|passed|failed" | tail -5
+  smoke || exit 1
+  gpu_tests 150 tests/test_gpu_speedups.py tests/test_transfer.py
   timeout 300 $PY benchmarks/module_times.py --width 1280 --height 720 --frames 20 --source "$BMX" --depth 3 \
     --min-ms 1 > "$OUT/module_times_720.txt" 2>&1; grep -E "^\{|transformer\.[0-9] " "$OUT/module_times_720.txt"
   PROPAINTER_WIRE_PREFETCH_GATHER=torch timeout 300 $PY benchmarks/module_times.py --width 1280 --height 720 \
@@ -448,10 +449,9 @@ fi
 if [ "$PHASE" = final5 ]; then  # fifth session, closing figures: GPU tests; 720p and 1080p with the reference in
   # the same call; precision; 1080p with half pyramids (A/B)
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py \
-    tests/test_speed_paths.py tests/test_flow_completion.py tests/test_propagation_streaming.py tests/test_deform.py \
-    2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  smoke || exit 1
+  gpu_tests 150 tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py tests/test_speed_paths.py \
+    tests/test_flow_completion.py tests/test_propagation_streaming.py tests/test_deform.py
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
   reference ref_1280x720x80 1280 720 80
@@ -482,9 +482,8 @@ fi
 
 if [ "$PHASE" = stream5 ]; then  # fifth session: frames decoding while RAFT starts (A/B: --overwrite reads first)
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 100 $PY -m pytest -q -p no:cacheprovider tests/test_stream.py tests/test_transfer.py 2>&1 \
-    | grep -E "FAILED|ERROR|passed|failed" | tail -5
+  smoke || exit 1
+  gpu_tests 100 tests/test_stream.py tests/test_transfer.py
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
   run3 ours_1280x720x80_fp16_readfirst 1280 720 80 --precision fp16 --overwrite
@@ -497,7 +496,7 @@ fi
 
 if [ "$PHASE" = ab5 ]; then  # fifth session: streaming A/B, interleaved (machines vary more than the effect)
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
+  smoke || exit 1
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
   for k in 1 2 3; do
     run3 ours_1280x720x80_fp16_stream_$k 1280 720 80 --precision fp16
@@ -511,10 +510,9 @@ fi
 
 if [ "$PHASE" = final5c ]; then  # fifth session, closing figures after streaming + meta-built loading (part 1)
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py \
-    tests/test_speed_paths.py tests/test_stream.py tests/test_weights.py tests/test_deform.py \
-    2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  smoke || exit 1
+  gpu_tests 150 tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py tests/test_speed_paths.py \
+    tests/test_stream.py tests/test_weights.py tests/test_deform.py
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
   reference ref_1280x720x80 1280 720 80
@@ -536,10 +534,9 @@ fi
 if [ "$PHASE" = final5e ]; then  # fifth session, closing figures after deferred checkpoint loading: GPU tests;
   # 720p, 1080p and 432x240, each with the reference in the same call
   weights
-  timeout 120 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 12 --source "$BMX" | tail -n 1 || exit 1
-  timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py \
-    tests/test_speed_paths.py tests/test_stream.py tests/test_weights.py tests/test_faults.py \
-    2>&1 | grep -E "FAILED|ERROR|passed|failed" | tail -8
+  smoke || exit 1
+  gpu_tests 150 tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py tests/test_speed_paths.py \
+    tests/test_stream.py tests/test_weights.py tests/test_faults.py
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
   reference ref_1280x720x80 1280 720 80

@@ -108,20 +108,19 @@ def prepare_engine_input(frames, raw_masks, config: InpaintConfig, scratch=None)
     # 8-bit frames processed at their own size go to the engine as they are (no float round trip)
     as_is = (ph, pw) == (h, w) and np.asarray(frames[0]).dtype == np.uint8
     frame_dtype = np.uint8 if as_is else np.float32
+
+    def masks_of(i: int):
+        raw = resize_mask(raw_masks[i], ph, pw)
+        return raw, dilate(raw, config.mask_dilation), dilate(raw, config.effective_flow_mask_dilation)
+
     if as_is and scratch is None and isinstance(frames, FrameStream):  # still decoding: handed on as it is
-
-        def masks_of(i: int):
-            raw = resize_mask(raw_masks[i], ph, pw)
-            return raw, dilate(raw, config.mask_dilation), dilate(raw, config.effective_flow_mask_dilation)
-
         proc_raw, masks, flow_masks = (np.stack(p) for p in zip(*parallel_map(masks_of, range(len(frames))),
                                                                  strict=True))
         return EngineInput(frames=frames, masks=masks, flow_masks=flow_masks, raw_masks=proc_raw)
 
     def one(i: int):
-        raw = resize_mask(raw_masks[i], ph, pw)
         frame = np.asarray(frames[i]) if as_is else resize_frame(to_unit_float(frames[i]), ph, pw).astype(np.float32)
-        return (frame, raw, dilate(raw, config.mask_dilation), dilate(raw, config.effective_flow_mask_dilation))
+        return (frame, *masks_of(i))
 
     if scratch is None:
         parts = parallel_map(one, range(len(frames)))

@@ -193,9 +193,9 @@ class ProPainterEngine:
     def _prepare(self, name: str, net: torch.nn.Module) -> None:
         """A freshly loaded network: conv/linear weights stored in the autocast dtype of its stage (same
         values, no per-call casts), then the memory format of its convolutions."""
-        stage = {"raft": "raft", "inpainter": "inpainter"}.get(name)
-        if stage is not None and self.policy.stage_dtype(stage) is not None:
-            precast_for_autocast(net, self.policy.stage_dtype(stage))
+        # (flow completion converts itself to its half dtype when it first runs: see _complete_spans)
+        if name in ("raft", "inpainter") and self.policy.stage_dtype(name) is not None:
+            precast_for_autocast(net, self.policy.stage_dtype(name))
         self._set_channels_last(name, net)
 
     def _alloc(self, name: str, shape: tuple[int, ...], dtype: torch.dtype):

@@ -23,12 +23,13 @@ All correlation arithmetic runs in fp32 with autocast disabled.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from ..runtime.precision import tf32_matmul
 
 # No single matmul / pooling / sampling operand or result may reach 2**31 elements
 # (32-bit indexing limits of some kernels). Tests shrink it to exercise chunking.
@@ -49,17 +50,6 @@ def _rows_per_chunk(elements_per_row: int, limit: int | None = None) -> int:
 
 def _no_autocast(device: torch.device):
     return torch.autocast(device_type=device.type, enabled=False)
-
-
-@contextlib.contextmanager
-def _tf32_matmul(enabled: bool) -> Iterator[None]:
-    """Allow TF32 for fp32 matmuls inside the block (when ``enabled``), restore the setting after."""
-    saved = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = saved or enabled
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _tf32_exact(fmap: torch.Tensor) -> bool:
@@ -149,7 +139,7 @@ def all_pairs_volume(fmap1: torch.Tensor, fmap2: torch.Tensor, out: torch.Tensor
     # exact and saves a pass over the volume; otherwise the products are divided as they come
     prescale = math.log2(scale).is_integer()
     tf32 = _tf32_exact(fmap1) and _tf32_exact(fmap2)
-    with _no_autocast(fmap1.device), torch.no_grad(), _tf32_matmul(tf32):
+    with _no_autocast(fmap1.device), torch.no_grad(), tf32_matmul(tf32):
         for b in range(batch):
             queries = fmap1[b].float().reshape(dim, pixels).t()  # (hw1, C)
             if prescale:

@@ -99,6 +99,18 @@ def cudnn_autotune(enabled: bool) -> Iterator[None]:
         torch.backends.cudnn.benchmark = saved
 
 
+@contextlib.contextmanager
+def tf32_matmul(allowed: bool) -> Iterator[None]:
+    """Also allow TF32 for fp32 matmuls inside the block when ``allowed`` (an enabled setting stays
+    enabled); the setting is restored afterwards. cuDNN's TF32 setting is left alone."""
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = saved or allowed
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 # layers whose forward is one autocast-listed op (conv / linear): under autocast their weights are cast
 # to the autocast dtype at every call (the cast cache only serves weights that require grad)
 _AUTOCAST_CAST_LAYERS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTranspose2d,

@@ -548,3 +548,21 @@ if [ "$PHASE" = final5e ]; then  # fifth session, closing figures after deferred
   reference ref_432x240x80 432 240 80
   run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16
 fi
+
+if [ "$PHASE" = probe6 ]; then  # sixth session: where the wall time goes (glue between stages, GPU idle per stage)
+  weights
+  smoke || exit 1
+  c720=$(clip 1280 720 80); c432=$(clip 432 240 80)
+  for c in "$c720" "$c432"; do
+    timeout 120 $PY benchmarks/timeline.py --clip "$c" --precision fp16 | tee -a "$OUT/timeline.txt"
+  done
+  timeout 200 $PY benchmarks/profile_engine.py --width 1280 --height 720 --frames 80 --source "$BMX" --profile \
+    --sort self_device_time_total --rows 45 > "$OUT/profile_720x80.txt" 2>&1
+  grep -A6 "^stage " "$OUT/profile_720x80.txt"; grep "seconds" "$OUT/profile_720x80.txt"
+  timeout 200 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 80 --source "$BMX" --profile \
+    --sort self_device_time_total,self_cpu_time_total --rows 30 > "$OUT/profile_432x80.txt" 2>&1
+  grep -A6 "^stage " "$OUT/profile_432x80.txt"; grep "seconds" "$OUT/profile_432x80.txt"
+  timeout 200 $PY benchmarks/module_times.py --width 1280 --height 720 --frames 40 --source "$BMX" --depth 3 \
+    --min-ms 2 > "$OUT/module_times_720x40.txt" 2>&1; head -c 6000 "$OUT/module_times_720x40.txt"
+fi
+

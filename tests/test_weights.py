@@ -351,3 +351,22 @@ def test_deferred_checkpoint_errors_surface_as_weights_errors(det_weights_dir, t
     (broken / INPAINTER_FILE).unlink()
     with pytest.raises(WeightsError, match="ProPainter.pth"):
         ProPainterModels.load(broken, torch.device("cpu"), defer=True)
+
+
+def test_deferred_models_survive_their_folder_going_away(det_weights_dir, tmp_path):
+    """The deferred checkpoints are opened by ``load``: a temporary weights folder may be removed at once
+    (benchmarks built engines inside ``TemporaryDirectory`` and lost the later reads)."""
+    import shutil
+
+    import torch
+
+    from propainter_wire.engines.propainter import ProPainterModels
+
+    copy = tmp_path / "w"
+    shutil.copytree(det_weights_dir, copy)
+    models = ProPainterModels.load(copy, torch.device("cpu"), defer=True)
+    shutil.rmtree(copy)
+    expected = ProPainterModels.load(det_weights_dir, torch.device("cpu"))
+    for name in ("inpainter", "flow_completion"):
+        a, b = getattr(expected, name).state_dict(), getattr(models, name).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -43,7 +43,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import torch
 
@@ -134,8 +134,11 @@ def _atomic_save(obj, path: Path) -> None:
 # ---------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path, file: BinaryIO | None = None) -> dict[str, torch.Tensor]:
     """Read a checkpoint's state dict on the CPU, refusing anything but tensors.
+
+    ``file``: the checkpoint already opened (binary), read instead of ``path``, which then
+    only names it in errors (see :func:`open_checkpoint`).
 
     Raises:
         WeightsError: missing, unreadable, truncated or not a state dict.
@@ -143,10 +146,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     from .errors import WeightsError
 
     path = Path(path)
-    if not path.is_file():
+    if file is None and not path.is_file():
         raise WeightsError("checkpoint file is missing", path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path if file is None else file, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged file
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"cannot read checkpoint (truncated or corrupt?): {reason[:200]}", path) from None
@@ -172,12 +175,14 @@ def load_into(module: torch.nn.Module, path: str | Path, strip_prefix: str = "")
     return module.eval()
 
 
-def read_checked(module: torch.nn.Module, path: str | Path, strip_prefix: str = "") -> dict[str, torch.Tensor]:
+def read_checked(module: torch.nn.Module, path: str | Path, strip_prefix: str = "",
+                 file: BinaryIO | None = None) -> dict[str, torch.Tensor]:
     """The checkpoint's state dict (CPU tensors), its keys and shapes checked against ``module``
-    (which may live on the meta device). Raises ``WeightsError`` as :func:`load_into` does."""
+    (which may live on the meta device). Raises ``WeightsError`` as :func:`load_into` does;
+    ``file`` as for :func:`read_state_dict`."""
     from .errors import WeightsError
 
-    state = _strip(read_state_dict(path), strip_prefix)
+    state = _strip(read_state_dict(path, file), strip_prefix)
     problems = _structure_problems(module, state)
     if problems:
         raise WeightsError(f"not a {type(module).__name__} checkpoint: " + ", ".join(problems), path)
@@ -224,13 +229,34 @@ class PendingNetwork:
         return net.eval()
 
 
-def read_network(name: str, path: str | Path) -> PendingNetwork:
-    """Build checkpoint ``name``'s network on the meta device and read ``path`` for it (CPU only:
-    safe on a thread while the GPU works). Raises ``WeightsError`` like the loaders below."""
+def read_network(name: str, path: str | Path, file: BinaryIO | None = None) -> PendingNetwork:
+    """Build checkpoint ``name``'s network on the meta device and read ``path`` (or the opened
+    ``file``) for it (CPU only: safe on a thread while the GPU works). Raises ``WeightsError``
+    like the loaders below."""
     factory, prefix = _NETWORKS[name]
     with torch.device("meta"):  # no random initialisation: the checkpoint fills every tensor
         module = factory()
-    return PendingNetwork(module, read_checked(module, path, prefix))
+    return PendingNetwork(module, read_checked(module, path, prefix, file))
+
+
+def open_checkpoint(path: str | Path) -> BinaryIO:
+    """``path`` opened for a later :func:`read_network` on another thread.
+
+    The open file keeps the checkpoint readable as it was, whatever happens to the path
+    meanwhile (a temporary weights folder removed, a file replaced).
+
+    Raises:
+        WeightsError: the file is missing or cannot be opened.
+    """
+    from .errors import WeightsError
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError("checkpoint file is missing", path)
+    try:
+        return open(path, "rb")  # noqa: SIM115 - closed by the reader
+    except OSError as exc:
+        raise WeightsError(f"cannot open checkpoint: {exc.strerror or exc}", path) from None
 
 
 def load_raft(path: str | Path, device: torch.device | str = "cpu"):

@@ -80,7 +80,7 @@ class ProPainterModels:
              defer: bool = False) -> ProPainterModels:
         """Load the checkpoints of ``weights_dir`` onto ``device``; ``prepare(name, net)`` runs on each
         network once placed (``name``: 'raft', 'flow_completion' or 'inpainter'). ``defer``: see above."""
-        from ..weights import FLOW_COMPLETION_FILE, INPAINTER_FILE, RAFT_FILE, read_network, read_state_dict
+        from ..weights import FLOW_COMPLETION_FILE, INPAINTER_FILE, RAFT_FILE, open_checkpoint, read_network
 
         weights_dir = Path(weights_dir)
         files = {"flow_completion": weights_dir / FLOW_COMPLETION_FILE, "inpainter": weights_dir / INPAINTER_FILE}
@@ -90,18 +90,30 @@ class ProPainterModels:
             prepare(name, net)
             return net
 
-        if defer:
-            for path in files.values():  # a missing file is reported at once
-                if not path.is_file():
-                    read_state_dict(path)
-        raft = place("raft", read_network(RAFT_FILE, weights_dir / RAFT_FILE))
+        if not defer:
+            raft = place("raft", read_network(RAFT_FILE, weights_dir / RAFT_FILE))
+            rest = {name: read_network(path.name, path) for name, path in files.items()}
+            return cls(raft, place("flow_completion", rest["flow_completion"]), place("inpainter", rest["inpainter"]))
+
+        # opened here: a missing file is reported at once, and the thread reads these files
+        # even if the folder goes away before it gets to them
+        handles: dict[str, object] = {}
+        try:
+            for name, path in files.items():
+                handles[name] = open_checkpoint(path)
+            raft = place("raft", read_network(RAFT_FILE, weights_dir / RAFT_FILE))
+        except BaseException:
+            for handle in handles.values():
+                handle.close()
+            raise
 
         def read_rest() -> dict:
-            return {name: read_network(path.name, path) for name, path in files.items()}
+            try:
+                return {name: read_network(path.name, path, handles[name]) for name, path in files.items()}
+            finally:
+                for handle in handles.values():
+                    handle.close()
 
-        if not defer:
-            rest = read_rest()
-            return cls(raft, place("flow_completion", rest["flow_completion"]), place("inpainter", rest["inpainter"]))
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoints")
         pending = pool.submit(read_rest)
         pool.shutdown(wait=False)

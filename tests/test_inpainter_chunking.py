@@ -147,9 +147,18 @@ def test_forward_applies_the_chunks(generator, window_inputs, unchunked, monkeyp
 
     hooks = [module.register_forward_pre_hook(lambda m, args, name=name: record(name, args[0].size(0)))
              for name, module in [("encoder", generator.encoder), ("decoder", generator.decoder),
-                                  ("fuse", generator.feat_prop_module.fuse), ("ss", generator.ss.embedding),
-                                  ("sc", generator.sc.embedding)]
-             + [(f"ffn{i}", block.mlp.fc1) for i, block in enumerate(generator.transformers.transformer)]]
+                                  ("fuse", generator.feat_prop_module.fuse)]]
+
+    def recorded(name: str, method):  # the per-chunk methods of SoftSplit, SoftComp and the feed-forwards
+        def wrapper(x, *args):
+            record(name, x.size(0))
+            return method(x, *args)
+        return wrapper
+
+    monkeypatch.setattr(generator.ss, "_embed", recorded("ss", generator.ss._embed))
+    monkeypatch.setattr(generator.sc, "_compose", recorded("sc", generator.sc._compose))
+    for i, block in enumerate(generator.transformers.transformer):
+        monkeypatch.setattr(block.mlp, "_mix", recorded(f"ffn{i}", block.mlp._mix))
     sdpa = torch.nn.functional.scaled_dot_product_attention
 
     def counting_sdpa(q, k, v, *args, **kwargs):

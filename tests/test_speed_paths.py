@@ -632,3 +632,61 @@ def test_local_lookup_tiles_agree_with_per_pixel_gathering(monkeypatch):
     per_pixel = corr_mod.LocalCorr(f1, f2)(coords)
     assert torch.allclose(tiled, per_pixel, atol=1e-5)
     assert torch.allclose(tiled, corr_mod.AllPairsCorr.from_features(f1, f2)(coords), atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(36, 64), (37, 65), (38, 66), (60, 108), (8, 8)])
+def test_patch_linear_convolutions_equal_rows_then_linear(size):
+    """A linear layer on unfolded patch rows is one convolution, and folded linear rows one transposed
+    convolution (bias folded to a map): equal in float64 to the explicit rows (every remainder of the
+    patch grid)."""
+    import torch.nn.functional as F
+
+    from propainter_wire.models.patches import (
+        fold_linear,
+        fold_patches,
+        linear_on_patches,
+        patch_coverage,
+        patch_grid,
+        unfold_patches,
+    )
+
+    gen = torch.Generator().manual_seed(5)
+    kernel, stride, padding = (7, 7), (3, 3), (3, 3)
+    x = torch.randn(2, 6, *size, generator=gen, dtype=torch.float64)
+    weight, bias = torch.randn(16, 6 * 49, generator=gen, dtype=torch.float64), torch.randn(16, dtype=torch.float64)
+    rows = F.linear(unfold_patches(x, kernel, stride, padding), weight, bias)
+    got = linear_on_patches(x, weight, bias, kernel, stride, padding)
+    assert got.shape == rows.shape and got.is_contiguous()
+    torch.testing.assert_close(got, rows, atol=1e-12, rtol=0)
+
+    grid = patch_grid(size, kernel, stride, padding)
+    tokens = torch.randn(2, grid[0] * grid[1], 16, generator=gen, dtype=torch.float64)
+    weight1, bias1 = torch.randn(6 * 49, 16, generator=gen, dtype=torch.float64), torch.randn(6 * 49,
+                                                                                              dtype=torch.float64)
+    expected = fold_patches(F.linear(tokens, weight1, bias1), size, kernel, stride, padding)
+    torch.testing.assert_close(fold_linear(tokens, grid, weight1, bias1, size, kernel, stride, padding), expected,
+                               atol=1e-12, rtol=0)
+    ones = torch.ones(1, grid[0] * grid[1], 49, dtype=torch.float64)
+    assert torch.equal(patch_coverage(size, kernel, stride, padding, x.device, torch.float64),
+                       fold_patches(ones, size, kernel, stride, padding))
+    with pytest.raises(ValueError, match="patch grid"):
+        fold_linear(tokens[:, 1:], grid, weight1, bias1, size, kernel, stride, padding)
+
+
+@pytest.mark.parametrize("grid", [(12, 22), (10, 17)])
+def test_attention_projections_skip_the_padding_exactly(grid, monkeypatch):
+    """Projecting the token grid then filling the padding with the bias equals projecting the zero-padded
+    grid (the form taken for little padding)."""
+    from propainter_wire.models import transformer
+
+    torch.manual_seed(4)
+    attention = transformer.SparseWindowAttention(32, 4, (5, 9)).double().eval()
+    x = torch.randn(1, 5, *grid, 32, dtype=torch.float64)
+    mask = torch.zeros(1, 3, *grid, 1, dtype=torch.float64)
+    mask[:, :, 2:4, 3:9] = 1
+    outs = []
+    for threshold in (0.0, 100.0):  # always skip the padding / never
+        monkeypatch.setattr(transformer, "_UNPADDED_PROJECTION_AREA", threshold)
+        with torch.no_grad():
+            outs.append(attention(x, mask, slice(0, None, 2)))
+    torch.testing.assert_close(outs[0], outs[1], atol=1e-12, rtol=0)

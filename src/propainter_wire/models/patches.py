@@ -89,3 +89,72 @@ def fold_patches(rows: torch.Tensor, size: Size2, kernel: Size2, stride: Size2, 
                 values[:, :, :, :, a * sh:a * sh + span_h, b * sw:b * sw + span_w])
     image = canvas.permute(0, 3, 1, 4, 2, 5).reshape(n, c, blocks_h * sh, blocks_w * sw)
     return image[:, :, ph:ph + h, pw:pw + w].to(rows.dtype)
+
+
+# ---------------------------------------------------------------------------
+# a linear layer on patch rows, as one convolution
+# ---------------------------------------------------------------------------
+def linear_on_patches(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, kernel: Size2,
+                      stride: Size2, padding: Size2) -> torch.Tensor:
+    """``F.linear(unfold_patches(x), weight, bias)`` without the patch rows: one strided convolution.
+
+    A linear layer on unfolded patches is a convolution whose kernel is the layer's weight
+    read as (out, C, kh, kw) (the rows' channel, kernel row, kernel column order). The
+    (n, L, C*kh*kw) rows, kh*kw times the map's size, are never written.
+
+    Args:
+        x: (n, C, h, w) feature map.
+        weight: (out, C*kh*kw); bias: (out,) or None.
+    Returns:
+        (n, L, out) contiguous token rows, L as in :func:`patch_grid`.
+    """
+    n, c = x.shape[:2]
+    out = F.conv2d(x, weight.view(weight.shape[0], c, *kernel), bias, stride=stride, padding=padding)
+    # (a view when the map came out channels-last, as from a channels-last input; else one copy)
+    return out.permute(0, 2, 3, 1).reshape(n, -1, out.shape[1]).contiguous()
+
+
+def fold_linear(tokens: torch.Tensor, grid: Size2, weight: torch.Tensor, bias: torch.Tensor | None, size: Size2,
+                kernel: Size2, stride: Size2, padding: Size2) -> torch.Tensor:
+    """``fold_patches(F.linear(tokens, weight, bias), size)`` without the patch rows: one transposed convolution.
+
+    Each token's output row is a (C, kh, kw) patch added onto the map, which is what a
+    transposed convolution with the weight read as (in, C, kh, kw) does; the bias, the
+    same patch for every token, folds to a fixed map (its sum over the patches covering
+    each pixel), added after. Sums accumulate in float32 for half inputs, as in
+    :func:`fold_patches`, and are rounded once (before the bias is added).
+
+    Args:
+        tokens: (n, L, in) with L = grid[0] * grid[1] tokens, row-major over the patch grid.
+        grid: (rows, cols) of :func:`patch_grid` for ``size``.
+        weight: (C*kh*kw, in); bias: (C*kh*kw,) or None.
+        size: (h, w) of the map.
+    Returns:
+        (n, C, h, w) (channels-last in memory).
+    """
+    n, count, width = tokens.shape
+    kh, kw = kernel
+    c = weight.shape[0] // (kh * kw)
+    # the transposed convolution's output is (rows - 1) * stride - 2 * padding + kernel: pad it to the map
+    extra = tuple(s - ((g - 1) * st - 2 * p + k) for s, g, st, p, k in zip(size, grid, stride, padding, kernel,
+                                                                          strict=True))
+    if count != grid[0] * grid[1] or not all(0 <= e < st for e, st in zip(extra, stride, strict=True)):
+        raise ValueError(f"{count} tokens do not make the {grid} patch grid of a {size} map")
+    kernel_map = weight.t().unflatten(1, (c, kh, kw))  # (in, C, kh, kw), a view
+    planes = tokens.view(n, grid[0], grid[1], width).permute(0, 3, 1, 2)  # (n, in, rows, cols), channels-last
+    out = F.conv_transpose2d(planes, kernel_map, stride=stride, padding=padding, output_padding=extra)
+    if bias is not None:
+        ones = torch.ones(1, 1, *grid, dtype=bias.dtype, device=bias.device)
+        bias_map = F.conv_transpose2d(ones, bias.view(1, c, kh, kw), stride=stride, padding=padding,
+                                      output_padding=extra)  # (1, C, h, w): the bias summed per pixel
+        out = out + bias_map.to(out.dtype)
+    return out
+
+
+def patch_coverage(size: Size2, kernel: Size2, stride: Size2, padding: Size2, device: torch.device,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """How many patches cover each pixel of a ``size`` map: (1, 1, h, w), ``fold_patches`` of ones."""
+    grid = patch_grid(size, kernel, stride, padding)
+    ones = torch.ones(1, grid[0] * grid[1], math.prod(kernel), dtype=torch.float32, device=device)
+    return fold_patches(ones, size, kernel, stride, padding).to(dtype)
+

@@ -588,17 +588,22 @@ if [ "$PHASE" = block6 ]; then  # sixth session: one transformer block's parts; 
 fi
 
 if [ "$PHASE" = mid6 ] || [ "$PHASE" = final6 ]; then  # sixth session: feed-forward/SoftSplit/SoftComp as
-  # convolutions (GPU: fc1+fold transposed, fc2 as rows), attention projections without the padding; block
-  # probes, then ours against the reference in the same call at 720p, 1080p and 432x240; precision
+  # convolutions (GPU: fc1+fold transposed, fc2 as rows), attention projections without a large padding (mid6:
+  # without any padding); block probes (mid6), then ours against the reference in the same call at 720p, 1080p
+  # and 432x240; precision
   weights
   smoke || exit 1
-  gpu_tests 200 tests/test_speed_paths.py tests/test_inpainter.py tests/test_inpainter_chunking.py \
-    tests/test_gpu_speedups.py tests/test_weights.py tests/test_raft.py
-  for size in "1280 720 18 11" "432 240 18 11"; do
-    set -- $size
-    timeout 120 $PY benchmarks/block_probe.py --width "$1" --height "$2" --frames "$3" --local "$4" \
-      > "$OUT/block_${1}x${2}.txt" 2>&1; grep '"size"' "$OUT/block_${1}x${2}.txt"
-  done
+  if [ "$PHASE" = mid6 ]; then
+    gpu_tests 200 tests/test_speed_paths.py tests/test_inpainter.py tests/test_inpainter_chunking.py \
+      tests/test_gpu_speedups.py tests/test_weights.py tests/test_raft.py
+    for size in "1280 720 18 11" "432 240 18 11"; do
+      set -- $size
+      timeout 120 $PY benchmarks/block_probe.py --width "$1" --height "$2" --frames "$3" --local "$4" \
+        > "$OUT/block_${1}x${2}.txt" 2>&1; grep '"size"' "$OUT/block_${1}x${2}.txt"
+    done
+  else
+    gpu_tests 150 tests/test_speed_paths.py tests/test_inpainter_chunking.py tests/test_gpu_speedups.py
+  fi
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
   reference ref_1280x720x80 1280 720 80
@@ -612,8 +617,13 @@ if [ "$PHASE" = mid6 ] || [ "$PHASE" = final6 ]; then  # sixth session: feed-for
   run3 ours_1280x720x80_fp32 1280 720 80 --precision fp32 --keep-output /tmp/keep_720_fp32
   $PY benchmarks/compare.py /tmp/keep_720_fp16 /tmp/keep_720_fp32 "$CLIPS/1280x720x80/masks" \
     > "$OUT/psnr_720_fp16_vs_fp32.json"; echo "720 fp16: $(cat "$OUT/psnr_720_fp16_vs_fp32.json")"
-  if [ "$PHASE" = final6 ]; then
-    run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
-    run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
-  fi
+fi
+
+if [ "$PHASE" = final6b ]; then  # sixth session, closing figures part 2 (same machine): length, 4K, repeats
+  weights
+  run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
+  run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
+  run3 ours_1280x720x80_fp16_c 1280 720 80 --precision fp16
+  run3 ours_1920x1080x50_fp16_c 1920 1080 50 --precision fp16
+  run3 ours_432x240x80_fp16_c 432 240 80 --precision fp16
 fi

@@ -624,6 +624,8 @@ if [ "$PHASE" = final6b ]; then  # sixth session, closing figures part 2 (same m
   run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
   run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
   run3 ours_1280x720x80_fp16_c 1280 720 80 --precision fp16
+  reference ref_1280x720x80_b 1280 720 80
+  run3 ours_1280x720x80_fp16_d 1280 720 80 --precision fp16
   run3 ours_1920x1080x50_fp16_c 1920 1080 50 --precision fp16
   run3 ours_432x240x80_fp16_c 432 240 80 --precision fp16
 fi

@@ -257,3 +257,38 @@ def test_gpu_engine_runs_raft_update_channels_last_when_raft_is_half(precision, 
     assert channels_last(models.raft.update_block) == {update_nhwc}
     assert channels_last(models.raft.fnet) == {False}
     assert channels_last(models.inpainter) == {False}
+
+
+def test_preloading_is_gpu_only(det_weights_dir):
+    """The later stages' kernels are preloaded on a GPU only: nothing starts on the CPU."""
+    from propainter_wire.engines.propainter import ProPainterEngine
+
+    engine = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
+    engine._start_preload(64, 96, 10)
+    assert engine._preloads == {}
+    engine._await_preload("inpainter")  # nothing to wait for
+
+
+@needs_cuda
+def test_preloading_keeps_results(det_weights_dir, monkeypatch):
+    """Placing the later networks and running them on stand-ins on a side thread while RAFT runs changes
+    no result (fp16, the same frames as without), and both parts are waited for and consumed."""
+    from propainter_wire.api import prepare_engine_input
+    from propainter_wire.config import InpaintConfig
+    from propainter_wire.engines.propainter import ProPainterEngine
+    from propainter_wire.pipeline.stages import Stages
+
+    clip, masks = _clip(frames=20)
+    outs, started = {}, {}
+    for name, flag in (("preloaded", "1"), ("plain", "0")):
+        monkeypatch.setenv("PROPAINTER_WIRE_PRELOAD", flag)
+        config = InpaintConfig(precision="fp16")
+        engine = ProPainterEngine(det_weights_dir, device="cuda", precision="fp16")
+        engine.raft_chunk_frames = 4  # several RAFT chunks: the preload starts after the graph is recorded
+        start = engine._start_preload
+        engine._start_preload = lambda *a, start=start, name=name: (started.setdefault(name, True), start(*a))
+        outs[name] = engine.run(prepare_engine_input(list(clip), list(masks), config), config, Stages())
+        assert engine._preloads == {}
+    assert started == {"preloaded": True, "plain": True}
+    np.testing.assert_allclose(outs["preloaded"], outs["plain"], atol=1.5 / 255)  # as graphs on/off above
+    assert np.abs(outs["preloaded"] - outs["plain"]).mean() < 1e-4

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -60,6 +61,7 @@ class ProPainterModels:
         self._nets = {"flow_completion": flow_completion, "inpainter": inpainter}
         self._pending = pending  # -> {name: weights.PendingNetwork}
         self._place = place
+        self._placing = threading.Lock()  # a network may be asked for on two threads (see ProPainterEngine)
 
     @property
     def flow_completion(self) -> torch.nn.Module:
@@ -70,9 +72,10 @@ class ProPainterModels:
         return self._get("inpainter")
 
     def _get(self, name: str) -> torch.nn.Module:
-        if self._nets[name] is None:
-            self._nets[name] = self._place(name, self._pending.result()[name])
-        return self._nets[name]
+        with self._placing:
+            if self._nets[name] is None:
+                self._nets[name] = self._place(name, self._pending.result()[name])
+            return self._nets[name]
 
     @classmethod
     def load(cls, weights_dir: Path, device: torch.device,
@@ -146,6 +149,7 @@ class ProPainterEngine:
         self.scratch = None  # a Scratch directory: whole-clip arrays on disk instead (set per clip in run())
         self.policy = resolve_precision(precision, self.device)
         self._channels_last = self._channels_last_choice()
+        self._preloads: dict[str, Future] = {}  # see _start_preload
         if models is None:
             # on a GPU the flow-completion and inpainting checkpoints are read while RAFT runs
             models = ProPainterModels.load(weights_dir, self.device, prepare=self._prepare,
@@ -287,7 +291,9 @@ class ProPainterEngine:
         try:
             with stages("flow", total=len(starts)) as bar, self.policy.autocast(self.device, "raft"), \
                     cudnn_autotune("flow" in self.autotune_stages):
-                for s in starts:
+                for k, s in enumerate(starts):
+                    if k == 2 or (k == 1 and not graphs.enabled):  # RAFT's graph recorded (by chunk 1)
+                        self._start_preload(h, w, t)
                     e = min(t, s + chunk)
                     if ready is not None:
                         ready(e)
@@ -308,11 +314,78 @@ class ProPainterEngine:
                     writer.write(out_b, slice(s, e - 1), b, keep)
                     bar.update()
                 writer.finish()
+                self._start_preload(h, w, t)  # (a short clip: now)
         finally:
             if graphs.graphs:
                 graphs.close()
                 _release_memory()
         return out_f, out_b
+
+    # -- the later stages' kernels, loaded while RAFT runs --------------------------------
+    def _start_preload(self, h: int, w: int, length: int) -> None:
+        """Place the flow-completion and inpainting networks and run each once on small stand-in
+        inputs of the clip's (h, w), on a thread and a side stream, while RAFT computes (GPU only).
+
+        CUDA loads a kernel's module the first time the kernel runs, about 20 ms each (a fresh
+        process on an H100: a new 3x3 convolution configuration 25 ms, against 2.5 ms with eager
+        module loading; ``benchmarks/cold_probe.py``); the later stages use dozens of kernels.
+        Module loading is per process, so these runs load them for the main thread; their
+        results are discarded and nothing of the networks' state changes, so the clip's results
+        are unaffected. Started once RAFT's CUDA graph is recorded (a capture must not see
+        other threads' CUDA calls).
+
+        Only for frames of 3/4 of 720p's pixels or more: there RAFT keeps the GPU busy and the
+        thread's work hides behind it. H100, fp16, interleaved A/B (pre6): 720p x 80
+        8.34/8.52 s against 8.76/9.06 s; 1080p x 50 11.72/11.94 against 11.88 s; at 432x240
+        RAFT is bound by its kernel launches and the thread slowed it: 3.09/3.42 against
+        2.92/2.99 s. ``PROPAINTER_WIRE_PRELOAD`` (benchmark switch): 0 = never, 1 = at every size.
+        """
+        switch = os.environ.get("PROPAINTER_WIRE_PRELOAD", "")
+        large = h * w >= _PRELOAD_MIN_PIXELS
+        if self.device.type != "cuda" or self._preloads or switch == "0" or (switch != "1" and not large):
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preload")
+        stream = torch.cuda.Stream(self.device)
+        self._preloads = {name: pool.submit(self._preload, name, stream, h, w, length)
+                          for name in ("flow_completion", "inpainter")}
+        pool.shutdown(wait=False)
+
+    def _preload(self, name: str, stream, h: int, w: int, length: int) -> None:
+        """One network's part of :meth:`_start_preload` (on the preload thread)."""
+        dev = self.device
+        try:
+            with torch.cuda.stream(stream), torch.inference_mode():
+                net = getattr(self.models, name)  # placed here, on the side stream
+                frames = min(3, length)
+                gen = torch.Generator(device=dev).manual_seed(0)
+                if name == "flow_completion":
+                    half = self.policy.stage_dtype("flow_completion")
+                    if half is not None and next(net.parameters()).dtype != half:
+                        net.to(half)  # as _complete_spans does on first use
+                    dtype = half or torch.float32
+                    flows = torch.randn(1, frames - 1, 2, h, w, device=dev, generator=gen).to(dtype)
+                    masks = torch.zeros(1, frames - 1, 1, h, w, device=dev, dtype=dtype)
+                    masks[..., h // 3:h // 2, w // 3:w // 2] = 1
+                    with contextlib.nullcontext() if half is not None else self.policy.autocast(dev, name):
+                        net.complete_direction(flows, masks)
+                else:
+                    images = torch.rand(1, frames, 3, h, w, device=dev, generator=gen) * 2 - 1
+                    masks = torch.zeros(1, frames, 1, h, w, device=dev, dtype=torch.bool)
+                    masks[..., h // 3:h // 2, w // 3:w // 2] = True
+                    flows = torch.zeros(1, frames - 2, 2, h, w, device=dev)
+                    with self.policy.autocast(dev, name), _attention_backends(dev):
+                        feats = net.encode(images, masks, masks)
+                        net.forward_features(feats, flows, flows, masks, masks, frames - 1)
+            stream.synchronize()  # the placed weights are ready for the main stream
+        except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs the time it saves
+            log.debug("preloading %s: %s", name, _first_line(exc))
+            stream.synchronize()
+
+    def _await_preload(self, name: str) -> None:
+        """Wait for ``name``'s part of the preloading, if it was started."""
+        future = self._preloads.pop(name, None)
+        if future is not None:
+            future.result()
 
     # -- stage 2 ------------------------------------------------------------------
     def complete_flows(self, flows_f: torch.Tensor, flows_b: torch.Tensor, flow_masks: torch.Tensor,
@@ -346,6 +419,7 @@ class ProPainterEngine:
         dtype, as the reference does with ``--fp16`` (autocast would keep fp32 copies of
         many activations: more memory for the same arithmetic).
         """
+        self._await_preload("flow_completion")
         net = self.models.flow_completion
         dev = self.device
         half = self.policy.stage_dtype("flow_completion") if dev.type == "cuda" else None
@@ -440,6 +514,7 @@ class ProPainterEngine:
         has_mask = [flag for i in range(0, length, _INPUT_CHUNK)
                     for flag in masks[i:i + _INPUT_CHUNK].flatten(1).any(1).tolist()]
         result: dict[int, torch.Tensor] = {}
+        self._await_preload("inpainter")
         out = np.empty(tuple(original_u8.shape), np.uint8) if self.scratch is None else \
             self.scratch.array("output", length, tuple(original_u8.shape)[1:], np.uint8)
         net = self.models.inpainter
@@ -559,6 +634,8 @@ class ProPainterEngine:
 
         ``on_final(index, frame)`` receives each frame as soon as no later window changes it.
         """
+        for name in list(self._preloads):  # left by a run that failed before it needed them
+            self._await_preload(name)
         single = inp.length == 1  # one frame: a still two-frame clip, so the networks fill it spatially
         t = 2 if single else inp.length
         h, w = inp.size
@@ -819,6 +896,10 @@ def _unit_to_u8(frames: np.ndarray) -> np.ndarray:
         return frames
     x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
     return x.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+
+
+# frames (pixels, at processing size) from which the later stages' kernels are preloaded while RAFT runs
+_PRELOAD_MIN_PIXELS = 1280 * 720 * 3 // 4
 
 
 def _signed(frames_u8: torch.Tensor) -> torch.Tensor:

@@ -651,3 +651,19 @@ if [ "$PHASE" = pre6 ]; then  # sixth session: the later stages' networks placed
   run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16
   PROPAINTER_WIRE_PRELOAD=0 run3 ours_432x240x80_fp16_nopreload_b 432 240 80 --precision fp16
 fi
+
+if [ "$PHASE" = final7 ]; then  # sixth session, closing figures: the final code (preloading from 3/4 of 720p up)
+  weights
+  smoke || exit 1
+  gpu_tests 100 tests/test_gpu_speedups.py
+  run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
+  reference ref_1280x720x80 1280 720 80
+  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
+  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
+  reference ref_1920x1080x50 1920 1080 50
+  run3 ours_1920x1080x50_fp16_b 1920 1080 50 --precision fp16
+  run3 ours_432x240x80_fp16 432 240 80 --precision fp16
+  reference ref_432x240x80 432 240 80
+  run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16
+fi

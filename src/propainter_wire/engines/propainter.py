@@ -377,9 +377,10 @@ class ProPainterEngine:
                         feats = net.encode(images, masks, masks)
                         net.forward_features(feats, flows, flows, masks, masks, frames - 1)
             stream.synchronize()  # the placed weights are ready for the main stream
-        except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs the time it saves
+        except Exception as exc:  # a failed preload only costs the time it would have saved
             log.debug("preloading %s: %s", name, _first_line(exc))
-            stream.synchronize()
+            with contextlib.suppress(Exception):  # (the main thread meets a lasting CUDA error itself)
+                stream.synchronize()
 
     def _await_preload(self, name: str) -> None:
         """Wait for ``name``'s part of the preloading, if it was started."""

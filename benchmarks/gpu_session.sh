@@ -207,6 +207,13 @@ run3() {  # name, width, height, frames, more bench args: ours on the shared cli
   bench "$name" --width "$w" --height "$h" --frames "$n" --clip "$(clip "$w" "$h" "$n")" "$@"
 }
 
+against_ref() {  # width, height, frames, more args for the first run: ours, the reference, ours again
+  local w=$1 h=$2 n=$3; shift 3
+  run3 "ours_${w}x${h}x${n}_fp16" "$w" "$h" "$n" --precision fp16 "$@"
+  reference "ref_${w}x${h}x${n}" "$w" "$h" "$n"
+  run3 "ours_${w}x${h}x${n}_fp16_b" "$w" "$h" "$n" --precision fp16
+}
+
 if [ "$PHASE" = final3 ]; then  # third session, closing figures (after the speed3 A/B)
   weights
   smoke || exit 1
@@ -323,18 +330,14 @@ if [ "$PHASE" = final4a ]; then  # fourth session, closing figures, part 1: GPU 
   gpu_tests 150 tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py tests/test_speed_paths.py \
     tests/test_flow_completion.py tests/test_propagation_streaming.py tests/test_deform.py
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
-  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
-  reference ref_1280x720x80 1280 720 80
-  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
+  against_ref 1280 720 80 --keep-output /tmp/keep_720_fp16
   run3 ours_1280x720x80_auto 1280 720 80 --precision auto --keep-output /tmp/keep_720_auto
   run3 ours_1280x720x80_fp32 1280 720 80 --precision fp32 --keep-output /tmp/keep_720_fp32
   for p in fp16 auto; do
     $PY benchmarks/compare.py /tmp/keep_720_$p /tmp/keep_720_fp32 "$CLIPS/1280x720x80/masks" \
       > "$OUT/psnr_720_${p}_vs_fp32.json"; echo "$p: $(cat "$OUT/psnr_720_${p}_vs_fp32.json")"
   done
-  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
-  reference ref_1920x1080x50 1920 1080 50
-  run3 ours_1920x1080x50_fp16_b 1920 1080 50 --precision fp16
+  against_ref 1920 1080 50
 fi
 
 if [ "$PHASE" = final4b ]; then  # fourth session, closing figures, part 2: 432x240, length, disk scratch, 4K
@@ -345,9 +348,7 @@ fi
 
 if [ "$PHASE" = final5b ]; then  # fifth session, closing figures, part 2 (same machine): 432x240, length, 4K
   weights
-  run3 ours_432x240x80_fp16 432 240 80 --precision fp16
-  reference ref_432x240x80 432 240 80
-  run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16
+  against_ref 432 240 80
   run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
   run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
   run3 ours_1280x720x80_fp16_disk 1280 720 80 --precision fp16 --scratch disk
@@ -362,15 +363,11 @@ if [ "$PHASE" = final4c ]; then  # fourth session, last call: half deformable co
   gpu_tests 150 tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py tests/test_speed_paths.py \
     tests/test_flow_completion.py tests/test_propagation_streaming.py tests/test_deform.py tests/test_inpainter.py
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
-  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
-  reference ref_1280x720x80 1280 720 80
-  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
+  against_ref 1280 720 80 --keep-output /tmp/keep_720_fp16
   run3 ours_1280x720x80_fp32 1280 720 80 --precision fp32 --keep-output /tmp/keep_720_fp32
   $PY benchmarks/compare.py /tmp/keep_720_fp16 /tmp/keep_720_fp32 "$CLIPS/1280x720x80/masks" \
     > "$OUT/psnr_720_fp16_vs_fp32.json"; echo "fp16: $(cat "$OUT/psnr_720_fp16_vs_fp32.json")"
-  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
-  reference ref_1920x1080x50 1920 1080 50
-  run3 ours_1920x1080x50_fp16_b 1920 1080 50 --precision fp16
+  against_ref 1920 1080 50
   run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
 fi
 
@@ -453,15 +450,11 @@ if [ "$PHASE" = final5 ]; then  # fifth session, closing figures: GPU tests; 720
   gpu_tests 150 tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py tests/test_speed_paths.py \
     tests/test_flow_completion.py tests/test_propagation_streaming.py tests/test_deform.py
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
-  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
-  reference ref_1280x720x80 1280 720 80
-  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
+  against_ref 1280 720 80 --keep-output /tmp/keep_720_fp16
   run3 ours_1280x720x80_fp32 1280 720 80 --precision fp32 --keep-output /tmp/keep_720_fp32
   $PY benchmarks/compare.py /tmp/keep_720_fp16 /tmp/keep_720_fp32 "$CLIPS/1280x720x80/masks" \
     > "$OUT/psnr_720_fp16_vs_fp32.json"; echo "720 fp16: $(cat "$OUT/psnr_720_fp16_vs_fp32.json")"
-  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16 --keep-output /tmp/keep_1080_fp16
-  reference ref_1920x1080x50 1920 1080 50
-  run3 ours_1920x1080x50_fp16_b 1920 1080 50 --precision fp16
+  against_ref 1920 1080 50 --keep-output /tmp/keep_1080_fp16
   PROPAINTER_WIRE_RAFT_HALF_PYRAMID=1 run3 ours_1920x1080x50_fp16_halfpyr 1920 1080 50 --precision fp16 \
     --keep-output /tmp/keep_1080_halfpyr
   run3 ours_1920x1080x50_fp32 1920 1080 50 --precision fp32 --keep-output /tmp/keep_1080_fp32
@@ -473,9 +466,7 @@ fi
 
 if [ "$PHASE" = final5b ]; then  # fifth session, closing figures, part 2 (same machine): 432x240, length, 4K
   weights
-  run3 ours_432x240x80_fp16 432 240 80 --precision fp16
-  reference ref_432x240x80 432 240 80
-  run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16
+  against_ref 432 240 80
   run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
   run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
 fi
@@ -514,19 +505,13 @@ if [ "$PHASE" = final5c ]; then  # fifth session, closing figures after streamin
   gpu_tests 150 tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py tests/test_speed_paths.py \
     tests/test_stream.py tests/test_weights.py tests/test_deform.py
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
-  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
-  reference ref_1280x720x80 1280 720 80
-  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
-  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
-  reference ref_1920x1080x50 1920 1080 50
-  run3 ours_1920x1080x50_fp16_b 1920 1080 50 --precision fp16
+  against_ref 1280 720 80 --keep-output /tmp/keep_720_fp16
+  against_ref 1920 1080 50
 fi
 
 if [ "$PHASE" = final5d ]; then  # part 2 (same machine): 432x240 with the reference, length, 4K
   weights
-  run3 ours_432x240x80_fp16 432 240 80 --precision fp16
-  reference ref_432x240x80 432 240 80
-  run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16
+  against_ref 432 240 80
   run3 ours_3840x2160x16_fp16 3840 2160 16 --precision fp16
   run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
 fi
@@ -538,15 +523,9 @@ if [ "$PHASE" = final5e ]; then  # fifth session, closing figures after deferred
   gpu_tests 150 tests/test_gpu_speedups.py tests/test_transfer.py tests/test_raft.py tests/test_speed_paths.py \
     tests/test_stream.py tests/test_weights.py tests/test_faults.py
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
-  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
-  reference ref_1280x720x80 1280 720 80
-  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
-  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
-  reference ref_1920x1080x50 1920 1080 50
-  run3 ours_1920x1080x50_fp16_b 1920 1080 50 --precision fp16
-  run3 ours_432x240x80_fp16 432 240 80 --precision fp16
-  reference ref_432x240x80 432 240 80
-  run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16
+  against_ref 1280 720 80
+  against_ref 1920 1080 50
+  against_ref 432 240 80
 fi
 
 if [ "$PHASE" = probe6 ]; then  # sixth session: where the wall time goes (glue between stages, GPU idle per stage)
@@ -605,15 +584,9 @@ if [ "$PHASE" = mid6 ] || [ "$PHASE" = final6 ]; then  # sixth session: feed-for
     gpu_tests 150 tests/test_speed_paths.py tests/test_inpainter_chunking.py tests/test_gpu_speedups.py
   fi
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
-  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
-  reference ref_1280x720x80 1280 720 80
-  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
-  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
-  reference ref_1920x1080x50 1920 1080 50
-  run3 ours_1920x1080x50_fp16_b 1920 1080 50 --precision fp16
-  run3 ours_432x240x80_fp16 432 240 80 --precision fp16
-  reference ref_432x240x80 432 240 80
-  run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16
+  against_ref 1280 720 80 --keep-output /tmp/keep_720_fp16
+  against_ref 1920 1080 50
+  against_ref 432 240 80
   run3 ours_1280x720x80_fp32 1280 720 80 --precision fp32 --keep-output /tmp/keep_720_fp32
   $PY benchmarks/compare.py /tmp/keep_720_fp16 /tmp/keep_720_fp32 "$CLIPS/1280x720x80/masks" \
     > "$OUT/psnr_720_fp16_vs_fp32.json"; echo "720 fp16: $(cat "$OUT/psnr_720_fp16_vs_fp32.json")"
@@ -657,13 +630,7 @@ if [ "$PHASE" = final7 ]; then  # sixth session, closing figures: the final code
   smoke || exit 1
   gpu_tests 100 tests/test_gpu_speedups.py
   run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
-  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
-  reference ref_1280x720x80 1280 720 80
-  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
-  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
-  reference ref_1920x1080x50 1920 1080 50
-  run3 ours_1920x1080x50_fp16_b 1920 1080 50 --precision fp16
-  run3 ours_432x240x80_fp16 432 240 80 --precision fp16
-  reference ref_432x240x80 432 240 80
-  run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16
+  against_ref 1280 720 80
+  against_ref 1920 1080 50
+  against_ref 432 240 80
 fi

@@ -354,14 +354,11 @@ class ProPainterEngine:
         """One network's part of :meth:`_start_preload` (on the preload thread)."""
         dev = self.device
         try:
-            with torch.cuda.stream(stream), torch.inference_mode():
-                net = getattr(self.models, name)  # placed here, on the side stream
+            with torch.cuda.stream(stream), torch.inference_mode():  # networks placed here, on the side stream
                 frames = min(3, length)
                 gen = torch.Generator(device=dev).manual_seed(0)
                 if name == "flow_completion":
-                    half = self.policy.stage_dtype("flow_completion")
-                    if half is not None and next(net.parameters()).dtype != half:
-                        net.to(half)  # as _complete_spans does on first use
+                    net, half = self._flow_completion_net()
                     dtype = half or torch.float32
                     flows = torch.randn(1, frames - 1, 2, h, w, device=dev, generator=gen).to(dtype)
                     masks = torch.zeros(1, frames - 1, 1, h, w, device=dev, dtype=dtype)
@@ -369,6 +366,7 @@ class ProPainterEngine:
                     with contextlib.nullcontext() if half is not None else self.policy.autocast(dev, name):
                         net.complete_direction(flows, masks)
                 else:
+                    net = self.models.inpainter
                     images = torch.rand(1, frames, 3, h, w, device=dev, generator=gen) * 2 - 1
                     masks = torch.zeros(1, frames, 1, h, w, device=dev, dtype=torch.bool)
                     masks[..., h // 3:h // 2, w // 3:w // 2] = True
@@ -381,6 +379,18 @@ class ProPainterEngine:
             log.debug("preloading %s: %s", name, _first_line(exc))
             with contextlib.suppress(Exception):  # (the main thread meets a lasting CUDA error itself)
                 stream.synchronize()
+
+    def _flow_completion_net(self) -> tuple[torch.nn.Module, torch.dtype | None]:
+        """The flow-completion network and its half dtype (None: float32 under the stage's autocast).
+
+        In a half precision on a GPU its weights are converted to that dtype on first use, as the
+        reference does with ``--fp16`` (autocast would keep fp32 copies of many activations).
+        """
+        net = self.models.flow_completion
+        half = self.policy.stage_dtype("flow_completion") if self.device.type == "cuda" else None
+        if half is not None and next(net.parameters()).dtype != half:
+            net.to(half)
+        return net, half
 
     def _await_preload(self, name: str) -> None:
         """Wait for ``name``'s part of the preloading, if it was started."""
@@ -421,11 +431,8 @@ class ProPainterEngine:
         many activations: more memory for the same arithmetic).
         """
         self._await_preload("flow_completion")
-        net = self.models.flow_completion
+        net, half = self._flow_completion_net()
         dev = self.device
-        half = self.policy.stage_dtype("flow_completion") if dev.type == "cuda" else None
-        if half is not None and next(net.parameters()).dtype != half:
-            net.to(half)
         if self._bounded:  # per-frame layers in chunks of frames
             h, w = flows_f.shape[-2:]
             # (the sequence-wide tensors, ~24 values per pixel and flow, come on top: ~4 GiB at 720p x 90)

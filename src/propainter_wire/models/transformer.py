@@ -168,6 +168,11 @@ class FusionFeedForward(nn.Module):
 _UNPADDED_PROJECTION_AREA = 1.125
 
 
+def _pad_grid(x: torch.Tensor, pad_b: int, pad_r: int) -> torch.Tensor:
+    """(B, T, Ht, Wt, C) tokens zero-padded by ``pad_b`` rows and ``pad_r`` columns (``x`` itself when none)."""
+    return F.pad(x, (0, 0, 0, pad_r, 0, pad_b)) if pad_b or pad_r else x
+
+
 def _rolled_key_index(window: Size2) -> torch.Tensor:
     """Indices kept from the four diagonally rolled copies of a window (each ``wh*ww`` long, concatenated).
 
@@ -304,17 +309,20 @@ class SparseWindowAttention(nn.Module):
         hp, wp = rows * wh, cols * ww
         area = hp * wp
         # frame-major tokens (T, B*Hp*Wp, C) of the zero-padded grid
-        if (pad_b or pad_r) and area >= _UNPADDED_PROJECTION_AREA * h * w:  # much padding: no products for it
+        padded = None  # the zero-padded grid, where it is made anyway
+        if area >= _UNPADDED_PROJECTION_AREA * h * w:  # much padding: no products for it
             q, k, v = (self._project(layer, x, pad_b, pad_r) for layer in (self.query, self.key, self.value))
-        else:  # little padding (720p: one column in 107): pad the input once rather than three outputs
-            flat = F.pad(x, (0, 0, 0, pad_r, 0, pad_b)).transpose(0, 1).reshape(t, b * area, c)
+        else:  # little or no padding (720p: one column in 107): pad the input once rather than three outputs
+            padded = _pad_grid(x, pad_b, pad_r)
+            flat = padded.transpose(0, 1).reshape(t, b * area, c)
             q, k, v = self.query(flat), self.key(flat), self.value(flat)  # padding holds the biases
         own, rolled = self._positions(rows, cols)
 
         out = q.new_empty(t, b * area, c)  # frame-major like q
         if sel.numel():
             near = torch.cat([own, rolled], dim=1)  # (nW, S): own + rolled positions
-            pooled = self._pool(F.pad(x[:, frames], (0, 0, 0, pad_r, 0, pad_b)))  # (B, Tk, P, C)
+            keyed = padded[:, frames] if padded is not None else _pad_grid(x[:, frames], pad_b, pad_r)
+            pooled = self._pool(keyed)  # (B, Tk, P, C)
             k_pool = self._split_heads(self.key(pooled))  # (B, heads, Tk, P, ch)
             v_pool = self._split_heads(self.value(pooled))
             for part in _window_chunks(sel, windows_per_chunk):
@@ -340,11 +348,9 @@ class SparseWindowAttention(nn.Module):
         """
         b, t, h, w, _ = x.shape
         y = layer(x.transpose(0, 1))  # (T, B, Ht, Wt, C)
-        if pad_b or pad_r:
-            full = layer.bias.to(y.dtype).expand(t, b, h + pad_b, w + pad_r, y.size(-1)).clone()
-            full[:, :, :h, :w] = y
-            y = full
-        return y.reshape(t, -1, y.size(-1))
+        full = layer.bias.to(y.dtype).expand(t, b, h + pad_b, w + pad_r, y.size(-1)).clone()
+        full[:, :, :h, :w] = y
+        return full.reshape(t, -1, y.size(-1))
 
     def _attend_masked(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_pool: torch.Tensor,
                        v_pool: torch.Tensor, windows: torch.Tensor, own: torch.Tensor, near: torch.Tensor,

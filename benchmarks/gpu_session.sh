@@ -634,3 +634,55 @@ if [ "$PHASE" = final7 ]; then  # sixth session, closing figures: the final code
   against_ref 1920 1080 50
   against_ref 432 240 80
 fi
+
+if [ "$PHASE" = probe7 ]; then  # seventh session: per stage, GPU busy against wall and the costliest kernels
+  # (1080p with RAFT eager so its kernels are seen; 432x240 as run), and 1080p's timeline
+  weights
+  smoke || exit 1
+  c1080=$(clip 1920 1080 50)
+  timeout 120 $PY benchmarks/timeline.py --clip "$c1080" --precision fp16 | tee -a "$OUT/timeline.txt"
+  PROPAINTER_WIRE_CUDA_GRAPHS=0 timeout 300 $PY benchmarks/profile_engine.py --width 1920 --height 1080 --frames 50 \
+    --source "$BMX" --profile --stage-kernels 25 --sort self_cpu_time_total --rows 30 > "$OUT/profile_1080x50.txt" 2>&1
+  grep -A26 "^==" "$OUT/profile_1080x50.txt" | cut -c1-150; grep "seconds" "$OUT/profile_1080x50.txt"
+  timeout 200 $PY benchmarks/profile_engine.py --width 432 --height 240 --frames 80 --source "$BMX" --profile \
+    --stage-kernels 12 --sort self_cpu_time_total --rows 40 > "$OUT/profile_432x80.txt" 2>&1
+  grep -A13 "^==" "$OUT/profile_432x80.txt" | cut -c1-150; grep "seconds" "$OUT/profile_432x80.txt"
+fi
+
+if [ "$PHASE" = fuse7 ]; then  # seventh session: cuDNN's fused convolution + bias + ReLU against the separate passes
+  for shapes in raft1080 raft720; do
+    timeout 200 $PY benchmarks/fusion_probe.py --shapes "$shapes" | tee "$OUT/fusion_${shapes}.jsonl"
+  done
+  timeout 200 $PY benchmarks/fusion_probe.py --shapes raft1080 --benchmark | tee "$OUT/fusion_raft1080_benchmark.jsonl"
+fi
+
+if [ "$PHASE" = fused7 ]; then  # seventh session: RAFT's convolution epilogues fused in cuDNN (bias, batch norm,
+  # ReLU), A/B interleaved against the library layers (PROPAINTER_WIRE_FUSED_EPILOGUES=0) and the update block
+  # only (=update); fp16 against fp32 inside the masks; propagation spans with half flows moved whole
+  weights
+  smoke || exit 1
+  gpu_tests 200 tests/test_gpu_speedups.py tests/test_raft.py
+  run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
+  for r in a b; do
+    run3 "fused_1920x1080x50_$r" 1920 1080 50 --precision fp16
+    PROPAINTER_WIRE_FUSED_EPILOGUES=0 run3 "lib_1920x1080x50_$r" 1920 1080 50 --precision fp16
+    PROPAINTER_WIRE_FUSED_EPILOGUES=update run3 "update_1920x1080x50_$r" 1920 1080 50 --precision fp16
+  done
+  for r in a b; do
+    run3 "fused_1280x720x80_$r" 1280 720 80 --precision fp16 --keep-output /tmp/k720_fp16
+    PROPAINTER_WIRE_FUSED_EPILOGUES=0 run3 "lib_1280x720x80_$r" 1280 720 80 --precision fp16
+  done
+  run3 fp32_1280x720x80 1280 720 80 --precision fp32 --keep-output /tmp/k720_fp32
+  $PY benchmarks/compare.py /tmp/k720_fp16 /tmp/k720_fp32 "$(clip 1280 720 80)/masks" > "$OUT/psnr_720_fp16_vs_fp32.json"
+  echo "psnr fp16 vs fp32: $(cat "$OUT/psnr_720_fp16_vs_fp32.json")"
+  run3 fused_432x240x80 432 240 80 --precision fp16
+  PROPAINTER_WIRE_FUSED_EPILOGUES=0 run3 lib_432x240x80 432 240 80 --precision fp16
+fi
+
+if [ "$PHASE" = rafts7 ]; then  # seventh session: RAFT alone, fused epilogues A/B interleaved in one process
+  for size in "1920 1080 9" "1280 720 17" "432 240 33"; do
+    set -- $size
+    timeout 300 $PY benchmarks/raft_variants.py --width "$1" --height "$2" --frames "$3" --source "$BMX" \
+      --variants cl_lib,cl_fused,cl_update --rounds 3 | tee -a "$OUT/raft_fused_${1}x${2}.jsonl"
+  done
+fi

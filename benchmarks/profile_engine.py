@@ -33,6 +33,8 @@ def main() -> int:
     p.add_argument("--raft-chunk", type=int, default=None, help="frames handed to RAFT at once")
     p.add_argument("--sort", default="cuda_time_total", help="profiler table orders, comma-separated")
     p.add_argument("--rows", type=int, default=40, help="rows per profiler table")
+    p.add_argument("--stage-kernels", type=int, default=0,
+                   help="per stage: GPU busy time and its N costliest kernels (from the profiled run)")
     p.add_argument("--deform", choices=("auto", "sampled"), default="auto",
                    help="sampled: the grid_sample deformable convolution on every device (A/B on a GPU)")
     args = p.parse_args()
@@ -66,6 +68,8 @@ def main() -> int:
                 gpu = getattr(row, "device_time_total", None) or getattr(row, "cuda_time_total", 0)
                 print(f"{row.key[6:]:<12} {row.cpu_time_total / 1e3:8.1f} {gpu / 1e3:8.1f} "
                       f"{gpu / max(1.0, row.cpu_time_total):8.2f}")
+        if args.stage_kernels:
+            print(stage_kernel_report(prof.events(), args.stage_kernels))
         for key in args.sort.split(","):
             print(averages.table(sort_by=key, row_limit=args.rows, max_name_column_width=70))
     else:
@@ -97,6 +101,39 @@ def engine_and_input(args, device: str):
     with tempfile.TemporaryDirectory() as tmp:
         engine = ProPainterEngine(write_deterministic_checkpoints(tmp), device=device, precision=args.precision)
     return engine, inp, config
+
+
+def stage_kernel_report(events, top: int) -> str:
+    """Per ``stage:<name>`` range: wall, GPU busy (union of kernel intervals that start inside it),
+    the busy share, and the ``top`` kernels by summed duration (ms, count, name)."""
+    import torch
+
+    cuda = torch.autograd.DeviceType.CUDA
+    stages = sorted((e for e in events if e.name.startswith("stage:") and e.device_type != cuda),
+                    key=lambda e: e.time_range.start)
+    kernels = sorted((e for e in events if e.device_type == cuda and not e.name.startswith("stage:")),
+                     key=lambda e: e.time_range.start)
+    lines = []
+    for stage in stages:
+        start, end = stage.time_range.start, stage.time_range.end
+        inside = [k for k in kernels if start <= k.time_range.start < end]
+        busy, reach = 0.0, start
+        for k in inside:  # union of intervals, in start order
+            s0, e0 = max(k.time_range.start, reach), k.time_range.end
+            if e0 > s0:
+                busy += e0 - s0
+            reach = max(reach, e0)
+        wall = end - start
+        lines.append(f"== {stage.name[6:]}: wall {wall / 1e3:.1f} ms, GPU busy {busy / 1e3:.1f} ms "
+                     f"({busy / max(wall, 1.0):.2f}), {len(inside)} kernels")
+        totals: dict[str, list[float]] = {}
+        for k in inside:
+            entry = totals.setdefault(k.name, [0.0, 0])
+            entry[0] += k.time_range.end - k.time_range.start
+            entry[1] += 1
+        for name, (dur, count) in sorted(totals.items(), key=lambda kv: -kv[1][0])[:top]:
+            lines.append(f"   {dur / 1e3:9.2f} ms {count:6d}  {name[:110]}")
+    return "\n".join(lines)
 
 
 def _sync() -> None:

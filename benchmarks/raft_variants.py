@@ -37,6 +37,10 @@ VARIANTS = {
     "pairs4": {"pairs_per_chunk": 4},
     "pairs8": {"pairs_per_chunk": 8},
     "pairs16": {"pairs_per_chunk": 16},
+    # convolution epilogues in cuDNN (the engine's default: "1"), the update block's only, the library layers
+    "cl_fused": {"channels_last": True, "fused": "1"},
+    "cl_update": {"channels_last": True, "fused": "update"},
+    "cl_lib": {"channels_last": True, "fused": "0"},
 }
 
 
@@ -58,6 +62,7 @@ def main() -> int:
     p.add_argument("--source", type=Path, default=None)
     p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--rounds", type=int, default=1, help="run the variant list this many times (interleaved A/B)")
     p.add_argument("--profile", action="store_true",
                    help="also print each variant's top GPU kernels of one eager call (torch.profiler)")
     args = p.parse_args()
@@ -77,9 +82,11 @@ def main() -> int:
     default_budget = _raft_budget_bytes(dev, args.height, args.width)
     real_build_corr = raft_mod.build_corr
     reference = None
-    for name in args.variants.split(","):
+    for name in args.variants.split(",") * args.rounds:
         v = VARIANTS[name]
         net = nets["cl" if v.get("channels_last") else "nchw"]
+        fused = v.get("fused", "1")
+        net.use_fused_epilogues(fused != "0", encoders=fused not in ("0", "update"))
         kwargs = {"budget_bytes": int(v["budget_gib"] * 2**30) if "budget_gib" in v else default_budget,
                   "corr_dtype": torch.float16 if v.get("corr_dtype") == "fp16" else torch.float32}
         for key in ("pairs_per_chunk", "corr"):

@@ -174,6 +174,13 @@ class ProPainterEngine:
         budget_gib = os.environ.get("PROPAINTER_WIRE_TRANSFORMER_BUDGET_GIB")
         if budget_gib:
             self.transformer_budget_bytes = int(float(budget_gib) * 2**30)
+        # RAFT's convolution + bias (+ batch norm) + ReLU as single cuDNN kernels on a GPU in half precision
+        # (flow.raft.conv_relu); PROPAINTER_WIRE_FUSED_EPILOGUES=0: the library layers, =update: the update
+        # block's only
+        fused = os.environ.get("PROPAINTER_WIRE_FUSED_EPILOGUES", "1")
+        use_fused = getattr(self.models.raft, "use_fused_epilogues", None)  # (absent from stand-in networks)
+        if use_fused is not None:
+            use_fused(fused != "0", encoders=fused not in ("0", "update"))
     def _channels_last_choice(self) -> dict[str, list[str]]:
         """The parts (per network) whose convolutions run channels-last.
 
@@ -480,7 +487,7 @@ class ProPainterEngine:
             for span in spans:
                 dev = self.device
                 # a span over the budget leaves its flows where they are; the sweeps move them a frame at a time
-                span_bytes = _PROPAGATION_BYTES_PER_PIXEL * (span.stop - span.start) * h * w
+                span_bytes = _propagation_bytes_per_pixel(flows_f.dtype) * (span.stop - span.start) * h * w
                 flows_at = dev if span_bytes <= self.propagation_budget_bytes else self.store
                 fr = _signed(frames[span.start:span.stop].to(dev))
                 mk = masks[span.start:span.stop].to(dev).float()
@@ -728,6 +735,10 @@ class DiskTensor:
     def __len__(self) -> int:
         return len(self.array)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.from_numpy(np.empty(0, self.array.dtype)).dtype
+
     def __getitem__(self, index) -> torch.Tensor:
         return torch.from_numpy(self.array[index])
 
@@ -915,10 +926,12 @@ def _signed(frames_u8: torch.Tensor) -> torch.Tensor:
     return frames_u8.permute(0, 3, 1, 2).float().div_(255.0).mul_(2).sub_(1)  # in place: no temporaries
 
 
-# device bytes per pixel and frame of a propagation span moved whole: masked frames, masks, two
-# flows, the outputs (float32), and slack for the per-step temporaries. (Measured on an H200
-# before the in-place arithmetic above: ~135 bytes per pixel and frame.)
-_PROPAGATION_BYTES_PER_PIXEL = 56
+def _propagation_bytes_per_pixel(flow_dtype: torch.dtype) -> int:
+    """Device bytes per pixel and frame of a propagation span moved whole: masked frames and masks
+    (float32, 16), the outputs (16), two 2-channel flows as stored (8 in a half precision, 16 in
+    float32; converted one frame at a time), and slack for the per-step temporaries (8). (Measured
+    on an H200 before the in-place arithmetic of ``propagate``: ~135 bytes per pixel and frame.)"""
+    return 16 + 16 + 4 * torch.empty((), dtype=flow_dtype).element_size() + 8
 
 
 def _raft_chunk_frames(h: int, w: int) -> int:

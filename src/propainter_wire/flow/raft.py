@@ -86,9 +86,16 @@ class ResidualBlock(nn.Module):
             # the checkpoint stores this norm twice (as norm3 and downsample.1): one shared module
             self.norm3 = _norm_layer(norm, out_channels)
             self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride), self.norm3)
+        self.fused_epilogues = True  # batch norm folded into the convolutions where conv_relu fuses
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, H, W) -> (N, C_out, H/stride, W/stride)."""
+        if self.fused_epilogues and _foldable(self.norm1) and _fused_epilogue(x, self.conv1):
+            y = conv_relu(self.conv1, x, norm=self.norm1)
+            y = conv_relu(self.conv2, y, norm=self.norm2)
+            skip = x if self.downsample is None else F.conv2d(x, *_fold_norm(self.downsample[0], self.norm3),
+                                                              self.downsample[0].stride)
+            return torch.relu_(skip + y)
         y = self.relu(self.norm1(self.conv1(x)))
         y = self.relu(self.norm2(self.conv2(y)))
         skip = x if self.downsample is None else self.downsample(x)
@@ -110,6 +117,7 @@ class BasicEncoder(nn.Module):
             self.add_module(f"layer{index}", stage)
             channels = width
         self.conv2 = nn.Conv2d(channels, output_dim, kernel_size=1)
+        self.fused_epilogues = True  # see ResidualBlock
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -122,11 +130,69 @@ class BasicEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (N, 3, H, W) in [-1, 1] -> (N, output_dim, H/8, W/8)."""
-        x = self.relu1(self.norm1(self.conv1(images)))  # (N, 64, H/2, W/2)
+        if self.fused_epilogues and _foldable(self.norm1):
+            x = conv_relu(self.conv1, _in_weight_dtype(images, self.conv1), norm=self.norm1)  # (N, 64, H/2, W/2)
+        else:
+            x = self.relu1(self.norm1(self.conv1(images)))  # (N, 64, H/2, W/2)
         x = self.layer1(x)  # (N, 64, H/2, W/2)
         x = self.layer2(x)  # (N, 96, H/4, W/4)
         x = self.layer3(x)  # (N, 128, H/8, W/8)
         return self.conv2(x)
+
+
+# ---------------------------------------------------------------------------
+# fused convolution epilogues (GPU, half precision)
+# ---------------------------------------------------------------------------
+def _fused_epilogue(x: torch.Tensor, conv: nn.Conv2d) -> bool:
+    """Whether ``conv`` on ``x`` may add its bias (and a ReLU) inside cuDNN's kernel.
+
+    PyTorch's cuDNN convolution adds the bias in a second pass over the output, and a
+    ReLU is a third: on RAFT's 1/8-scale maps at 1080p those passes cost as much as a
+    third of each convolution (``benchmarks/fusion_probe.py``). Used on CUDA tensors in
+    a half precision whose layer weights are stored in that dtype (RAFT under fp16/bf16),
+    for output channels in multiples of 8 (126 channels ran no faster fused); elsewhere
+    the library layers run, so float32 results are untouched.
+    """
+    return (x.is_cuda and x.dtype in (torch.float16, torch.bfloat16) and conv.weight.dtype == x.dtype
+            and conv.out_channels % 8 == 0 and torch.backends.cudnn.enabled)
+
+
+def _in_weight_dtype(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``x`` in the dtype of ``conv``'s half-precision weights on a GPU (the cast autocast makes for the
+    convolution anyway); unchanged otherwise."""
+    if x.is_cuda and conv.weight.dtype in (torch.float16, torch.bfloat16):
+        return x.to(conv.weight.dtype)
+    return x
+
+
+def _foldable(norm: nn.Module) -> bool:
+    """A batch norm in inference mode: an affine map per channel that a convolution can absorb."""
+    return isinstance(norm, nn.BatchNorm2d) and not norm.training and norm.running_var is not None
+
+
+def _fold_norm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of ``norm(conv(x))`` as one convolution, in the convolution's dtype (computed in
+    float32, or float64 for float64 layers, from the stored values; the weight keeps its memory format)."""
+    exact = torch.promote_types(conv.weight.dtype, torch.float32)
+    scale = norm.weight.to(exact) * torch.rsqrt(norm.running_var.to(exact) + norm.eps)  # (C_out,)
+    weight = (conv.weight.to(exact) * scale[:, None, None, None]).to(conv.weight.dtype)
+    bias = conv.bias.to(exact) if conv.bias is not None else torch.zeros_like(scale)
+    return weight, ((bias - norm.running_mean.to(exact)) * scale + norm.bias.to(exact)).to(conv.weight.dtype)
+
+
+def conv_relu(conv: nn.Conv2d, x: torch.Tensor, fused: bool = True,
+              norm: nn.BatchNorm2d | None = None) -> torch.Tensor:
+    """``relu(conv(x))``, or ``relu(norm(conv(x)))`` with an inference batch norm: (N, C_in, H, W) ->
+    (N, C_out, H', W').
+
+    With ``fused``, one cuDNN kernel with the bias and ReLU in its epilogue where
+    :func:`_fused_epilogue` allows (the sum is rounded to the half dtype once instead of
+    twice; a norm is folded into the weights first); the library layers otherwise.
+    """
+    if fused and _fused_epilogue(x, conv):
+        weight, bias = (conv.weight, conv.bias) if norm is None else _fold_norm(conv, norm)
+        return torch.cudnn_convolution_relu(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return F.relu(conv(x) if norm is None else norm(conv(x)))
 
 
 # ---------------------------------------------------------------------------
@@ -142,11 +208,15 @@ class BasicMotionEncoder(nn.Module):
         self.convf1 = nn.Conv2d(2, 128, kernel_size=7, padding=3)
         self.convf2 = nn.Conv2d(128, 64, kernel_size=3, padding=1)
         self.conv = nn.Conv2d(192 + 64, 128 - 2, 3, padding=1)
+        self.fused_epilogues = True  # see conv_relu
 
     def forward(self, flow: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
         """flow (N, 2, h, w) pixels at 1/8 scale, corr (N, 324, h, w) -> (N, 128, h, w)."""
-        c = F.relu(self.convc2(F.relu(self.convc1(corr))))  # (N, 192, h, w)
-        f = F.relu(self.convf2(F.relu(self.convf1(flow))))  # (N, 64, h, w)
+        fused = self.fused_epilogues
+        c = conv_relu(self.convc1, _in_weight_dtype(corr, self.convc1), fused)  # (N, 256, h, w)
+        c = conv_relu(self.convc2, c, fused)  # (N, 192, h, w)
+        f = conv_relu(self.convf1, _in_weight_dtype(flow, self.convf1), fused)  # (N, 128, h, w)
+        f = conv_relu(self.convf2, f, fused)  # (N, 64, h, w)
         motion = F.relu(self.conv(torch.cat((c, f), dim=1)))  # (N, 126, h, w)
         return torch.cat((motion, flow.to(motion.dtype)), dim=1)
 
@@ -164,8 +234,8 @@ class GRUContext:
 
     gates: dict[str, torch.Tensor]
     candidate: dict[str, torch.Tensor]
-    gate_weights: dict[str, tuple[torch.Tensor, torch.Tensor]]  # (weight (256, 256, kh, kw), bias (256,))
-    candidate_weights: dict[str, tuple[torch.Tensor, torch.Tensor]]  # (weight (128, 256, kh, kw), bias (128,))
+    gate_weights: dict[str, tuple[torch.Tensor, torch.Tensor | None]]  # (weight (256, 256, kh, kw), bias (256,))
+    candidate_weights: dict[str, tuple[torch.Tensor, torch.Tensor | None]]  # (weight (128, 256, kh, kw), bias (128,))
 
 
 class SepConvGRU(nn.Module):
@@ -173,7 +243,9 @@ class SepConvGRU(nn.Module):
 
     The checkpoint's layers (``conv{z,r,q}{1,2}``) read [hidden (128), context (128),
     motion (128)]; :meth:`prepare` splits off the context's part once per flow (see
-    :class:`GRUContext`) and fuses the update and reset gates into one convolution.
+    :class:`GRUContext`) and fuses the update and reset gates into one convolution. On a
+    GPU in half precision the biases join the context's terms there too (one pass over
+    each output less per step; see :func:`_fused_epilogue`); the weights' bias is None then.
     """
 
     def __init__(self, hidden_dim: int = HIDDEN_DIM, input_dim: int = 256):
@@ -183,6 +255,7 @@ class SepConvGRU(nn.Module):
         for suffix, kernel, pad in (("1", (1, 5), (0, 2)), ("2", (5, 1), (2, 0))):
             for gate in ("z", "r", "q"):
                 self.add_module(f"conv{gate}{suffix}", nn.Conv2d(both, hidden_dim, kernel, padding=pad))
+        self.fused_epilogues = True  # fold the biases into the context's terms where _fused_epilogue allows
 
     def prepare(self, context: torch.Tensor) -> GRUContext:
         """context (N, 128, h, w) -> its precomputed terms (the context must be the GRU's input channels
@@ -193,14 +266,18 @@ class SepConvGRU(nn.Module):
         for suffix in ("1", "2"):
             conv_z, conv_r, conv_q = (getattr(self, f"conv{g}{suffix}") for g in ("z", "r", "q"))
             zr = torch.cat((conv_z.weight, conv_r.weight))  # (256, 384, kh, kw)
-            gates[suffix] = F.conv2d(context, zr[:, ctx], padding=conv_z.padding)
-            candidate[suffix] = F.conv2d(context, conv_q.weight[:, ctx], padding=conv_q.padding)
+            zr_bias = torch.cat((conv_z.bias, conv_r.bias))  # (256,)
+            # biases folded into the context's terms (GPU, half precision), else added by the convolutions
+            fold = self.fused_epilogues and _fused_epilogue(context, conv_z)
+            gates[suffix] = F.conv2d(context, zr[:, ctx], zr_bias if fold else None, padding=conv_z.padding)
+            candidate[suffix] = F.conv2d(context, conv_q.weight[:, ctx], conv_q.bias if fold else None,
+                                         padding=conv_q.padding)
             layout = _memory_format(conv_z.weight)  # the split weights keep the layer's memory format
             gate_weights[suffix] = (torch.cat((zr[:, :h], zr[:, 2 * h:]), dim=1).contiguous(memory_format=layout),
-                                    torch.cat((conv_z.bias, conv_r.bias)))
+                                    None if fold else zr_bias)
             candidate_weights[suffix] = (
                 torch.cat((conv_q.weight[:, :h], conv_q.weight[:, 2 * h:]), dim=1).contiguous(memory_format=layout),
-                conv_q.bias)
+                None if fold else conv_q.bias)
         return GRUContext(gates, candidate, gate_weights, candidate_weights)
 
     def _step(self, hidden: torch.Tensor, motion: torch.Tensor, prepared: GRUContext, suffix: str) -> torch.Tensor:
@@ -226,10 +303,11 @@ class FlowHead(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(input_dim, hidden_dim, kernel_size=3, padding=1)
         self.conv2 = nn.Conv2d(hidden_dim, 2, kernel_size=3, padding=1)
-        self.relu = nn.ReLU(inplace=True)
+        self.fused_epilogues = True  # see conv_relu
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.relu(self.conv1(hidden)))
+        """hidden (N, 128, h, w) -> (N, 2, h, w)."""
+        return self.conv2(conv_relu(self.conv1, hidden, self.fused_epilogues))
 
 
 class BasicUpdateBlock(nn.Module):
@@ -245,6 +323,7 @@ class BasicUpdateBlock(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(256, 9 * DOWNSAMPLE * DOWNSAMPLE, 1),
         )
+        self.fused_epilogues = True  # see conv_relu
 
     def forward(self, hidden: torch.Tensor, context: GRUContext, corr: torch.Tensor, flow: torch.Tensor,
                 with_mask: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
@@ -259,7 +338,9 @@ class BasicUpdateBlock(nn.Module):
         motion = self.encoder(flow, corr)  # (N, 128, h, w)
         hidden = self.gru(hidden, motion.to(hidden.dtype), context)
         delta = self.flow_head(hidden)
-        mask = 0.25 * self.mask(hidden) if with_mask else None
+        mask = None
+        if with_mask:
+            mask = 0.25 * self.mask[2](conv_relu(self.mask[0], hidden, self.fused_epilogues))
         return hidden, mask, delta
 
 
@@ -357,6 +438,16 @@ class RAFT(nn.Module):
         self.fnet = BasicEncoder(output_dim=FEATURE_DIM, norm="instance")
         self.cnet = BasicEncoder(output_dim=HIDDEN_DIM + CONTEXT_DIM, norm="batch")
         self.update_block = BasicUpdateBlock(HIDDEN_DIM, CONTEXT_DIM)
+
+    def use_fused_epilogues(self, enabled: bool, encoders: bool | None = None) -> None:
+        """Let convolutions take their bias, batch norm and ReLU inside cuDNN's kernels on a GPU in half
+        precision (the default; see :func:`conv_relu`): the update block's, and with ``encoders``
+        (default: ``enabled``) the context encoder's. Off: the library layers."""
+        encoders = enabled if encoders is None else encoders
+        for module in self.modules():
+            if hasattr(module, "fused_epilogues"):
+                in_encoder = isinstance(module, (BasicEncoder, ResidualBlock))
+                module.fused_epilogues = encoders if in_encoder else enabled
 
     def encode_features(self, images: torch.Tensor) -> torch.Tensor:
         """images (N, 3, H, W) in [-1, 1], H and W multiples of 8 -> features (N, 256, H/8, W/8).

@@ -686,3 +686,35 @@ if [ "$PHASE" = rafts7 ]; then  # seventh session: RAFT alone, fused epilogues A
       --variants cl_lib,cl_fused,cl_update --rounds 3 | tee -a "$OUT/raft_fused_${1}x${2}.jsonl"
   done
 fi
+
+if [ "$PHASE" = cl7 ]; then  # seventh session: channels-last inpainter parts on the GPU again (the transformer's
+  # patch layers are convolutions since the sixth session), warm stage times of one process, interleaved
+  weights
+  for r in a b; do
+    for parts in raft_update raft_update,transformer raft_update,transformer,feat_prop,inpainter_encoder,inpainter_decoder; do
+      echo "$r $parts: $(PROPAINTER_WIRE_CHANNELS_LAST=$parts timeout 200 $PY benchmarks/profile_engine.py --width 1920 \
+        --height 1080 --frames 50 --source "$BMX" | tail -n 1)" | tee -a "$OUT/cl7.txt"
+    done
+  done
+fi
+
+if [ "$PHASE" = final8 ]; then  # seventh session, closing figures: fused RAFT epilogues, against the reference
+  weights
+  smoke || exit 1
+  gpu_tests 300 tests/test_gpu_speedups.py tests/test_raft.py tests/test_transfer.py tests/test_doctor.py
+  run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
+  against_ref 1280 720 80
+  against_ref 1920 1080 50
+  against_ref 432 240 80
+  run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
+fi
+
+if [ "$PHASE" = clfc7 ]; then  # seventh session: flow completion channels-last on the GPU (warm stage times)
+  weights
+  for r in a b; do
+    for parts in raft_update raft_update,flow_completion; do
+      echo "$r $parts: $(PROPAINTER_WIRE_CHANNELS_LAST=$parts timeout 200 $PY benchmarks/profile_engine.py --width 1920 \
+        --height 1080 --frames 50 --source "$BMX" | tail -n 1)" | tee -a "$OUT/clfc7.txt"
+    done
+  done
+fi

@@ -239,10 +239,13 @@ def test_correlation_of_half_features_on_tf32_is_exact(dtype):
     assert (volume.double() - exact).abs().max().item() < 1e-4  # |values| ~ 1; fp32 sums of 256 products
 
 
-@pytest.mark.parametrize("precision, update_nhwc", [("fp16", True), ("fp32", False), ("auto", False)])
-def test_gpu_engine_runs_raft_update_channels_last_when_raft_is_half(precision, update_nhwc, monkeypatch):
-    """On a GPU only RAFT's update block goes channels-last, and only when RAFT runs in half precision
-    (fp32 NHWC convolutions took algorithms with far larger workspaces). Settings only: no GPU is touched."""
+@pytest.mark.parametrize("precision, update_nhwc, completion_nhwc",
+                         [("fp16", True, True), ("fp32", False, False), ("auto", False, True)])
+def test_gpu_engine_runs_raft_update_channels_last_when_raft_is_half(precision, update_nhwc, completion_nhwc,
+                                                                      monkeypatch):
+    """On a GPU RAFT's update block and the flow-completion network go channels-last, each only when it runs
+    in half precision (fp32 NHWC convolutions took algorithms with far larger workspaces); the rest stays
+    NCHW. Settings only: no GPU is touched."""
     from propainter_wire.engines.propainter import ProPainterEngine, ProPainterModels
     from propainter_wire.flow.raft import RAFT
 
@@ -256,6 +259,7 @@ def test_gpu_engine_runs_raft_update_channels_last_when_raft_is_half(precision, 
 
     assert channels_last(models.raft.update_block) == {update_nhwc}
     assert channels_last(models.raft.fnet) == {False}
+    assert channels_last(models.flow_completion) == {completion_nhwc}
     assert channels_last(models.inpainter) == {False}
 
 

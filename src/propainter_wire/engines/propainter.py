@@ -186,16 +186,21 @@ class ProPainterEngine:
 
         On the CPU every network (oneDNN; 2-core EPYC: fp32 -6 %, bf16 -7 to -15 %); on the GPU
         RAFT's update block when RAFT runs in half precision, whose 20 steps then run NHWC end to
-        end (H100 fp16: 33.4 against 36.3 ms a pair at 720p, 92 against 105 at 1080p); elsewhere,
-        and for fp32 RAFT, the GPU gained nothing (cl4) and fp32 NHWC convolutions took cuDNN
-        algorithms with 8 GiB more workspace (720p flow stage peak 10.9 against 3.0 GiB, final5).
+        end (H100 fp16: 33.4 against 36.3 ms a pair at 720p, 92 against 105 at 1080p), and the
+        flow-completion network when it runs in half precision (H100 fp16, 1080p x 50: its stage
+        1.51-1.54 against 1.68 s, clfc7); elsewhere, and in fp32, the GPU gained nothing (cl4; the
+        inpainter's parts again in cl7) and fp32 NHWC convolutions took cuDNN algorithms with
+        8 GiB more workspace (720p flow stage peak 10.9 against 3.0 GiB, final5).
         ``PROPAINTER_WIRE_CHANNELS_LAST`` (benchmark switch): 1 = every network, 0 = none, or a
         comma list of the parts in ``_CHANNELS_LAST_PARTS``.
         """
+        halves = (torch.float16, torch.bfloat16)
         if self.device.type == "cpu":
             default = "1"
         else:
-            default = "raft_update" if self.policy.stage_dtype("raft") in (torch.float16, torch.bfloat16) else "0"
+            parts = [part for part, stage in (("raft_update", "raft"), ("flow_completion", "flow_completion"))
+                     if self.policy.stage_dtype(stage) in halves]
+            default = ",".join(parts) or "0"
         value = os.environ.get("PROPAINTER_WIRE_CHANNELS_LAST", default)
         chosen = [name for name in (p.strip() for p in value.split(",")) if name not in ("0", "")]
         if chosen == ["1"]:

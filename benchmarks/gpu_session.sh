@@ -718,3 +718,34 @@ if [ "$PHASE" = clfc7 ]; then  # seventh session: flow completion channels-last 
     done
   done
 fi
+
+if [ "$PHASE" = len8 ]; then  # seventh session: the attention normalising and projecting in frame chunks
+  # (peak against clip length at 720p), then 1080p once more
+  weights
+  smoke || exit 1
+  gpu_tests 200 tests/test_inpainter_chunking.py tests/test_inpainter.py
+  run3 ours_1280x720x80_fp16 1280 720 80 --precision fp16
+  run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
+  run3 ours_1280x720x80_fp16_b 1280 720 80 --precision fp16
+  run3 ours_1920x1080x50_fp16 1920 1080 50 --precision fp16
+fi
+
+if [ "$PHASE" = mem7 ]; then  # seventh session: what is alive at the GPU peak, 720p at 80 and 240 frames
+  weights
+  for n in 80 240; do
+    timeout 240 $PY benchmarks/memory_peak.py --width 1280 --height 720 --frames "$n" --source "$BMX" \
+      > "$OUT/memory_peak_720x$n.json" 2> "$OUT/memory_peak_720x$n.err"; head -c 3500 "$OUT/memory_peak_720x$n.json"
+    tail -n 3 "$OUT/memory_peak_720x$n.err"
+  done
+fi
+
+if [ "$PHASE" = final9 ]; then  # seventh session, closing figures after the feature cache stopped pinning batches
+  weights
+  smoke || exit 1
+  gpu_tests 300 tests/test_gpu_speedups.py tests/test_raft.py tests/test_transfer.py tests/test_inpainter.py
+  run3 warmup_1280x720x80_fp16 1280 720 80 --precision fp16
+  against_ref 1280 720 80
+  run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
+  against_ref 1920 1080 50
+  against_ref 432 240 80
+fi

@@ -882,8 +882,11 @@ class _FeatureCache:
         """Features of frames ``ids`` (T, C, h, w); ``encode(missing_ids)`` computes the absent ones."""
         missing = [i for i in ids if i not in self.store]
         if missing:
-            for i, feat in zip(missing, encode(missing), strict=True):
-                self.store[i] = feat
+            encoded = encode(missing)  # (M, C, h, w)
+            for i, feat in zip(missing, encoded, strict=True):
+                # each frame in its own memory: a view would keep the whole batch alive until its last frame
+                # is evicted (reference frames, used by every window, pinned ever more batches on long clips)
+                self.store[i] = feat.clone() if len(missing) > 1 else feat
         feats = torch.stack([self.store[i] for i in ids])
         for i in ids:  # most recently used last
             self.store[i] = self.store.pop(i)

@@ -250,3 +250,23 @@ def test_real_masks_bmx_trees():
     count = len([p for p in folder.iterdir() if not p.name.startswith(".")])
     source = open_masks(folder, count, first.shape[0], first.shape[1])
     assert not source.static and source[0].any() and source[count - 1].shape == first.shape[:2]
+
+
+@pytest.mark.parametrize("flow_dilation", [None, 4, 1, 0])
+def test_engine_input_masks_grow_by_their_own_dilations(flow_dilation):
+    """The fill mask and the flow mask are each the user's mask grown by its own setting (one dilation
+    computed when both are equal), and are independent arrays."""
+    from propainter_wire.api import prepare_engine_input
+    from propainter_wire.config import InpaintConfig
+
+    frames = [np.zeros((24, 32, 3), np.uint8) for _ in range(3)]
+    raw = [np.zeros((24, 32), bool) for _ in range(3)]
+    for i, m in enumerate(raw):
+        m[10, 5 + 8 * i] = True
+    config = InpaintConfig(mask_dilation=4, flow_mask_dilation=flow_dilation)
+    inp = prepare_engine_input(frames, raw, config)
+    expected_flow = 4 if flow_dilation is None else flow_dilation
+    for i in range(3):
+        np.testing.assert_array_equal(inp.masks[i], dilate(raw[i], 4))
+        np.testing.assert_array_equal(inp.flow_masks[i], dilate(raw[i], expected_flow))
+    assert not np.shares_memory(inp.masks, inp.flow_masks)

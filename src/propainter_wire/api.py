@@ -112,7 +112,10 @@ def prepare_engine_input(frames, raw_masks, config: InpaintConfig, scratch=None)
 
     def masks_of(i: int):
         raw = resize_mask(raw_masks[i], ph, pw)
-        return raw, dilate(raw, config.mask_dilation), dilate(raw, config.effective_flow_mask_dilation)
+        grown = dilate(raw, config.mask_dilation)
+        # the flow mask is usually grown as far (both 4 by default): the same array (they are stacked apart)
+        same = config.effective_flow_mask_dilation == config.mask_dilation
+        return raw, grown, grown if same else dilate(raw, config.effective_flow_mask_dilation)
 
     if as_is and scratch is None and isinstance(frames, FrameStream):  # still decoding: handed on as it is
         proc_raw, masks, flow_masks = (np.stack(p) for p in zip(*parallel_map(masks_of, range(len(frames))),

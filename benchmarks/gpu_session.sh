@@ -749,3 +749,10 @@ if [ "$PHASE" = final9 ]; then  # seventh session, closing figures after the fea
   against_ref 1920 1080 50
   against_ref 432 240 80
 fi
+
+if [ "$PHASE" = check7 ]; then  # seventh session: the fused-convolution check (engine and doctor) on the GPU
+  gpu_tests 300 tests/test_gpu_speedups.py tests/test_doctor.py tests/test_masks.py
+  PYTHONPATH=src timeout 120 $PY -m propainter_wire doctor --json > "$OUT/doctor.json" 2> /dev/null
+  echo "doctor exit $?"; grep -A3 '"cudnn fused' "$OUT/doctor.json" | grep -E "name|status|detail"
+  smoke
+fi

@@ -41,8 +41,8 @@ def test_cpu_path_is_usable(report):
 
 
 def test_gpu_tests_are_skipped_with_a_reason(report):
-    gpu_only = [t for t in report["tests"] if any(k in t["name"] for k in ("tf32", "fp16", "720p"))]
-    assert len(gpu_only) == 8
+    gpu_only = [t for t in report["tests"] if any(k in t["name"] for k in ("tf32", "fp16", "720p", "cudnn fused"))]
+    assert len(gpu_only) == 10  # gemm/bmm tf32 + fp16, 4 all-pairs, 2 fused convolutions (fp16, bf16)
     for t in gpu_only:
         assert t["status"] == "skipped" and t["detail"] == "skipped: no CUDA device"
     assert any("CUDA" in line or "CPU-only" in line for line in report["advice"])

@@ -401,3 +401,31 @@ def test_context_encoder_with_folded_batch_norm_computes_the_library_layers(monk
         got = encoder(images)
     assert len(calls) == 1 + 12  # the stem and both convolutions of the six residual blocks
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_engine_falls_back_to_library_layers_when_the_fused_check_fails(monkeypatch, caplog):
+    """A cuDNN without fused engines (or a wrong fused result) is caught before RAFT runs: the engine warns
+    and keeps the separate layers. Settings only: the check is stubbed, no GPU is touched."""
+    from propainter_wire.engines.propainter import ProPainterEngine, ProPainterModels
+    from propainter_wire.flow import raft as raft_mod
+    from propainter_wire.flow.raft import RAFT
+
+    monkeypatch.delenv("PROPAINTER_WIRE_FUSED_EPILOGUES", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for verdict, fused in (("RuntimeError: no valid execution plans", False), (None, True)):
+        monkeypatch.setattr(raft_mod, "fused_conv_relu_check", lambda device, dtype, v=verdict: v)
+        models = ProPainterModels(RAFT(), nn.Conv2d(2, 2, 3), nn.Conv2d(2, 2, 3))
+        with caplog.at_level("WARNING", logger="propainter_wire"):
+            ProPainterEngine(None, device="cuda", precision="fp16", models=models)
+        assert models.raft.update_block.encoder.fused_epilogues is fused
+        assert models.raft.cnet.fused_epilogues is fused
+        assert ("failed its check" in caplog.text) is not fused
+        caplog.clear()
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fused_conv_relu_check_passes_on_this_gpu(dtype):
+    from propainter_wire.flow.raft import fused_conv_relu_check
+
+    assert fused_conv_relu_check(torch.device("cuda"), dtype) is None

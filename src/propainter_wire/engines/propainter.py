@@ -180,6 +180,15 @@ class ProPainterEngine:
         fused = os.environ.get("PROPAINTER_WIRE_FUSED_EPILOGUES", "1")
         use_fused = getattr(self.models.raft, "use_fused_epilogues", None)  # (absent from stand-in networks)
         if use_fused is not None:
+            raft_dtype = self.policy.stage_dtype("raft")
+            if fused != "0" and raft_dtype is not None and self.device.type == "cuda" and torch.cuda.is_available():
+                from ..flow.raft import fused_conv_relu_check
+
+                problem = fused_conv_relu_check(self.device, raft_dtype)
+                if problem is not None:  # a cuDNN without the fused engines, or a wrong result: the library layers
+                    log.warning("cuDNN's fused convolution + ReLU failed its check (%s); RAFT uses the separate "
+                                "layers", problem)
+                    fused = "0"
             use_fused(fused != "0", encoders=fused not in ("0", "update"))
     def _channels_last_choice(self) -> dict[str, list[str]]:
         """The parts (per network) whose convolutions run channels-last.

@@ -165,6 +165,33 @@ def _in_weight_dtype(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     return x
 
 
+def fused_conv_relu_check(device: torch.device, dtype: torch.dtype) -> str | None:
+    """Whether cuDNN's fused convolution + bias + ReLU works on ``device`` in ``dtype``: None, or
+    the problem in one line (an error, or a result away from float64 beyond the dtype's rounding).
+
+    A small NHWC layer of RAFT's kind (64 -> 64 channels, 3x3, 24x40 pixels). Used by the engine
+    before it lets RAFT take the fused path, and by ``propainter-wire doctor``.
+    """
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 64, 24, 40, generator=gen)
+    weight = torch.randn(64, 64, 3, 3, generator=gen) / 24
+    bias = torch.randn(64, generator=gen)
+    exact = F.relu(F.conv2d(x.double(), weight.double(), bias.double(), padding=1))
+    try:
+        with torch.no_grad():
+            got = torch.cudnn_convolution_relu(
+                x.to(device, dtype).contiguous(memory_format=torch.channels_last),
+                weight.to(device, dtype).contiguous(memory_format=torch.channels_last),
+                bias.to(device, dtype), (1, 1), (1, 1), (1, 1), 1)
+        error = (got.double().cpu() - exact).abs().max().item()
+    except (RuntimeError, AttributeError) as exc:  # no fused engine for this GPU / cuDNN, or an old torch
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+    bound = 4 * torch.finfo(dtype).eps * exact.abs().max().item()  # a few roundings of the largest value
+    if not error <= bound:
+        return f"fused result off by {error:.3g} (bound {bound:.3g})"
+    return None
+
+
 def _foldable(norm: nn.Module) -> bool:
     """A batch norm in inference mode: an affine map per channel that a convolution can absorb."""
     return isinstance(norm, nn.BatchNorm2d) and not norm.training and norm.running_var is not None

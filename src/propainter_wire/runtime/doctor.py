@@ -3,7 +3,8 @@
 ``collect_report`` gathers library versions, the CUDA stack (runtime, cuDNN,
 cuBLAS, driver), the GPUs, and runs self-tests on the selected device: GEMM and
 batched GEMM per precision (plus a RAFT-sized all-pairs correlation at 720p on a
-GPU), SDPA backends, convolution, ``grid_sample``, ``deform_conv2d`` and a tiny
+GPU), SDPA backends, convolution, ``grid_sample``, ``deform_conv2d``, cuDNN's fused
+convolution + ReLU (GPU) and a tiny
 end-to-end run of the three networks with random weights. Every test reports
 ``pass``, ``fail`` (with the error text) or ``skipped`` (with the reason).
 
@@ -163,6 +164,21 @@ def _primitive_test(name: str) -> Callable[[torch.device], str]:
     return run
 
 
+def _fused_conv_test(tag: str) -> Callable[[torch.device], str]:
+    """cuDNN's fused convolution + bias + ReLU, which RAFT uses in half precision on a GPU."""
+
+    def run(device: torch.device) -> str:
+        from ..flow.raft import fused_conv_relu_check
+
+        dtype = torch.float16 if tag == "fp16" else torch.bfloat16
+        problem = fused_conv_relu_check(device, dtype)
+        if problem is not None:
+            raise CheckFailed(f"{problem} (RAFT falls back to separate layers)")
+        return f"{tag} within rounding of float64"
+
+    return run
+
+
 def _networks_test(device: torch.device) -> str:
     """RAFT -> flow completion -> propagation -> transformer on 3 frames of 64x64, random weights."""
     from ..config import InpaintConfig
@@ -213,6 +229,8 @@ def self_tests() -> list[SelfTest]:
         tests.append(SelfTest(f"sdpa {backend}", _sdpa_test(backend)))
     for name in ("conv2d", "grid_sample", "deform_conv2d"):
         tests.append(SelfTest(name, _primitive_test(name)))
+    for tag in ("fp16", "bf16"):
+        tests.append(SelfTest(f"cudnn fused conv+relu {tag}", _fused_conv_test(tag), gpu_only=True))
     tests.append(SelfTest("networks end-to-end", _networks_test))
     return tests
 

@@ -719,8 +719,9 @@ if [ "$PHASE" = clfc7 ]; then  # seventh session: flow completion channels-last 
   done
 fi
 
-if [ "$PHASE" = len8 ]; then  # seventh session: the attention normalising and projecting in frame chunks
-  # (peak against clip length at 720p), then 1080p once more
+if [ "$PHASE" = len8 ]; then  # seventh session: peak against clip length at 720p, then 1080p once more; run
+  # twice with code since reverted (a reference-frame chunk budget, then the attention projecting in frame
+  # chunks: results/h100_budget7.jsonl, h100_attnchunks7.jsonl)
   weights
   smoke || exit 1
   gpu_tests 200 tests/test_inpainter_chunking.py tests/test_inpainter.py

@@ -61,16 +61,11 @@ def peak_report(trace: list[dict], top: int) -> dict:
 def main() -> int:
     import torch
 
-    from profile_engine import engine_and_input
+    from profile_engine import add_clip_arguments, engine_and_input
     from propainter_wire.pipeline.stages import Stages
 
     p = argparse.ArgumentParser()
-    p.add_argument("--device", default="cuda")
-    p.add_argument("--precision", default="fp16")
-    p.add_argument("--width", type=int, default=1280)
-    p.add_argument("--height", type=int, default=720)
-    p.add_argument("--frames", type=int, default=80)
-    p.add_argument("--source", type=Path, default=None)
+    add_clip_arguments(p, frames=80)
     p.add_argument("--top", type=int, default=25)
     args = p.parse_args()
     engine, inp, config = engine_and_input(args, args.device)

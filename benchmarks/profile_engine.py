@@ -23,12 +23,7 @@ def main() -> int:
     from propainter_wire.pipeline.stages import Stages
 
     p = argparse.ArgumentParser()
-    p.add_argument("--device", default="cuda")
-    p.add_argument("--precision", default="fp16")
-    p.add_argument("--width", type=int, default=1280)
-    p.add_argument("--height", type=int, default=720)
-    p.add_argument("--frames", type=int, default=24)
-    p.add_argument("--source", type=Path, default=None)
+    add_clip_arguments(p, frames=24)
     p.add_argument("--profile", action="store_true", help="torch.profiler table of the second run")
     p.add_argument("--raft-chunk", type=int, default=None, help="frames handed to RAFT at once")
     p.add_argument("--sort", default="cuda_time_total", help="profiler table orders, comma-separated")
@@ -80,6 +75,16 @@ def main() -> int:
                       "peak_gib": {k: round(v / 2**30, 2) for k, v in stages.gpu_peak_bytes.items()},
                       "frames": args.frames, "size": [args.width, args.height], "precision": args.precision}))
     return 0
+
+
+def add_clip_arguments(p: argparse.ArgumentParser, frames: int) -> None:
+    """The options :func:`engine_and_input` reads: device, precision, clip size, length and source."""
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--precision", default="fp16")
+    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--height", type=int, default=720)
+    p.add_argument("--frames", type=int, default=frames)
+    p.add_argument("--source", type=Path, default=None)
 
 
 def engine_and_input(args, device: str):

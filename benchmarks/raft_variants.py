@@ -85,8 +85,7 @@ def main() -> int:
     for name in args.variants.split(",") * args.rounds:
         v = VARIANTS[name]
         net = nets["cl" if v.get("channels_last") else "nchw"]
-        fused = v.get("fused", "1")
-        net.use_fused_epilogues(fused != "0", encoders=fused not in ("0", "update"))
+        net.use_fused_epilogues(v.get("fused", "1"))
         kwargs = {"budget_bytes": int(v["budget_gib"] * 2**30) if "budget_gib" in v else default_budget,
                   "corr_dtype": torch.float16 if v.get("corr_dtype") == "fp16" else torch.float32}
         for key in ("pairs_per_chunk", "corr"):

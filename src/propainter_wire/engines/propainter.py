@@ -189,7 +189,8 @@ class ProPainterEngine:
                     log.warning("cuDNN's fused convolution + ReLU failed its check (%s); RAFT uses the separate "
                                 "layers", problem)
                     fused = "0"
-            use_fused(fused != "0", encoders=fused not in ("0", "update"))
+            use_fused(fused)
+
     def _channels_last_choice(self) -> dict[str, list[str]]:
         """The parts (per network) whose convolutions run channels-last.
 

@@ -33,6 +33,7 @@ FEATURE_DIM = 256
 CORR_LEVELS = 4
 CORR_RADIUS = 4
 DOWNSAMPLE = 8
+FUSED_EPILOGUE_MODES = ("1", "update", "0")  # see RAFT.use_fused_epilogues
 
 
 # ---------------------------------------------------------------------------
@@ -466,15 +467,17 @@ class RAFT(nn.Module):
         self.cnet = BasicEncoder(output_dim=HIDDEN_DIM + CONTEXT_DIM, norm="batch")
         self.update_block = BasicUpdateBlock(HIDDEN_DIM, CONTEXT_DIM)
 
-    def use_fused_epilogues(self, enabled: bool, encoders: bool | None = None) -> None:
-        """Let convolutions take their bias, batch norm and ReLU inside cuDNN's kernels on a GPU in half
-        precision (the default; see :func:`conv_relu`): the update block's, and with ``encoders``
-        (default: ``enabled``) the context encoder's. Off: the library layers."""
-        encoders = enabled if encoders is None else encoders
+    def use_fused_epilogues(self, mode: str = "1") -> None:
+        """Which convolutions take their bias, batch norm and ReLU inside cuDNN's kernels on a GPU in half
+        precision (see :func:`conv_relu`): ``"1"`` the update block's and the context encoder's (the
+        default), ``"update"`` the update block's only, ``"0"`` none (the library layers). The values of
+        ``PROPAINTER_WIRE_FUSED_EPILOGUES``."""
+        if mode not in FUSED_EPILOGUE_MODES:
+            raise ValueError(f"fused epilogue mode must be one of {FUSED_EPILOGUE_MODES}, got {mode!r}")
         for module in self.modules():
             if hasattr(module, "fused_epilogues"):
                 in_encoder = isinstance(module, (BasicEncoder, ResidualBlock))
-                module.fused_epilogues = encoders if in_encoder else enabled
+                module.fused_epilogues = mode == "1" or (mode == "update" and not in_encoder)
 
     def encode_features(self, images: torch.Tensor) -> torch.Tensor:
         """images (N, 3, H, W) in [-1, 1], H and W multiples of 8 -> features (N, 256, H/8, W/8).

@@ -757,3 +757,102 @@ if [ "$PHASE" = check7 ]; then  # seventh session: the fused-convolution check (
   echo "doctor exit $?"; grep -A3 '"cudnn fused' "$OUT/doctor.json" | grep -E "name|status|detail"
   smoke
 fi
+
+if [ "$PHASE" = batch8 ]; then  # eighth session: batching independent work on small frames (windows, directions)
+  for size in "432 240 1,2,4,8" "864 480 1,2,4" "1280 720 1,2"; do
+    set -- $size
+    timeout 200 $PY benchmarks/batch_probe.py --width "$1" --height "$2" --groups "$3" \
+      > "$OUT/batch_probe_${1}x$2.json" 2> "$OUT/batch_probe_${1}x$2.err"
+    tail -n 6 "$OUT/batch_probe_${1}x$2.json" | head -n 5; tail -n 2 "$OUT/batch_probe_${1}x$2.err"
+  done
+fi
+
+if [ "$PHASE" = final10 ]; then  # eighth session: windows and flow-completion directions batched on small frames
+  weights
+  smoke || exit 1
+  gpu_tests 240 tests/test_batching.py tests/test_gpu_speedups.py tests/test_transfer.py tests/test_inpainter.py
+  run3 warmup_432x240x80_fp16 432 240 80 --precision fp16
+  # 432x240: batched (default) and one at a time (the seventh session's form), interleaved, reference between
+  run3 ours_432x240x80_fp16 432 240 80 --precision fp16 --keep-output /tmp/keep_432_fp16
+  (export PROPAINTER_WIRE_WINDOW_BATCH=1 PROPAINTER_WIRE_BATCH_DIRECTIONS=0; run3 apart_432x240x80_fp16 432 240 80 --precision fp16)
+  reference ref_432x240x80 432 240 80
+  (export PROPAINTER_WIRE_WINDOW_BATCH=1 PROPAINTER_WIRE_BATCH_DIRECTIONS=0; run3 apart_432x240x80_fp16_b 432 240 80 --precision fp16)
+  run3 ours_432x240x80_fp16_b 432 240 80 --precision fp16
+  run3 ours_432x240x80_fp32 432 240 80 --precision fp32 --keep-output /tmp/keep_432_fp32
+  $PY benchmarks/compare.py /tmp/keep_432_fp16 /tmp/keep_432_fp32 "$CLIPS/432x240x80/masks" \
+    > "$OUT/psnr_432_fp16_vs_fp32.json"; cat "$OUT/psnr_432_fp16_vs_fp32.json"
+  against_ref 1280 720 80
+  against_ref 1920 1080 50
+fi
+
+if [ "$PHASE" = cold8 ]; then  # eighth session: what lazy module loading costs a fresh process (432x240)
+  weights
+  for mode in LAZY EAGER; do
+    CUDA_MODULE_LOADING=$mode $PY -c "import time, torch; t = time.perf_counter(); torch.empty(1, device='cuda'); \
+torch.cuda.synchronize(); print('$mode context start', round(time.perf_counter() - t, 3), 's')"
+    CUDA_MODULE_LOADING=$mode timeout 60 $PY benchmarks/cold_probe.py > "$OUT/cold_probe_$mode.json"; tr -d '\n' < "$OUT/cold_probe_$mode.json"; echo
+  done
+  for mode in LAZY EAGER LAZY EAGER; do
+    start=$(date +%s.%N)
+    (export CUDA_MODULE_LOADING=$mode; run3 "cold_${mode}_432x240x80_fp16" 432 240 80 --precision fp16)
+    echo "$mode whole process $(awk -v a="$start" -v b="$(date +%s.%N)" "BEGIN {print b - a}") s"
+  done
+fi
+
+if [ "$PHASE" = cold8b ]; then  # eighth session: what the cold run adds, per op; distinct convolution shapes
+  for batch in 4 1; do
+    PROPAINTER_WIRE_WINDOW_BATCH=$batch timeout 150 $PY benchmarks/profile_engine.py --width 432 --height 240 \
+      --frames 80 --source "$BMX" --cold-diff 30 > "$OUT/cold_diff_432_batch$batch.txt" 2>&1
+    grep -v USDT "$OUT/cold_diff_432_batch$batch.txt" | cut -c1-400
+  done
+  timeout 150 $PY benchmarks/profile_engine.py --width 1280 --height 720 --frames 80 --source "$BMX" --cold-diff 30 \
+    > "$OUT/cold_diff_720.txt" 2>&1; grep -v USDT "$OUT/cold_diff_720.txt" | cut -c1-400
+  timeout 120 $PY benchmarks/memory_peak.py --width 432 --height 240 --frames 80 --source "$BMX" \
+    > "$OUT/memory_peak_432x80.json" 2> "$OUT/memory_peak_432x80.err"; head -c 2500 "$OUT/memory_peak_432x80.json"
+fi
+
+if [ "$PHASE" = final11 ]; then  # eighth session: + decoder in half precision, RAFT chunks of one shape
+  weights
+  smoke || exit 1
+  gpu_tests 240 tests/test_batching.py tests/test_gpu_speedups.py tests/test_inpainter.py tests/test_raft.py
+  run3 warmup_432x240x80_fp16 432 240 80 --precision fp16
+  for round in a b; do  # transformer windows per batch at 432x240: 4 (default), 2, 1
+    for batch in 4 2 1; do
+      (export PROPAINTER_WIRE_WINDOW_BATCH=$batch; run3 "ours_432x240x80_fp16_batch${batch}_$round" 432 240 80 --precision fp16)
+    done
+  done
+  reference ref_432x240x80 432 240 80
+  against_ref 1280 720 80
+  against_ref 1920 1080 50
+  run3 ours_432x240x80_fp16_keep 432 240 80 --precision fp16 --keep-output /tmp/keep_432_fp16
+  run3 ours_432x240x80_fp32 432 240 80 --precision fp32 --keep-output /tmp/keep_432_fp32
+  $PY benchmarks/compare.py /tmp/keep_432_fp16 /tmp/keep_432_fp32 "$CLIPS/432x240x80/masks" \
+    > "$OUT/psnr_432_fp16_vs_fp32.json"; cat "$OUT/psnr_432_fp16_vs_fp32.json"
+fi
+
+if [ "$PHASE" = mem8 ]; then  # eighth session: what is alive at the peak, 432x240 (windows batched by 4) and 720p
+  weights
+  for size in "432 240" "1280 720"; do
+    set -- $size
+    timeout 200 $PY benchmarks/memory_peak.py --width "$1" --height "$2" --frames 80 --source "$BMX" --top 12 \
+      > "$OUT/memory_peak_${1}x80.json" 2> "$OUT/memory_peak_${1}x80.err"
+    $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['peak_gib'], d.get('peak_stage'), [(t['mib'], t['count'], t['where']) for t in d['top'][:8]])" "$OUT/memory_peak_${1}x80.json"
+  done
+fi
+
+if [ "$PHASE" = final12 ]; then  # eighth session: windows two a batch (default); decoder channels-last A/B
+  weights
+  smoke || exit 1
+  gpu_tests 240 tests/test_batching.py tests/test_gpu_speedups.py tests/test_raft.py tests/test_flow_completion.py
+  run3 warmup_432x240x80_fp16 432 240 80 --precision fp16
+  against_ref 432 240 80
+  decoder_cl=raft_update,flow_completion,inpainter_decoder  # the default parts, and the inpainter's decoder
+  for size in "1280 720 80" "1920 1080 50"; do
+    set -- $size
+    run3 "ours_${1}x${2}x${3}_fp16" "$1" "$2" "$3" --precision fp16
+    (export PROPAINTER_WIRE_CHANNELS_LAST=$decoder_cl; run3 "declast_${1}x${2}x${3}_fp16" "$1" "$2" "$3" --precision fp16)
+    reference "ref_${1}x${2}x${3}" "$1" "$2" "$3"
+    (export PROPAINTER_WIRE_CHANNELS_LAST=$decoder_cl; run3 "declast_${1}x${2}x${3}_fp16_b" "$1" "$2" "$3" --precision fp16)
+    run3 "ours_${1}x${2}x${3}_fp16_b" "$1" "$2" "$3" --precision fp16
+  done
+fi

@@ -32,7 +32,12 @@ def main() -> int:
                    help="per stage: GPU busy time and its N costliest kernels (from the profiled run)")
     p.add_argument("--deform", choices=("auto", "sampled"), default="auto",
                    help="sampled: the grid_sample deformable convolution on every device (A/B on a GPU)")
+    p.add_argument("--cold-diff", type=int, default=0,
+                   help="profile the cold and the warm run: the N ops whose CPU time the cold run adds most, "
+                        "and the distinct input shapes each convolution op saw")
     args = p.parse_args()
+    if args.cold_diff:
+        return cold_diff(args)
     if args.deform == "sampled":
         from propainter_wire.models import deform
 
@@ -74,6 +79,39 @@ def main() -> int:
                       "stages": {k: round(v, 3) for k, v in stages.seconds.items()},
                       "peak_gib": {k: round(v / 2**30, 2) for k, v in stages.gpu_peak_bytes.items()},
                       "frames": args.frames, "size": [args.width, args.height], "precision": args.precision}))
+    return 0
+
+
+def cold_diff(args) -> int:
+    """What a fresh process pays that a warm one does not: both runs profiled (CPU ops, shapes),
+    then per op the self CPU time of the cold run against the warm one, and per convolution op
+    the number of distinct input shapes (each new shape costs cuDNN a plan)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    engine, inp, config = engine_and_input(args, args.device)
+    tables = {}
+    for name in ("cold", "warm"):
+        stages = _profiled_stages()
+        start = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            engine.run(inp, config, stages)
+            _sync()
+        tables[name] = prof
+        print(json.dumps({name: round(time.perf_counter() - start, 3),
+                          "stages": {k: round(v, 3) for k, v in stages.seconds.items()}}))
+    cold = {row.key: row for row in tables["cold"].key_averages()}
+    warm = {row.key: row for row in tables["warm"].key_averages()}
+    added = sorted(((row.self_cpu_time_total - (warm[key].self_cpu_time_total if key in warm else 0.0), key,
+                     row.count) for key, row in cold.items()), reverse=True)
+    print("ms added (self CPU, cold - warm)   calls  op")
+    for extra, key, count in added[:args.cold_diff]:
+        print(f"{extra / 1e3:10.1f} {count:8d}  {key[:90]}")
+    by_shape = tables["cold"].key_averages(group_by_input_shape=True)
+    shapes: dict[str, int] = {}
+    for row in by_shape:
+        if "conv" in row.key or "deform" in row.key or "scaled_dot" in row.key:
+            shapes[row.key] = shapes.get(row.key, 0) + 1
+    print("distinct input shapes in the cold run:", json.dumps(dict(sorted(shapes.items(), key=lambda kv: -kv[1]))))
     return 0
 
 

@@ -243,14 +243,16 @@ def test_correlation_of_half_features_on_tf32_is_exact(dtype):
                          [("fp16", True, True), ("fp32", False, False), ("auto", False, True)])
 def test_gpu_engine_runs_raft_update_channels_last_when_raft_is_half(precision, update_nhwc, completion_nhwc,
                                                                       monkeypatch):
-    """On a GPU RAFT's update block and the flow-completion network go channels-last, each only when it runs
-    in half precision (fp32 NHWC convolutions took algorithms with far larger workspaces); the rest stays
-    NCHW. Settings only: no GPU is touched."""
+    """On a GPU RAFT's update block, the flow-completion network and the inpainter's decoder go channels-last,
+    each only when it runs in half precision (fp32 NHWC convolutions took algorithms with far larger
+    workspaces); the rest stays NCHW. Settings only: no GPU is touched."""
     from propainter_wire.engines.propainter import ProPainterEngine, ProPainterModels
     from propainter_wire.flow.raft import RAFT
 
     monkeypatch.delenv("PROPAINTER_WIRE_CHANNELS_LAST", raising=False)
-    models = ProPainterModels(RAFT(), nn.Conv2d(2, 2, 3), nn.Conv2d(2, 2, 3))
+    inpainter = nn.Module()
+    inpainter.encoder, inpainter.decoder = nn.Conv2d(2, 2, 3), nn.Sequential(nn.Conv2d(2, 2, 3), nn.Conv2d(2, 2, 3))
+    models = ProPainterModels(RAFT(), nn.Conv2d(2, 2, 3), inpainter)
     ProPainterEngine(None, device="cuda", precision=precision, models=models)
 
     def channels_last(net):
@@ -260,7 +262,8 @@ def test_gpu_engine_runs_raft_update_channels_last_when_raft_is_half(precision, 
     assert channels_last(models.raft.update_block) == {update_nhwc}
     assert channels_last(models.raft.fnet) == {False}
     assert channels_last(models.flow_completion) == {completion_nhwc}
-    assert channels_last(models.inpainter) == {False}
+    assert channels_last(models.inpainter.decoder) == {completion_nhwc}  # (the same autocast dtype)
+    assert channels_last(models.inpainter.encoder) == {False}
 
 
 def test_preloading_is_gpu_only(det_weights_dir):
@@ -429,3 +432,30 @@ def test_fused_conv_relu_check_passes_on_this_gpu(dtype):
     from propainter_wire.flow.raft import fused_conv_relu_check
 
     assert fused_conv_relu_check(torch.device("cuda"), dtype) is None
+
+
+def test_decoder_runs_in_the_autocast_dtype():
+    """Under autocast the decoder's upsampling gets the half-precision features (as the reference's
+    --fp16 decoder): its full-size maps are not float32. Outside autocast everything stays float32."""
+    from propainter_wire.models.inpainter import InpaintGenerator
+    from propainter_wire.runtime.precision import active_autocast_dtype
+    from propainter_wire.weights import det_state_dict
+
+    net = InpaintGenerator().eval()
+    net.load_state_dict(det_state_dict(net))
+    seen = []
+    net.decoder[0].register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(1, 4, 128, 8, 12, generator=gen)
+    flows = torch.randn(1, 2, 2, 32, 48, generator=gen)
+    masks = torch.zeros(1, 4, 1, 32, 48)
+    masks[..., 8:20, 10:30] = 1
+    with torch.inference_mode():
+        full = net.forward_features(feats, flows, -flows, masks, masks, 3)
+        assert active_autocast_dtype("cpu") is None
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert active_autocast_dtype("cpu") == torch.bfloat16
+            half = net.forward_features(feats, flows, -flows, masks, masks, 3)
+    assert seen == [torch.float32, torch.bfloat16]
+    assert full.dtype == torch.float32
+    assert (half.float() - full).abs().max().item() < 0.1

@@ -132,11 +132,14 @@ class ProPainterEngine:
     resident_bytes = 1 * 2**30
     raft_chunk_frames: int | None = None  # frames handed to RAFT at once; None: by frame size
     raft_budget_bytes: int | None = None  # RAFT's correlation + activation budget; None: by frame size
+    raft_equal_chunks: bool | None = None  # the last RAFT chunk as long as the others; None: on a GPU only
     # half-precision storage of RAFT's all-pairs pyramids when RAFT runs in fp16 (halves their memory;
     # lookups read rounded correlations, so off unless asked)
     raft_half_pyramid = False
     # activations of one chunk of flow completion or the transformer (GPU)
     stage_budget_bytes = 2 * 2**30
+    # transformer windows per batch; None: by frame size (several for small frames on a GPU, else one)
+    window_batch: int | None = None
     transformer_budget_bytes = 1 * 2**30  # 1.5 GiB measured 0.4 GiB higher peak at 720p, no faster
     # a propagation span moves to the device whole below this size; above it, only its frames and
     # masks do, and the flows come over one frame at a time
@@ -174,6 +177,12 @@ class ProPainterEngine:
         budget_gib = os.environ.get("PROPAINTER_WIRE_TRANSFORMER_BUDGET_GIB")
         if budget_gib:
             self.transformer_budget_bytes = int(float(budget_gib) * 2**30)
+        # small frames batch independent work (see _window_group_size, _both_directions_at_once):
+        # PROPAINTER_WIRE_WINDOW_BATCH=N runs N transformer windows per batch on any device (1: one at a
+        # time), PROPAINTER_WIRE_BATCH_DIRECTIONS=0|1 the two flow-completion directions apart / together
+        if os.environ.get("PROPAINTER_WIRE_WINDOW_BATCH"):
+            self.window_batch = _int_env("PROPAINTER_WIRE_WINDOW_BATCH", 1)
+        self.batch_directions = {"0": False, "1": True}.get(os.environ.get("PROPAINTER_WIRE_BATCH_DIRECTIONS", ""))
         # RAFT's convolution + bias (+ batch norm) + ReLU as single cuDNN kernels on a GPU in half precision
         # (flow.raft.conv_relu); PROPAINTER_WIRE_FUSED_EPILOGUES=0: the library layers, =update: the update
         # block's only
@@ -198,9 +207,12 @@ class ProPainterEngine:
         RAFT's update block when RAFT runs in half precision, whose 20 steps then run NHWC end to
         end (H100 fp16: 33.4 against 36.3 ms a pair at 720p, 92 against 105 at 1080p), and the
         flow-completion network when it runs in half precision (H100 fp16, 1080p x 50: its stage
-        1.51-1.54 against 1.68 s, clfc7); elsewhere, and in fp32, the GPU gained nothing (cl4; the
-        inpainter's parts again in cl7) and fp32 NHWC convolutions took cuDNN algorithms with
-        8 GiB more workspace (720p flow stage peak 10.9 against 3.0 GiB, final5).
+        1.51-1.54 against 1.68 s, clfc7), and the inpainter's decoder when the inpainter runs in half
+        precision: the same time, without cuDNN's layout conversions of its full-size maps, which set
+        the transformer stage's peak (H100 fp16, final12: 720p peak 4.89 against 5.07 GiB, 1080p 6.26
+        against 7.07); elsewhere, and in fp32, the GPU gained nothing (cl4; the inpainter's other parts
+        in cl7) and fp32 NHWC convolutions took cuDNN algorithms with 8 GiB more workspace (720p flow
+        stage peak 10.9 against 3.0 GiB, final5).
         ``PROPAINTER_WIRE_CHANNELS_LAST`` (benchmark switch): 1 = every network, 0 = none, or a
         comma list of the parts in ``_CHANNELS_LAST_PARTS``.
         """
@@ -208,7 +220,8 @@ class ProPainterEngine:
         if self.device.type == "cpu":
             default = "1"
         else:
-            parts = [part for part, stage in (("raft_update", "raft"), ("flow_completion", "flow_completion"))
+            parts = [part for part, stage in (("raft_update", "raft"), ("flow_completion", "flow_completion"),
+                                              ("inpainter_decoder", "inpainter"))
                      if self.policy.stage_dtype(stage) in halves]
             default = ",".join(parts) or "0"
         value = os.environ.get("PROPAINTER_WIRE_CHANNELS_LAST", default)
@@ -300,6 +313,12 @@ class ProPainterEngine:
         raft_dtype = self.policy.stage_dtype("raft")
         corr_dtype = torch.float16 if self.raft_half_pyramid and raft_dtype == torch.float16 else torch.float32
         starts = list(range(0, t - 1, chunk - 1))
+        equal = self.device.type == "cuda" if self.raft_equal_chunks is None else self.raft_equal_chunks
+        if equal and len(starts) > 1 and t - starts[-1] < chunk:
+            # the last chunk reaches back to a full chunk (its first pairs computed twice, written once): every
+            # chunk then has one shape, so one CUDA graph and one set of cuDNN plans serve them all, instead of
+            # an eager remainder with plans of its own (on the CPU the extra pairs would only cost time)
+            starts[-1] = t - chunk
         keep = self._stored_dtype("flow_completion")  # flow completion's input dtype
         out_f = self._alloc("raft_f", (t - 1, 2, h, w), keep)
         out_b = self._alloc("raft_b", (t - 1, 2, h, w), keep)
@@ -332,8 +351,9 @@ class ProPainterEngine:
                             graphs.enabled = False
                             _release_memory()
                             log.warning("RAFT: %s; retrying with %s", _first_line(exc), fallbacks[attempt + 1])
-                    writer.write(out_f, slice(s, e - 1), f, keep)
-                    writer.write(out_b, slice(s, e - 1), b, keep)
+                    done = starts[k - 1] + chunk - 1 if k else 0  # pairs before this one are written already
+                    writer.write(out_f, slice(done, e - 1), f[done - s:], keep)
+                    writer.write(out_b, slice(done, e - 1), b[done - s:], keep)
                     bar.update()
                 writer.finish()
                 self._start_preload(h, w, t)  # (a short clip: now)
@@ -402,6 +422,25 @@ class ProPainterEngine:
             with contextlib.suppress(Exception):  # (the main thread meets a lasting CUDA error itself)
                 stream.synchronize()
 
+    def _window_group_size(self, h: int, w: int) -> int:
+        """Transformer windows per batch for frames of (h, w) pixels (``window_batch`` when set): two
+        where the windows are bound by kernel launches (frames up to 864x480 on a GPU), one on the CPU
+        (bound by arithmetic; there a batch would only change the summation order) and for larger
+        frames. (432x240 x 80, H100: 2.57-2.61 s with 4, 2.66-2.73 s with 2, 2.92-2.95 s with 1 a
+        batch, but peaks of 4.17, 2.47 and 1.44 GiB: final11.)"""
+        if self.window_batch is not None:
+            return self.window_batch
+        if self.device.type != "cuda":
+            return 1
+        return max(1, min(2, _WINDOW_BATCH_PIXELS // (h * w)))
+
+    def _both_directions_at_once(self, h: int, w: int) -> bool:
+        """Whether flow completion runs its two directions as one batch (twice the activations,
+        half the launches): on a GPU, for frames up to half of 720p's pixels."""
+        if self.batch_directions is not None:
+            return self.batch_directions
+        return self.device.type == "cuda" and h * w <= _BOTH_DIRECTIONS_PIXELS
+
     def _flow_completion_net(self) -> tuple[torch.nn.Module, torch.dtype | None]:
         """The flow-completion network and its half dtype (None: float32 under the stage's autocast).
 
@@ -466,8 +505,21 @@ class ProPainterEngine:
         out_f = self._alloc("completed_f", tuple(flows_f.shape), keep)
         out_b = self._alloc("completed_b", tuple(flows_f.shape), keep)
         writer = _StoreWriter(self)
+        both = self._both_directions_at_once(*flows_f.shape[-2:])
+        dtype = half or torch.float32  # the network's
         for span in flow_completion_spans(flows_f.shape[0], subvideo_length):
             mm = flow_masks[span.start:span.stop + 1].unsqueeze(0).to(dev)  # (1, L+1, 1, H, W) bool
+            kept = slice(span.keep_start, span.keep_stop)
+            if both:  # small frames: the directions as one batch (half the kernel launches)
+                known_f = flows_f[span.start:span.stop].unsqueeze(0).to(dev, dtype)
+                known_b = flows_b[span.start:span.stop].unsqueeze(0).to(dev, dtype)
+                with contextlib.nullcontext() if half is not None else self.policy.autocast(dev, "flow_completion"):
+                    done_f, done_b = net.complete_both(known_f, mm[:, :-1].to(dtype), known_b, mm[:, 1:].to(dtype))
+                writer.write(out_f, kept, done_f[0, span.local_keep], keep)
+                writer.write(out_b, kept, done_b[0, span.local_keep], keep)
+                del known_f, known_b, done_f, done_b
+                bar.update()
+                continue
             # one direction at a time (forward flow i uses frame i's mask, backward flow i frame i+1's):
             # the same arithmetic as forward_bidirect_flow + combine_flow with half the tensors alive
             for flows, out, backward in ((flows_f, out_f, False), (flows_b, out_b, True)):
@@ -554,18 +606,24 @@ class ProPainterEngine:
         cache = _FeatureCache(max_bytes=self.feature_cache_bytes, bytes_per_frame=128 * (h // 4) * (w // 4) * 4)
         element = 2 if self.policy.stage_dtype("inpainter") is not None else 4
 
-        def requests(k: int, cached: set[int]) -> dict:
-            """Host rows window ``k`` needs, given the frames whose features will be cached by then."""
-            window = windows[k]
-            local, ids = list(window.local), list(window.frames)
-            wanted = {"original": (original_u8, local)}
-            if any(has_mask[i] for i in local):
-                wanted.update(flows_f=(flows_f, local[:-1]), flows_b=(flows_b, local[:-1]), masks=(masks, ids),
+        masked = [any(has_mask[i] for i in window.local) for window in windows]
+        # small frames on a GPU: windows of one shape run as one batch (see _window_group_size, window_runs)
+        runs = window_runs(windows, masked, self._window_group_size(h, w))
+
+        def requests(run: list[list[int]], cached: set[int]) -> dict:
+            """Host rows a run of windows needs, window after window in batch order, given the frames
+            whose features will be cached by then."""
+            order = [k for batch in run for k in batch]
+            wanted = {"original": (original_u8, [i for k in order for i in windows[k].local])}
+            if masked[order[0]]:  # (a run of several windows is masked throughout)
+                ids = [i for k in order for i in windows[k].frames]
+                pairs = [i for k in order for i in windows[k].local[:-1]]
+                wanted.update(flows_f=(flows_f, pairs), flows_b=(flows_b, pairs), masks=(masks, ids),
                               updated_masks=(updated_masks, ids),
-                              frames=(updated, [i for i in ids if i not in cached]))
+                              frames=(updated, [i for i in dict.fromkeys(ids) if i not in cached]))
             return wanted
 
-        feeder = Prefetcher(dev, numpy_gather=self.numpy_gather)  # window inputs, one window ahead
+        feeder = Prefetcher(dev, numpy_gather=self.numpy_gather)  # window inputs, one run ahead
 
         def deliver(idx: int, frame: torch.Tensor) -> None:  # a final frame, back on the host
             frame = frame.numpy()
@@ -577,51 +635,65 @@ class ProPainterEngine:
         try:
             with stages("transformer", total=len(windows)) as bar, _attention_backends(dev), \
                     cudnn_autotune("transformer" in self.autotune_stages):
-                wanted = requests(0, set())
+                wanted = requests(runs[0], set())
                 ticket = feeder.submit(wanted)
-                for k, window in enumerate(windows):
-                    local, ids = list(window.local), list(window.frames)
+                for r, run in enumerate(runs):
+                    order = [k for batch in run for k in batch]
                     fetched_ids = list(wanted["frames"][1]) if "frames" in wanted else []
-                    inputs = feeder.take(ticket)  # this window's rows on the device
-                    if k + 1 < len(windows):  # the next window's rows travel while this one computes
-                        wanted = requests(k + 1, cache.keys_after(ids))
+                    inputs = feeder.take(ticket)  # this run's rows on the device
+                    if r + 1 < len(runs):  # the next run's rows travel while this one computes
+                        # (one cache lookup per batch, its windows' frames together)
+                        lookups = [[i for k in batch for i in windows[k].frames] for batch in run]
+                        wanted = requests(runs[r + 1], cache.keys_after(lookups))
                         ticket = feeder.submit(wanted)
                     returns.deliver()  # finished frames of earlier windows go to the host side
-                    original = inputs["original"]  # (L, H, W, 3) uint8
-                    if "masks" not in inputs:
-                        composited = original  # nothing to fill: compositing returns the originals
-                    else:
-                        pred = self._infer_window(net, cache, inputs, ids, fetched_ids, len(local), updated, h, w,
-                                                  element)
-                        # (1, L, 3, H, W) in [-1, 1] -> (L, H, W, 3) in [0, 255] float32, truncated like the reference
-                        pred_u8 = (((pred[0].float() + 1) / 2).permute(0, 2, 3, 1) * 255).to(torch.uint8)
-                        m = inputs["masks"][:len(local)].permute(0, 2, 3, 1).to(torch.uint8)  # (L, H, W, 1) 0/1
-                        composited = pred_u8 * m + original * (1 - m)
-                    for i, idx in enumerate(local):
-                        result[idx] = _average(result.get(idx), composited[i])
-                        if last_window[idx] == k:
-                            returns.put(idx, result.pop(idx))
-                    bar.update()
+                    rows = _RunRows([windows[k] for k in order])
+                    preds = {}  # window -> (L, 3, H, W) in [-1, 1]
+                    if "masks" in inputs:
+                        first = 0
+                        for batch in run:
+                            pred = self._infer_windows(net, cache, inputs, rows, first, first + len(batch),
+                                                       fetched_ids, updated, h, w, element)
+                            preds.update(zip(batch, pred, strict=True))
+                            first += len(batch)
+                    for k in sorted(order):  # in window order: the reference's averaging
+                        j = order.index(k)
+                        original = inputs["original"][rows.local(j)]  # (L, H, W, 3) uint8
+                        if k not in preds:
+                            composited = original  # nothing to fill: compositing returns the originals
+                        else:
+                            # (L, 3, H, W) in [-1, 1] -> (L, H, W, 3) in [0, 255] float32, truncated like the reference
+                            pred_u8 = (((preds.pop(k).float() + 1) / 2).permute(0, 2, 3, 1) * 255).to(torch.uint8)
+                            m = inputs["masks"][rows.local_frames(j)].permute(0, 2, 3, 1).to(torch.uint8)  # 0/1
+                            composited = pred_u8 * m + original * (1 - m)
+                        for i, idx in enumerate(windows[k].local):
+                            result[idx] = _average(result.get(idx), composited[i])
+                            if last_window[idx] == k:
+                                returns.put(idx, result.pop(idx))
+                        bar.update()
                 returns.deliver(wait=True)
         finally:
             feeder.close()
         return out
 
-    def _infer_window(self, net, cache: _FeatureCache, inputs: dict[str, torch.Tensor], ids: list[int],
-                      fetched_ids: list[int], num_local: int, updated, h: int, w: int,
-                      element: int) -> torch.Tensor:
-        """The generator on one window: (1, num_local, 3, H, W) in [-1, 1].
+    def _infer_windows(self, net, cache: _FeatureCache, inputs: dict[str, torch.Tensor], rows: _RunRows,
+                       first: int, stop: int, fetched_ids: list[int], updated, h: int, w: int,
+                       element: int) -> torch.Tensor:
+        """The generator on windows ``first .. stop-1`` of a run, all of one shape:
+        (stop - first, L, 3, H, W) in [-1, 1].
 
-        ``inputs`` holds the window's rows on the device (see ``synthesize``); its ``frames``
-        are the propagated frames of ``fetched_ids``. Out of memory, the feature cache is
-        dropped and the window retried once.
+        ``inputs`` holds the run's rows on the device, window after window (``rows`` finds
+        them): ``masks`` and ``updated_masks`` (T rows a window), ``flows_f`` and ``flows_b``
+        (L-1 rows); its ``frames`` are the propagated frames of ``fetched_ids``. The windows
+        share one encoding of each frame (the feature cache). Out of memory, the feature cache
+        is dropped and the windows are retried one at a time.
         """
         dev = self.device
+        n_frames, num_local = len(rows.windows[first].frames), len(rows.windows[first].local)
         if self._bounded:  # per-frame layers and attention windows in chunks
-            net.set_chunking(*chunk_sizes_for_budget(self.transformer_budget_bytes, (h, w), len(ids), element))
+            net.set_chunking(*chunk_sizes_for_budget(self.transformer_budget_bytes, (h, w), n_frames, element))
         else:
             net.set_chunking()
-        position = {idx: p for p, idx in enumerate(ids)}
 
         def encode(missing: list[int]) -> torch.Tensor:
             at = {idx: p for p, idx in enumerate(fetched_ids)}
@@ -631,32 +703,40 @@ class ProPainterEngine:
                 frames = updated[missing].to(dev)
             if self.policy.stage_dtype("inpainter") is None:  # no autocast to take a half copy to its dtype
                 frames = frames.float()
-            rows = [position[i] for i in missing]
-            return net.encode(frames.unsqueeze(0), inputs["masks"][rows].unsqueeze(0),
-                              inputs["updated_masks"][rows].unsqueeze(0))[0]
+            where = [rows.position[i] for i in missing]
+            return net.encode(frames.unsqueeze(0), inputs["masks"][where].unsqueeze(0),
+                              inputs["updated_masks"][where].unsqueeze(0))[0]
 
-        def infer() -> torch.Tensor:
+        def infer(a: int, b: int) -> torch.Tensor:  # windows a .. b-1 of the run
+            g = b - a
+
+            def batched(name: str, part: slice) -> torch.Tensor:
+                x = inputs[name][part]
+                return x.view(g, -1, *x.shape[1:])
+
             with self.policy.autocast(dev, "inpainter"):
-                feats = cache.get(ids, encode)
+                feats = cache.get([list(rows.windows[j].frames) for j in range(a, b)], encode)  # (g*T, C, h/4, w/4)
                 return net.forward_features(
-                    feats.unsqueeze(0),
-                    inputs["flows_f"].unsqueeze(0).float(),  # stored half or float32
-                    inputs["flows_b"].unsqueeze(0).float(),
-                    inputs["masks"].unsqueeze(0),
-                    inputs["updated_masks"].unsqueeze(0),
+                    feats.view(g, n_frames, *feats.shape[1:]),
+                    batched("flows_f", rows.pairs(a, b)).float(),  # stored half or float32
+                    batched("flows_b", rows.pairs(a, b)).float(),
+                    batched("masks", rows.frames(a, b)),
+                    batched("updated_masks", rows.frames(a, b)),
                     num_local,
                 )
 
         try:
-            return infer()
-        except RuntimeError as exc:  # out of memory: drop the feature cache once and retry
-            if not _is_resource_error(exc) or not cache.store:
+            return infer(first, stop)
+        except RuntimeError as exc:  # out of memory: drop the feature cache, then one window at a time
+            count = stop - first
+            if not _is_resource_error(exc) or (not cache.store and count == 1):
                 raise
-            log.warning("transformer: %s; retrying without the feature cache", _first_line(exc))
+            log.warning("transformer: %s; retrying %s", _first_line(exc),
+                        "without the feature cache" if count == 1 else f"the {count} windows one at a time")
             cache.store.clear()
             cache.capacity = 1
             _release_memory()
-            return infer()
+            return torch.cat([infer(j, j + 1) for j in range(first, stop)])
 
     # -- the whole engine ------------------------------------------------------------
     def run(self, inp: EngineInput, config: InpaintConfig, stages: Stages, on_final=None) -> np.ndarray:
@@ -881,6 +961,37 @@ class _StoreWriter:
             self.returns.deliver(wait=True)
 
 
+class _RunRows:
+    """Where each window of a run finds its rows in the run's inputs (see ``synthesize``), which hold
+    the windows' rows one window after another: local frames (``original``), frames (``masks``,
+    ``updated_masks``) and flow pairs (``flows_f``, ``flows_b``)."""
+
+    def __init__(self, windows: list) -> None:
+        self.windows = windows
+        self._local = np.cumsum([0] + [len(w.local) for w in windows]).tolist()
+        self._frames = np.cumsum([0] + [len(w.frames) for w in windows]).tolist()
+        self._pairs = np.cumsum([0] + [len(w.local) - 1 for w in windows]).tolist()
+        self.position: dict[int, int] = {}  # a frame's first row in ``masks``
+        for row, idx in enumerate(i for w in windows for i in w.frames):
+            self.position.setdefault(idx, row)
+
+    def local(self, j: int) -> slice:
+        """Window j's local frames in ``original``."""
+        return slice(self._local[j], self._local[j + 1])
+
+    def local_frames(self, j: int) -> slice:
+        """Window j's local frames in ``masks`` (its first frames)."""
+        return slice(self._frames[j], self._frames[j] + len(self.windows[j].local))
+
+    def frames(self, a: int, b: int) -> slice:
+        """Windows a .. b-1's frames in ``masks`` and ``updated_masks``."""
+        return slice(self._frames[a], self._frames[b])
+
+    def pairs(self, a: int, b: int) -> slice:
+        """Windows a .. b-1's flow pairs in ``flows_f`` and ``flows_b``."""
+        return slice(self._pairs[a], self._pairs[b])
+
+
 class _FeatureCache:
     """Per-frame encoder features on the device, least recently used evicted past a byte budget."""
 
@@ -888,26 +999,39 @@ class _FeatureCache:
         self.capacity = max(1, max_bytes // max(1, bytes_per_frame))
         self.store: dict[int, torch.Tensor] = {}
 
-    def get(self, ids: list[int], encode) -> torch.Tensor:
-        """Features of frames ``ids`` (T, C, h, w); ``encode(missing_ids)`` computes the absent ones."""
-        missing = [i for i in ids if i not in self.store]
+    def get(self, ids: list[int] | list[list[int]], encode) -> torch.Tensor:
+        """Features of frames ``ids`` (T, C, h, w); ``encode(missing_ids)`` computes the absent ones.
+
+        ``ids`` may be a list of lists (windows of a batch): their features one list after the
+        other, (sum of lengths, C, h, w), each frame encoded once however many lists hold it.
+        """
+        lists = ids if ids and isinstance(ids[0], list) else [ids]
+        touched = list(dict.fromkeys(i for one in lists for i in one))
+        missing = [i for i in touched if i not in self.store]
         if missing:
             encoded = encode(missing)  # (M, C, h, w)
             for i, feat in zip(missing, encoded, strict=True):
                 # each frame in its own memory: a view would keep the whole batch alive until its last frame
                 # is evicted (reference frames, used by every window, pinned ever more batches on long clips)
                 self.store[i] = feat.clone() if len(missing) > 1 else feat
-        feats = torch.stack([self.store[i] for i in ids])
-        for i in ids:  # most recently used last
+        feats = torch.stack([self.store[i] for one in lists for i in one])
+        for i in touched:  # most recently used last
             self.store[i] = self.store.pop(i)
-        while len(self.store) > max(self.capacity, len(ids)):
+        while len(self.store) > max(self.capacity, len(touched)):
             self.store.pop(next(iter(self.store)))
         return feats
 
-    def keys_after(self, ids: list[int]) -> set[int]:
-        """The frames cached once ``get(ids, ...)`` has run (same eviction order), without running it."""
-        order = [i for i in self.store if i not in ids] + list(ids)
-        return set(order[len(order) - max(self.capacity, len(ids)):])
+    def keys_after(self, ids: list[int] | list[list[int]]) -> set[int]:
+        """The frames cached once ``get(ids, ...)`` has run (same eviction order), without running it.
+
+        A list of lists stands for one ``get`` per list, in turn.
+        """
+        order = list(self.store)
+        for one in (ids if ids and isinstance(ids[0], list) else [ids]):
+            touched = list(dict.fromkeys(one))
+            order = [i for i in order if i not in touched] + touched
+            order = order[len(order) - max(self.capacity, len(touched)):]
+        return set(order)
 
 
 def _average(previous: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
@@ -937,6 +1061,53 @@ def _unit_to_u8(frames: np.ndarray) -> np.ndarray:
 
 # frames (pixels, at processing size) from which the later stages' kernels are preloaded while RAFT runs
 _PRELOAD_MIN_PIXELS = 1280 * 720 * 3 // 4
+
+
+# Batching independent work pays where kernel launches, not arithmetic, bound the time (H100, fp16, warm,
+# benchmarks/batch_probe.py, batch8): at 432x240 a transformer window took 53 ms alone, 29 / 20 / 17 ms
+# in batches of 2 / 4 / 8, and flow completion's two directions 192 ms apart, 96 ms together; at 864x480
+# 84 against 65 ms (batches of 4) and 259 against 210 ms; at 720p a window 159 against 153 ms (2).
+_WINDOW_BATCH_PIXELS = 864 * 480 * 2  # windows per batch: this many pixels' worth, at most 2
+_BOTH_DIRECTIONS_PIXELS = 1280 * 720 // 2  # flow completion's directions together up to this frame size
+
+
+def _int_env(name: str, default: int) -> int:
+    """A positive integer benchmark switch from the environment (``default`` when unset)."""
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return number
+
+
+def window_runs(windows: list, masked: list[bool], most: int) -> list[list[list[int]]]:
+    """Transformer windows in runs of batches: each run a list of batches of window indices.
+
+    A run is up to ``2 * most`` consecutive windows (one when ``most`` is 1), all with something
+    to fill (``masked[k]``), split into batches of up to ``most`` windows of one shape (numbers of local and reference
+    frames; up to 80 frames the shapes alternate from one window to the next). A window with
+    nothing to fill is a run of its own (it is only copied through). Every window appears
+    once; the runs are in window order, so a run's windows can be composited in order once
+    its batches are done.
+    """
+    runs: list[list[int]] = []
+    for k in range(len(windows)):
+        if runs and masked[k] and masked[runs[-1][0]] and len(runs[-1]) < (2 * most if most > 1 else 1):
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    out = []
+    for run in runs:
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for k in run:
+            by_shape.setdefault((len(windows[k].local), len(windows[k].frames)), []).append(k)
+        out.append([same[i:i + most] for same in by_shape.values() for i in range(0, len(same), most)])
+    return out
 
 
 def _signed(frames_u8: torch.Tensor) -> torch.Tensor:

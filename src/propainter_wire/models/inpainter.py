@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..flow.warp import fb_consistency, flow_warp
+from ..runtime.precision import active_autocast_dtype
 from .deform import modulated_deform_conv2d
 from .transformer import SoftComp, SoftSplit, SparseTransformerStack, chunked
 
@@ -394,8 +395,11 @@ class InpaintGenerator(nn.Module):
         # only the local frames are decoded: compose back just those (SoftComp is per frame)
         local = local + self.sc(tokens[:, :n_local], (h, w), frames_per_chunk=per_frame).view(b, n_local, c, h, w)
 
-        out = chunked(lambda x: torch.tanh(self.decoder(x)), local.reshape(b * n_local, c, h, w),
-                      chunk=per_frame)  # (B*Tl, 3, H, W)
+        decoder_in = local.reshape(b * n_local, c, h, w)
+        half = active_autocast_dtype(decoder_in.device.type)
+        if half is not None:  # the decoder's upsampling in the autocast dtype too (as the reference's --fp16):
+            decoder_in = decoder_in.to(half)  # else its full-size maps stay float32, twice the memory and passes
+        out = chunked(lambda x: torch.tanh(self.decoder(x)), decoder_in, chunk=per_frame)  # (B*Tl, 3, H, W)
         return out.view(b, n_local, 3, height, width)
 
     @staticmethod

@@ -139,6 +139,19 @@ def precast_for_autocast(module: torch.nn.Module, dtype: torch.dtype) -> int:
     return count
 
 
+def active_autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast casts to on ``device_type`` ("cuda", "cpu") right now; None outside autocast."""
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+        dtype = torch.get_autocast_dtype(device_type)
+    except (TypeError, AttributeError):  # torch < 2.4: per-device functions
+        if device_type == "cpu":
+            enabled, dtype = torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
+        else:
+            enabled, dtype = torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
+    return dtype if enabled else None
+
+
 def cuda_bf16_native(device: torch.device) -> bool:
     """True when ``device`` has native bf16 (compute capability >= 8.0)."""
     try:

@@ -239,6 +239,13 @@ def test_correlation_of_half_features_on_tf32_is_exact(dtype):
     assert (volume.double() - exact).abs().max().item() < 1e-4  # |values| ~ 1; fp32 sums of 256 products
 
 
+def _stand_in_inpainter() -> nn.Module:
+    """The inpainter's parts an engine's settings touch (its encoder and decoder), as small layers."""
+    net = nn.Module()
+    net.encoder, net.decoder = nn.Conv2d(2, 2, 3), nn.Sequential(nn.Conv2d(2, 2, 3), nn.Conv2d(2, 2, 3))
+    return net
+
+
 @pytest.mark.parametrize("precision, update_nhwc, completion_nhwc",
                          [("fp16", True, True), ("fp32", False, False), ("auto", False, True)])
 def test_gpu_engine_runs_raft_update_channels_last_when_raft_is_half(precision, update_nhwc, completion_nhwc,
@@ -250,9 +257,7 @@ def test_gpu_engine_runs_raft_update_channels_last_when_raft_is_half(precision, 
     from propainter_wire.flow.raft import RAFT
 
     monkeypatch.delenv("PROPAINTER_WIRE_CHANNELS_LAST", raising=False)
-    inpainter = nn.Module()
-    inpainter.encoder, inpainter.decoder = nn.Conv2d(2, 2, 3), nn.Sequential(nn.Conv2d(2, 2, 3), nn.Conv2d(2, 2, 3))
-    models = ProPainterModels(RAFT(), nn.Conv2d(2, 2, 3), inpainter)
+    models = ProPainterModels(RAFT(), nn.Conv2d(2, 2, 3), _stand_in_inpainter())
     ProPainterEngine(None, device="cuda", precision=precision, models=models)
 
     def channels_last(net):
@@ -417,7 +422,7 @@ def test_engine_falls_back_to_library_layers_when_the_fused_check_fails(monkeypa
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     for verdict, fused in (("RuntimeError: no valid execution plans", False), (None, True)):
         monkeypatch.setattr(raft_mod, "fused_conv_relu_check", lambda device, dtype, v=verdict: v)
-        models = ProPainterModels(RAFT(), nn.Conv2d(2, 2, 3), nn.Conv2d(2, 2, 3))
+        models = ProPainterModels(RAFT(), nn.Conv2d(2, 2, 3), _stand_in_inpainter())
         with caplog.at_level("WARNING", logger="propainter_wire"):
             ProPainterEngine(None, device="cuda", precision="fp16", models=models)
         assert models.raft.update_block.encoder.fused_epilogues is fused

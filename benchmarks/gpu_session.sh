@@ -856,3 +856,20 @@ if [ "$PHASE" = final12 ]; then  # eighth session: windows two a batch (default)
     run3 "ours_${1}x${2}x${3}_fp16_b" "$1" "$2" "$3" --precision fp16
   done
 fi
+
+if [ "$PHASE" = final13 ]; then  # eighth session, closing figures: the final code against the reference
+  weights
+  smoke || exit 1
+  gpu_tests 200 tests/test_batching.py tests/test_gpu_speedups.py tests/test_raft.py tests/test_flow_completion.py \
+    tests/test_inpainter.py tests/test_transfer.py
+  PYTHONPATH=src timeout 120 $PY -m propainter_wire doctor --json > "$OUT/doctor.json" 2> /dev/null; echo "doctor exit $?"
+  run3 warmup_432x240x80_fp16 432 240 80 --precision fp16
+  against_ref 432 240 80
+  against_ref 1280 720 80
+  run3 ours_1280x720x240_fp16 1280 720 240 --precision fp16
+  against_ref 1920 1080 50
+  run3 ours_1280x720x80_fp16_keep 1280 720 80 --precision fp16 --keep-output /tmp/keep_720_fp16
+  run3 ours_1280x720x80_fp32 1280 720 80 --precision fp32 --keep-output /tmp/keep_720_fp32
+  $PY benchmarks/compare.py /tmp/keep_720_fp16 /tmp/keep_720_fp32 "$CLIPS/1280x720x80/masks" \
+    > "$OUT/psnr_720_fp16_vs_fp32.json"; cat "$OUT/psnr_720_fp16_vs_fp32.json"
+fi

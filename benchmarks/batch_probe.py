@@ -10,7 +10,7 @@ deterministic weights:
 - the inpainter's ``forward_features`` on ``G`` windows (``--frames`` frames, the first
   ``--local`` local, a wire-like mask) one after another against one batch of ``G``;
 - the flow-completion network's two directions over ``--flows`` flows, one call each
-  against one batch of two.
+  against one batch of two (chunked in time as the engine does, within 2 GiB).
 
 Wall milliseconds (synchronised, median of ``--repeats``) per window / per pair of
 directions, and the largest difference between the batched and the separate results.
@@ -107,6 +107,8 @@ def main() -> int:
     fc = RecurrentFlowCompleteNet()
     fc.load_state_dict(det_state_dict(fc))
     fc = fc.to(dev, half).eval()
+    # chunked like the engine (its 2 GiB stage budget): unchunked 720p x 79 flows overflows an upsampling kernel
+    fc.frames_per_chunk = max(4, fc.frames_for_budget(height, width, 2 * 2**30, half))
     if dev.type == "cuda":
         for module in fc.modules():
             if isinstance(module, torch.nn.Conv2d):

@@ -1089,11 +1089,11 @@ def window_runs(windows: list, masked: list[bool], most: int) -> list[list[list[
     """Transformer windows in runs of batches: each run a list of batches of window indices.
 
     A run is up to ``2 * most`` consecutive windows (one when ``most`` is 1), all with something
-    to fill (``masked[k]``), split into batches of up to ``most`` windows of one shape (numbers of local and reference
-    frames; up to 80 frames the shapes alternate from one window to the next). A window with
-    nothing to fill is a run of its own (it is only copied through). Every window appears
-    once; the runs are in window order, so a run's windows can be composited in order once
-    its batches are done.
+    to fill (``masked[k]``), split into batches of up to ``most`` windows of one shape (numbers
+    of local and reference frames; up to 80 frames the shapes alternate from one window to the
+    next). A window with nothing to fill is a run of its own (it is only copied through). Every
+    window appears once; the runs are in window order, so a run's windows can be composited in
+    order once its batches are done.
     """
     runs: list[list[int]] = []
     for k in range(len(windows)):

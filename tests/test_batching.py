@@ -105,6 +105,13 @@ def test_batching_is_chosen_by_frame_size_on_a_gpu(det_weights_dir, monkeypatch)
     monkeypatch.setenv("PROPAINTER_WIRE_WINDOW_BATCH", "0")
     with pytest.raises(ValueError, match="PROPAINTER_WIRE_WINDOW_BATCH"):
         ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
+    monkeypatch.setenv("PROPAINTER_WIRE_WINDOW_BATCH", "3")
+    monkeypatch.setenv("PROPAINTER_WIRE_BATCH_DIRECTIONS", "1")
+    forced = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
+    assert forced._window_group_size(1080, 1920) == 3 and forced._both_directions_at_once(1080, 1920)
+    monkeypatch.setenv("PROPAINTER_WIRE_BATCH_DIRECTIONS", "yes")
+    with pytest.raises(ValueError, match="PROPAINTER_WIRE_BATCH_DIRECTIONS"):
+        ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
 
 
 def test_engine_results_equal_with_batched_windows_and_directions(det_weights_dir, monkeypatch):

@@ -182,7 +182,10 @@ class ProPainterEngine:
         # time), PROPAINTER_WIRE_BATCH_DIRECTIONS=0|1 the two flow-completion directions apart / together
         if os.environ.get("PROPAINTER_WIRE_WINDOW_BATCH"):
             self.window_batch = _int_env("PROPAINTER_WIRE_WINDOW_BATCH", 1)
-        self.batch_directions = {"0": False, "1": True}.get(os.environ.get("PROPAINTER_WIRE_BATCH_DIRECTIONS", ""))
+        directions = os.environ.get("PROPAINTER_WIRE_BATCH_DIRECTIONS", "")
+        if directions not in ("", "0", "1"):
+            raise ValueError(f"PROPAINTER_WIRE_BATCH_DIRECTIONS: expected 0 or 1, got {directions!r}")
+        self.batch_directions = {"0": False, "1": True}.get(directions)  # None: by frame size
         # RAFT's convolution + bias (+ batch norm) + ReLU as single cuDNN kernels on a GPU in half precision
         # (flow.raft.conv_relu); PROPAINTER_WIRE_FUSED_EPILOGUES=0: the library layers, =update: the update
         # block's only

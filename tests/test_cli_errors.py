@@ -127,6 +127,25 @@ def test_corrupt_image(capsys, clip, which):
     assert_refused(capsys, [frames, masks], out, ["-i", frames, "-m", masks, "-o", out, *FAST], str(bad))
 
 
+def test_corrupt_image_in_a_fresh_process_prints_one_line(clip):
+    """The whole stderr of the command (OpenCV logs to the process's stderr, which capsys does not
+    see): one line, no log line of OpenCV's decoder before it."""
+    import os
+    import subprocess
+    import sys
+
+    frames, masks, out = clip
+    bad = frames / "003.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env.pop("OPENCV_LOG_LEVEL", None)
+    done = subprocess.run([sys.executable, "-m", "propainter_wire", "inpaint", "-i", str(frames), "-m", str(masks),
+                           "-o", str(out), *FAST], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(bad) in lines[0], done.stderr
+
+
 def test_truncated_image(capsys, clip):
     frames, masks, out = clip
     bad = frames / "004.png"

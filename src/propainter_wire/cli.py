@@ -141,6 +141,20 @@ def _setup_logging(debug: bool, quiet: bool) -> None:
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
+    if not debug:  # OpenCV's own log lines (e.g. a broken PNG's header) would precede our one-line error
+        _silence_opencv()
+
+
+def _silence_opencv() -> None:
+    """No log lines from OpenCV itself: its decoders' complaints become our own one-line errors."""
+    import os
+
+    if "cv2" in sys.modules:  # already imported (the parser may have): set its level directly
+        cv2 = sys.modules["cv2"]
+        with contextlib.suppress(AttributeError):
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    else:
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # read when cv2 is first imported
 
 
 def _dispatch(args: argparse.Namespace) -> int:

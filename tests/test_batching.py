@@ -179,3 +179,35 @@ def test_raft_chunks_all_have_one_shape(det_weights_dir, monkeypatch):
     assert sizes == [11]
     torch.testing.assert_close(ff, whole_f, atol=1e-3, rtol=0)
     torch.testing.assert_close(fb, whole_b, atol=1e-3, rtol=0)
+
+
+def test_batch_out_of_memory_retries_windows_one_at_a_time(det_weights_dir, monkeypatch, caplog):
+    """A batch of windows that runs out of memory is retried one window at a time (feature cache
+    dropped), with the frames of one window at a time."""
+    from propainter_wire.api import prepare_engine_input
+    from propainter_wire.config import InpaintConfig
+    from propainter_wire.pipeline.stages import Stages
+
+    rng = np.random.default_rng(2)
+    frames, height, width = 22, 32, 48
+    clip = rng.random((frames, height, width, 3)).astype(np.float32)
+    masks = np.zeros((frames, height, width), bool)
+    masks[:, 8:20, 12:30] = True
+    config = InpaintConfig(precision="fp32", raft_iters=2)
+    outs = {}
+    for name, windows in (("retried", "2"), ("plain", "1")):
+        monkeypatch.setenv("PROPAINTER_WIRE_WINDOW_BATCH", windows)
+        engine = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
+        net = engine.models.inpainter
+        original = net.forward_features
+
+        def refuse_batches(feats, *args, original=original, **kwargs):
+            if feats.shape[0] > 1:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return original(feats, *args, **kwargs)
+
+        net.forward_features = refuse_batches
+        with caplog.at_level("WARNING", logger="propainter_wire"):
+            outs[name] = engine.run(prepare_engine_input(list(clip), list(masks), config), config, Stages())
+    assert "one at a time" in caplog.text
+    np.testing.assert_allclose(outs["retried"], outs["plain"], atol=1.5 / 255)

@@ -873,3 +873,14 @@ if [ "$PHASE" = final13 ]; then  # eighth session, closing figures: the final co
   $PY benchmarks/compare.py /tmp/keep_720_fp16 /tmp/keep_720_fp32 "$CLIPS/1280x720x80/masks" \
     > "$OUT/psnr_720_fp16_vs_fp32.json"; cat "$OUT/psnr_720_fp16_vs_fp32.json"
 fi
+
+if [ "$PHASE" = mid8 ]; then  # eighth session: 864x480, where the batching defaults end: batched against apart
+  weights
+  run3 warmup_864x480x80_fp16 864 480 80 --precision fp16
+  for round in a b; do
+    run3 "ours_864x480x80_fp16_$round" 864 480 80 --precision fp16
+    (export PROPAINTER_WIRE_WINDOW_BATCH=1 PROPAINTER_WIRE_BATCH_DIRECTIONS=0
+     run3 "apart_864x480x80_fp16_$round" 864 480 80 --precision fp16)
+  done
+  reference ref_864x480x80 864 480 80
+fi

@@ -98,10 +98,10 @@ def test_batching_is_chosen_by_frame_size_on_a_gpu(det_weights_dir, monkeypatch)
     engine = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
     assert engine._window_group_size(240, 432) == 1 and not engine._both_directions_at_once(240, 432)
     engine.device = torch.device("cuda")  # (the choice only; nothing runs)
-    assert [engine._window_group_size(h, w) for h, w in ((240, 432), (480, 864), (544, 1280), (720, 1280))] \
+    assert [engine._window_group_size(h, w) for h, w in ((240, 432), (360, 640), (480, 864), (720, 1280))] \
         == [2, 2, 1, 1]
-    assert [engine._both_directions_at_once(h, w) for h, w in ((240, 432), (480, 864), (720, 1280))] \
-        == [True, True, False]
+    assert [engine._both_directions_at_once(h, w) for h, w in ((240, 432), (360, 640), (480, 864), (720, 1280))] \
+        == [True, True, False, False]
     monkeypatch.setenv("PROPAINTER_WIRE_WINDOW_BATCH", "0")
     with pytest.raises(ValueError, match="PROPAINTER_WIRE_WINDOW_BATCH"):
         ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")

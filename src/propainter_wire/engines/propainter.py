@@ -427,10 +427,11 @@ class ProPainterEngine:
 
     def _window_group_size(self, h: int, w: int) -> int:
         """Transformer windows per batch for frames of (h, w) pixels (``window_batch`` when set): two
-        where the windows are bound by kernel launches (frames up to 864x480 on a GPU), one on the CPU
+        where the windows are bound by kernel launches (frames up to 640x360 on a GPU), one on the CPU
         (bound by arithmetic; there a batch would only change the summation order) and for larger
         frames. (432x240 x 80, H100: 2.57-2.61 s with 4, 2.66-2.73 s with 2, 2.92-2.95 s with 1 a
-        batch, but peaks of 4.17, 2.47 and 1.44 GiB: final11.)"""
+        batch, but peaks of 4.17, 2.47 and 1.44 GiB: final11. 864x480 x 80, windows and directions
+        batched: 5.71/4.72 s against 4.99/5.03 s apart, peak 4.30 against 3.43 GiB: mid8.)"""
         if self.window_batch is not None:
             return self.window_batch
         if self.device.type != "cuda":
@@ -439,7 +440,7 @@ class ProPainterEngine:
 
     def _both_directions_at_once(self, h: int, w: int) -> bool:
         """Whether flow completion runs its two directions as one batch (twice the activations,
-        half the launches): on a GPU, for frames up to half of 720p's pixels."""
+        half the launches): on a GPU, for frames up to 640x360 (see ``_window_group_size``)."""
         if self.batch_directions is not None:
             return self.batch_directions
         return self.device.type == "cuda" and h * w <= _BOTH_DIRECTIONS_PIXELS
@@ -1070,8 +1071,10 @@ _PRELOAD_MIN_PIXELS = 1280 * 720 * 3 // 4
 # benchmarks/batch_probe.py, batch8): at 432x240 a transformer window took 53 ms alone, 29 / 20 / 17 ms
 # in batches of 2 / 4 / 8, and flow completion's two directions 192 ms apart, 96 ms together; at 864x480
 # 84 against 65 ms (batches of 4) and 259 against 210 ms; at 720p a window 159 against 153 ms (2).
-_WINDOW_BATCH_PIXELS = 864 * 480 * 2  # windows per batch: this many pixels' worth, at most 2
-_BOTH_DIRECTIONS_PIXELS = 1280 * 720 // 2  # flow completion's directions together up to this frame size
+# End to end, a fresh process pays new cuDNN plans for the batches' shapes: at 864x480 x 80 (mid8) the
+# batched forms were no faster than one at a time and peaked 0.9 GiB higher, so they stop below that.
+_WINDOW_BATCH_PIXELS = 640 * 360 * 2  # windows per batch: this many pixels' worth, at most 2
+_BOTH_DIRECTIONS_PIXELS = 640 * 360  # flow completion's directions together up to this frame size
 
 
 def _int_env(name: str, default: int) -> int:

@@ -230,3 +230,18 @@ def test_rejects_bad_input(raft):
         bidirectional_flows(raft, torch.zeros(1, 3, 128, 128))
     with pytest.raises(ValueError):
         bidirectional_flows(raft, torch.zeros(2, 1, 128, 128))
+
+
+def test_encoders_skip_their_initialisation_on_the_meta_device(monkeypatch):
+    """Built on the meta device (as the checkpoint loaders do) RAFT's encoders skip their own weight
+    initialisation, which the checkpoint overwrites anyway; built on the CPU they still run it."""
+    import torch.nn as nn
+
+    calls = []
+    real = nn.init.kaiming_normal_
+    monkeypatch.setattr(nn.init, "kaiming_normal_", lambda w, **kw: (calls.append(w.device.type), real(w, **kw))[1])
+    with torch.device("meta"):
+        RAFT()
+    assert calls == []
+    RAFT()
+    assert calls and set(calls) == {"cpu"}

@@ -119,7 +119,8 @@ class BasicEncoder(nn.Module):
             channels = width
         self.conv2 = nn.Conv2d(channels, output_dim, kernel_size=1)
         self.fused_epilogues = True  # see ResidualBlock
-        self._init_weights()
+        if self.conv1.weight.device.type != "meta":  # (built on meta, a checkpoint fills every tensor)
+            self._init_weights()
 
     def _init_weights(self) -> None:
         for module in self.modules():

@@ -184,6 +184,44 @@ def test_engine_loader_returns_the_engine_or_raises_its_error(tmp_path):
         missing.result()
 
 
+def test_a_failed_run_waits_for_the_engine_loader(tmp_path, monkeypatch):
+    """A run that fails while the engine still loads waits for the loader thread before raising: a
+    thread inside torch at interpreter exit aborts the process (exit 134 instead of the run's own)."""
+    import threading
+    import time
+
+    import cv2
+
+    import propainter_wire
+    from propainter_wire import api
+    from propainter_wire.errors import InputError
+
+    frames, masks = tmp_path / "frames", tmp_path / "masks"
+    frames.mkdir()
+    masks.mkdir()
+    for t in range(6):
+        cv2.imwrite(str(frames / f"{t:03d}.png"), np.full((32, 48, 3), 40 * t, np.uint8))
+        cv2.imwrite(str(masks / f"{t:03d}.png"), np.full((32, 48), 255, np.uint8))
+    finished = threading.Event()
+    real = api.select_engine
+
+    def slow(config, device):
+        time.sleep(0.5)  # still loading when the run fails
+        engine = real(config, device)
+        finished.set()
+        return engine
+
+    def failing(*args, **kwargs):  # a failure after the frames are read (a bad output folder, say)
+        raise InputError("cannot write here", tmp_path / "out")
+
+    monkeypatch.setattr(api, "select_engine", slow)
+    monkeypatch.setattr(api, "_fill_and_write", failing)
+    with pytest.raises(InputError, match="cannot write here"):
+        propainter_wire.inpaint(frames, masks, tmp_path / "out", engine="classic", device="cpu", quiet=True)
+    assert finished.is_set()
+    assert not any(t.name == "engine-loader" for t in threading.enumerate())
+
+
 def test_graph_cache_records_on_the_second_call_and_falls_back_when_recording_fails(monkeypatch, caplog):
     """First call of a shape eager, second records (here: fails), then eager for good, with a warning."""
     from propainter_wire.runtime import cuda_graph

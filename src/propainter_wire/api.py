@@ -227,7 +227,9 @@ class EngineLoader:
     Loading the networks (checkpoints, CUDA start-up) takes as long as decoding a
     short clip; the two overlap. ``result()`` waits and returns the engine, or raises
     what loading raised (so errors surface where a synchronous load would raise them).
-    A run that fails before ``result()`` leaves the thread to finish on its own.
+    A run that fails before ``result()`` calls ``settle()``: a thread still inside torch
+    when the interpreter exits aborts the process (``terminate called without an active
+    exception``, exit code 134 instead of the run's own).
     """
 
     def __init__(self, config: InpaintConfig, device) -> None:
@@ -250,6 +252,10 @@ class EngineLoader:
         if self._error is not None:
             raise self._error
         return self._engine
+
+    def settle(self) -> None:
+        """Wait for the loading to end, whatever its outcome (its error, if any, is dropped)."""
+        self._thread.join()
 
 
 def run_engine(frames: list[np.ndarray], raw_masks: list[np.ndarray], config: InpaintConfig,
@@ -435,6 +441,7 @@ def _inpaint_files(video: Path, mask: Path, run: _OutputRun, config: InpaintConf
 
                 # the inputs look sound: load the engine while they decode
                 loader = EngineLoader(config, resolve_device(config.device))
+                cleanup.callback(loader.settle)  # however the run ends, no loading thread outlives it
                 try:
                     # folders (frames, then masks) decode in parallel; a video decodes in order
                     read = parallel_map if source.kind == "folder" else serial_map

@@ -44,6 +44,7 @@ def _timed(fn, repeats: int, sync) -> float:
 def main() -> int:
     import torch
 
+    from propainter_wire.engines.propainter import _convs_channels_last
     from propainter_wire.models.flow_completion import RecurrentFlowCompleteNet
     from propainter_wire.models.inpainter import InpaintGenerator
     from propainter_wire.runtime.precision import precast_for_autocast
@@ -110,9 +111,7 @@ def main() -> int:
     # chunked like the engine (its 2 GiB stage budget): unchunked 720p x 79 flows overflows an upsampling kernel
     fc.frames_per_chunk = max(4, fc.frames_for_budget(height, width, 2 * 2**30, half))
     if dev.type == "cuda":
-        for module in fc.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
+        _convs_channels_last(fc)  # as the engine does in half precision on a GPU
     flows_f = torch.randn(1, args.flows, 2, height, width, device=dev, generator=gen).to(half)
     flows_b = torch.randn(1, args.flows, 2, height, width, device=dev, generator=gen).to(half)
     masks = torch.zeros(1, args.flows + 1, 1, height, width, device=dev, dtype=half)

@@ -511,28 +511,26 @@ class ProPainterEngine:
         writer = _StoreWriter(self)
         both = self._both_directions_at_once(*flows_f.shape[-2:])
         dtype = half or torch.float32  # the network's
+
+        def known(flows: torch.Tensor, masks: torch.Tensor, span, backward: bool) -> tuple[torch.Tensor, torch.Tensor]:
+            """A direction's flows (1, L, 2, H, W) and masks (1, L, 1, H, W) of ``span`` on the device in the
+            net's dtype, from the span's masks (1, L+1, 1, H, W): forward flow i uses frame i's mask,
+            backward flow i frame i+1's."""
+            return (flows[span.start:span.stop].unsqueeze(0).to(dev, dtype),
+                    (masks[:, 1:] if backward else masks[:, :-1]).to(dtype))
+
         for span in flow_completion_spans(flows_f.shape[0], subvideo_length):
             mm = flow_masks[span.start:span.stop + 1].unsqueeze(0).to(dev)  # (1, L+1, 1, H, W) bool
-            kept = slice(span.keep_start, span.keep_stop)
-            if both:  # small frames: the directions as one batch (half the kernel launches)
-                known_f = flows_f[span.start:span.stop].unsqueeze(0).to(dev, dtype)
-                known_b = flows_b[span.start:span.stop].unsqueeze(0).to(dev, dtype)
-                with contextlib.nullcontext() if half is not None else self.policy.autocast(dev, "flow_completion"):
-                    done_f, done_b = net.complete_both(known_f, mm[:, :-1].to(dtype), known_b, mm[:, 1:].to(dtype))
-                writer.write(out_f, kept, done_f[0, span.local_keep], keep)
-                writer.write(out_b, kept, done_b[0, span.local_keep], keep)
-                del known_f, known_b, done_f, done_b
-                bar.update()
-                continue
-            # one direction at a time (forward flow i uses frame i's mask, backward flow i frame i+1's):
-            # the same arithmetic as forward_bidirect_flow + combine_flow with half the tensors alive
-            for flows, out, backward in ((flows_f, out_f, False), (flows_b, out_b, True)):
-                known = flows[span.start:span.stop].unsqueeze(0).to(dev, half or torch.float32)  # the net's dtype
-                with contextlib.nullcontext() if half is not None else self.policy.autocast(dev, "flow_completion"):
-                    masks = (mm[:, 1:] if backward else mm[:, :-1]).to(known.dtype)
-                    completed = net.complete_direction(known, masks, backward=backward)
-                writer.write(out, slice(span.keep_start, span.keep_stop), completed[0, span.local_keep], keep)
-                del known, masks, completed
+            with contextlib.nullcontext() if half is not None else self.policy.autocast(dev, "flow_completion"):
+                if both:  # small frames: the directions as one batch (half the kernel launches)
+                    done = zip((out_f, out_b), net.complete_both(*known(flows_f, mm, span, False),
+                                                                  *known(flows_b, mm, span, True)), strict=True)
+                else:  # one direction at a time: forward_bidirect_flow + combine_flow's arithmetic, half the tensors
+                    done = ((out, net.complete_direction(*known(flows, mm, span, backward), backward=backward))
+                            for flows, out, backward in ((flows_f, out_f, False), (flows_b, out_b, True)))
+                for out, completed in done:
+                    writer.write(out, slice(span.keep_start, span.keep_stop), completed[0, span.local_keep], keep)
+                    del completed
             bar.update()
         writer.finish()
         return out_f, out_b

@@ -436,11 +436,11 @@ class RecurrentFlowCompleteNet(torch.nn.Module):
         row and frame, as the unchunked network.
         """
         n = self.frames_per_chunk
-        if n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= length):  # one window, all rows
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"frames_per_chunk must be a positive int or None, got {n!r}")
+        if n is None or n >= length:  # one window, all rows
             whole = slice(0, length)
             return [(slice(0, batch), whole, whole, whole)]
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"frames_per_chunk must be a positive int or None, got {n!r}")
         halo = self.temporal_halo
         windows = []
         for row in range(batch):

@@ -150,7 +150,7 @@ def _fused_epilogue(x: torch.Tensor, conv: nn.Conv2d) -> bool:
 
     PyTorch's cuDNN convolution adds the bias in a second pass over the output, and a
     ReLU is a third: on RAFT's 1/8-scale maps at 1080p those passes cost as much as a
-    third of each convolution (``benchmarks/fusion_probe.py``). Used on CUDA tensors in
+    third of each convolution (measured on an H100). Used on CUDA tensors in
     a half precision whose layer weights are stored in that dtype (RAFT under fp16/bf16),
     for output channels in multiples of 8 (126 channels ran no faster fused); elsewhere
     the library layers run, so float32 results are untouched.
@@ -472,7 +472,7 @@ class RAFT(nn.Module):
         """Which convolutions take their bias, batch norm and ReLU inside cuDNN's kernels on a GPU in half
         precision (see :func:`conv_relu`): ``"1"`` the update block's and the context encoder's (the
         default), ``"update"`` the update block's only, ``"0"`` none (the library layers). The values of
-        ``PROPAINTER_WIRE_FUSED_EPILOGUES``."""
+        the tuning switch ``fused_epilogues`` (docs/tuning.md)."""
         if mode not in FUSED_EPILOGUE_MODES:
             raise ValueError(f"fused epilogue mode must be one of {FUSED_EPILOGUE_MODES}, got {mode!r}")
         for module in self.modules():

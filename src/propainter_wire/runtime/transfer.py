@@ -54,7 +54,7 @@ def _pinned_rows(source, indices: Sequence[int]) -> torch.Tensor:
     Rows of a host tensor are copied straight into the page-locked block by one
     single-threaded numpy ``take`` (which releases the GIL): once instead of twice (an
     ATen gather, then the pinning copy), and beside the thread that launches the GPU's
-    kernels rather than on every core. (An H100 A/B at 720p, gather5, was within noise.)
+    kernels rather than on every core. (An H100 A/B at 720p was within noise.)
     """
     if _numpy_gatherable(source):
         staged = torch.empty((len(indices), *source.shape[1:]), dtype=source.dtype, pin_memory=True)

@@ -1,11 +1,13 @@
-"""What is alive on the GPU at the engine's peak: allocations grouped by the code that made them.
+"""What is alive on the GPU at a run's peak: allocations grouped by the code that made them.
 
-    PYTHONPATH=src python benchmarks/memory_peak.py --width 1280 --height 720 --frames 240 --source DIR
+    PYTHONPATH=src python benchmarks/memory_peak.py --width 1280 --height 720 --frames 240 \
+        --source .devcarry/data/bmx-trees --precision fp16
 
-Records the CUDA caching allocator's history for one run (deterministic weights, fp16 by
-default), replays it to find the moment of the largest allocated total, and prints the live
-blocks at that moment grouped by the innermost frame of this package in their allocation
-stack (MiB, count, file:line function), with the stage the peak fell in.
+Records the CUDA caching allocator's history over one ``propainter_wire.inpaint`` run
+(stand-in weights unless ``--weights-dir``), replays it to find the moment of the largest
+allocated total, and prints the live blocks at that moment grouped by the innermost frame
+of this package in their allocation stack (MiB, count, file:line function), with the run's
+per-stage peaks from its report. GPU only.
 """
 
 from __future__ import annotations
@@ -59,26 +61,38 @@ def peak_report(trace: list[dict], top: int) -> dict:
 
 
 def main() -> int:
+    import tempfile
+
     import torch
 
-    from profile_engine import add_clip_arguments, engine_and_input
-    from propainter_wire.pipeline.stages import Stages
+    import propainter_wire
+    from bench import _stand_in_weights, write_clip
 
-    p = argparse.ArgumentParser()
-    add_clip_arguments(p, frames=80)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--height", type=int, default=720)
+    p.add_argument("--frames", type=int, default=80)
+    p.add_argument("--source", type=Path, default=None, help="folder with frames/ and masks/ (default: generated)")
+    p.add_argument("--precision", default="fp16")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--weights-dir", type=Path, default=None)
     p.add_argument("--top", type=int, default=25)
     args = p.parse_args()
-    engine, inp, config = engine_and_input(args, args.device)
-    torch.cuda.memory._record_memory_history(max_entries=3_000_000, stacks="python")
-    stages = Stages()
-    engine.run(inp, config, stages)
-    torch.cuda.synchronize()
-    snapshot = torch.cuda.memory._snapshot()
-    torch.cuda.memory._record_memory_history(enabled=None)
+    with tempfile.TemporaryDirectory(prefix="pw-mem-") as tmp:
+        tmp = Path(tmp)
+        fdir, mdir = write_clip(tmp / "clip", args.frames, args.height, args.width, args.source)
+        weights = args.weights_dir or _stand_in_weights(tmp / "weights")
+        torch.cuda.memory._record_memory_history(max_entries=3_000_000, stacks="python")
+        run = propainter_wire.inpaint(fdir, mdir, tmp / "out", engine="propainter", weights_dir=weights,
+                                      device=args.device, precision=args.precision, quiet=True)
+        torch.cuda.synchronize()
+        snapshot = torch.cuda.memory._snapshot()
+        torch.cuda.memory._record_memory_history(enabled=None)
     report = peak_report(snapshot["device_traces"][0], args.top)
-    report.update(frames=args.frames, size=[args.width, args.height],
+    report.update(frames=args.frames, size=[args.width, args.height], precision=args.precision,
                   max_allocated_gib=round(torch.cuda.max_memory_allocated() / 2**30, 3),
-                  peak_gib_per_stage={k: round(v / 2**30, 2) for k, v in stages.gpu_peak_bytes.items()})
+                  peak_gib_per_stage={k: round(v / 2**30, 2)
+                                      for k, v in run.get("peak_gpu_bytes_per_stage", {}).items()})
     print(json.dumps(report, indent=1))
     return 0
 

@@ -25,7 +25,7 @@ lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
 
 bench: install
-	$(PY) benchmarks/bench.py --engine classic --frames 24 --width 432 --height 240
+	$(PY) benchmarks/bench.py --mode process --engine classic --frames 24 --width 432 --height 240
 
 evaluate: install
 	$(VENV)/bin/propainter-wire evaluate -o benchmarks/out/quality

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import deform_conv2d as _torchvision_deform_conv2d
+
+from ..runtime.vision_ops import deform_conv2d as _torchvision_deform_conv2d
 
 # device types that take the sampled form (benchmarks may widen it to compare on a GPU)
 SAMPLED_DEVICE_TYPES: frozenset[str] = frozenset({"cpu"})
@@ -42,8 +43,8 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch
     groups = offset.shape[1] // (2 * kh * kw)
     sampled_ok = x.device.type in SAMPLED_DEVICE_TYPES and h > 1 and w > 1 and groups >= 1 and c % groups == 0
     if not sampled_ok:
-        return _torchvision_deform_conv2d(x, offset, weight, bias, stride=(stride, stride),
-                                          padding=(padding, padding), dilation=(dilation, dilation), mask=mask)
+        return _torchvision_deform_conv2d(x, offset, weight, bias, mask, stride=stride, padding=padding,
+                                          dilation=dilation)
     return _sampled_deform_conv2d(x, offset, weight, bias, mask, groups, stride, padding, dilation)
 
 

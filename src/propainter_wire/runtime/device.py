@@ -84,9 +84,9 @@ def tf32_disabled() -> Iterator[None]:
 
 
 def _deform(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    from torchvision.ops import deform_conv2d
+    from .vision_ops import deform_conv2d
 
-    return deform_conv2d(x, offset, weight, padding=(1, 1), mask=mask)
+    return deform_conv2d(x, offset, weight, None, mask, padding=1)
 
 
 def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:

@@ -132,10 +132,12 @@ def test_cpu_policies(caplog):
 def test_gpu_policies(monkeypatch, native):
     monkeypatch.setattr(precision_mod, "cuda_bf16_native", lambda dev: native)
     gpu = torch.device("cuda", 0)
-    auto = resolve_precision("auto", gpu)
-    half = torch.bfloat16 if native else torch.float16
-    assert auto.model_autocast_dtype == half and auto.raft_dtype == torch.float32 and not auto.allow_tf32
-    assert auto.name == ("auto-bf16" if native else "auto-fp16")
+    auto = resolve_precision("auto", gpu)  # fp16 in every stage, whatever the GPU
+    assert auto.model_autocast_dtype == auto.raft_dtype == torch.float16 and auto.allow_tf32
+    assert auto.name == "auto-fp16"
+    fp16 = resolve_precision("fp16", gpu)
+    assert (auto.raft_dtype, auto.model_autocast_dtype, auto.allow_tf32) == \
+        (fp16.raft_dtype, fp16.model_autocast_dtype, fp16.allow_tf32)
     assert resolve_precision("fp32", gpu) == PrecisionPolicy("fp32", allow_tf32=False)
     assert resolve_precision("tf32", gpu).allow_tf32
     assert resolve_precision("tf32", gpu).model_autocast_dtype is None

@@ -183,3 +183,39 @@ def test_tf32_context_sets_and_restores():
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_self_check_pass_is_remembered_per_key(tmp_path):
+    from propainter_wire.runtime import check_cache
+
+    assert not check_cache.passed_before("a", tmp_path)
+    check_cache.record_pass("a", tmp_path)
+    check_cache.record_pass("b", tmp_path)
+    assert check_cache.passed_before("a", tmp_path) and check_cache.passed_before("b", tmp_path)
+    assert not check_cache.passed_before("c", tmp_path)
+    for i in range(20):  # only the newest keys are kept
+        check_cache.record_pass(f"k{i}", tmp_path, keep=4)
+    assert check_cache.passed_before("k19", tmp_path) and not check_cache.passed_before("a", tmp_path)
+    (tmp_path / check_cache.CACHE_FILE).write_text("{broken")
+    assert not check_cache.passed_before("k19", tmp_path)  # unreadable: the check runs again
+    check_cache.record_pass("d", tmp_path)
+    assert check_cache.passed_before("d", tmp_path)
+
+
+def test_auto_device_skips_a_self_check_that_passed_before(monkeypatch, tmp_path):
+    from propainter_wire.runtime import check_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(check_cache, "stack_key", lambda device: "stack-1")
+    calls = []
+    monkeypatch.setattr(device_mod, "gpu_self_check", lambda device: calls.append(device) or None)
+    assert resolve_device("auto") == torch.device("cuda", 0)
+    assert resolve_device("auto") == torch.device("cuda", 0)
+    assert len(calls) == 1  # the second run trusted the remembered pass
+    monkeypatch.setattr(check_cache, "stack_key", lambda device: "stack-2")  # a new driver or torch
+    monkeypatch.setattr(device_mod, "gpu_self_check", lambda device: calls.append(device) or "matmul: wrong")
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cpu")
+    assert len(calls) == 3  # a failure is never remembered

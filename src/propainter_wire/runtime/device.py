@@ -4,8 +4,9 @@
 matmul, a batched matmul, a convolution, ``grid_sample`` and ``deform_conv2d`` on
 the GPU are compared with the same ops on the CPU in float64. A broken stack (a
 mismatched cuBLAS, a driver too old for the build) then falls back to the CPU with
-one warning line instead of producing garbage frames. Nothing is cached: the
-caller keeps the returned device.
+one warning line instead of producing garbage frames. A pass is remembered per GPU,
+driver and library versions in the user's cache folder (:mod:`.check_cache`), so the
+check runs once per machine and software stack, not on every run.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def resolve_device(name: str, log: logging.Logger = _LOG) -> torch.device:
             log.info("device auto: %s; running on the CPU", why)
             return torch.device("cpu")
         device = torch.device("cuda", torch.cuda.current_device())
-        failure = gpu_self_check(device)
+        failure = _remembered_self_check(device)
         if failure is not None:
             log.warning("device auto: GPU self-check failed on %s (%s); running on the CPU "
                         "(run `propainter-wire doctor` for details)", device, failure)
@@ -66,6 +67,22 @@ def resolve_device(name: str, log: logging.Logger = _LOG) -> torch.device:
             raise InputError(f"--device {name}: only {count} CUDA device(s) visible (cuda:0..cuda:{count - 1})")
         return torch.device("cuda", index)
     raise InputError(f"unknown device '{name}' (auto, cpu, cuda or cuda:N)")
+
+
+def _remembered_self_check(device: torch.device) -> str | None:
+    """``gpu_self_check``, skipped when it passed before on the same GPU and software stack."""
+    from . import check_cache
+
+    try:
+        key = check_cache.stack_key(device)
+    except Exception:  # a property torch cannot read: check every time
+        key = None
+    if key is not None and check_cache.passed_before(key):
+        return None
+    failure = gpu_self_check(device)
+    if failure is None and key is not None:
+        check_cache.record_pass(key)
+    return failure
 
 
 # ---------------------------------------------------------------------------

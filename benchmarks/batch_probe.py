@@ -48,7 +48,7 @@ def main() -> int:
     from propainter_wire.models.flow_completion import RecurrentFlowCompleteNet
     from propainter_wire.models.inpainter import InpaintGenerator
     from propainter_wire.runtime.precision import precast_for_autocast
-    from propainter_wire.weights import det_state_dict
+    from propainter_wire.testing import det_state_dict
 
     p = argparse.ArgumentParser()
     p.add_argument("--width", type=int, default=432)

@@ -96,7 +96,7 @@ def run_once(args: argparse.Namespace) -> dict:
     import torch
 
     import propainter_wire
-    from propainter_wire.weights import write_deterministic_checkpoints
+    from propainter_wire.testing import write_deterministic_checkpoints
 
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
         tmp = Path(tmp)

@@ -33,7 +33,7 @@ def main() -> int:
         unfold_patches,
     )
     from propainter_wire.runtime.precision import precast_for_autocast
-    from propainter_wire.weights import det_state_dict
+    from propainter_wire.testing import det_state_dict
 
     p = argparse.ArgumentParser()
     p.add_argument("--width", type=int, default=1280)

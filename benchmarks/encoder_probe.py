@@ -25,7 +25,8 @@ def main() -> int:
 
     from module_times import EventLog, attach_modules
     from propainter_wire.runtime.precision import cudnn_autotune, precast_for_autocast
-    from propainter_wire.weights import RAFT_FILE, load_raft, write_deterministic_checkpoints
+    from propainter_wire.testing import write_deterministic_checkpoints
+    from propainter_wire.weights import RAFT_FILE, load_raft
 
     p = argparse.ArgumentParser()
     p.add_argument("--width", type=int, default=1280)

@@ -55,7 +55,7 @@ fi
 weights() {
   mkdir -p .devcarry/ref/weights
   [ -f .devcarry/ref/weights/ProPainter.pth ] || \
-    $PY -c "from propainter_wire.weights import write_deterministic_checkpoints as w; w('.devcarry/ref/weights')"
+    $PY -c "from propainter_wire.testing import write_deterministic_checkpoints as w; w('.devcarry/ref/weights')"
 }
 
 psnr() {  # name, width, height, frames: fp16/auto outputs against fp32
@@ -120,7 +120,7 @@ fi
 
 if [ "$PHASE" = small ]; then
   mkdir -p .devcarry/ref/weights
-  $PY -c "from propainter_wire.weights import write_deterministic_checkpoints as w; w('.devcarry/ref/weights')"
+  $PY -c "from propainter_wire.testing import write_deterministic_checkpoints as w; w('.devcarry/ref/weights')"
   reference ref_432x240x80 432 240 80
   bench ours_432x240x80_fp16 --width 432 --height 240 --frames 80 --precision fp16
   bench ours_432x240x80_bf16 --width 432 --height 240 --frames 80 --precision bf16

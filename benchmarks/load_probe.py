@@ -31,7 +31,7 @@ def main() -> int:
     from propainter_wire.api import select_engine
     from propainter_wire.config import InpaintConfig
     from propainter_wire.runtime.device import resolve_device
-    from propainter_wire.weights import write_deterministic_checkpoints
+    from propainter_wire.testing import write_deterministic_checkpoints
 
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cuda")

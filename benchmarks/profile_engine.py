@@ -132,7 +132,7 @@ def engine_and_input(args, device: str):
     from propainter_wire.api import prepare_engine_input
     from propainter_wire.config import InpaintConfig
     from propainter_wire.engines.propainter import ProPainterEngine
-    from propainter_wire.weights import write_deterministic_checkpoints
+    from propainter_wire.testing import write_deterministic_checkpoints
 
     if args.source:
         clip, masks = _source_clip(args.source, args.frames, args.height, args.width)

@@ -53,7 +53,8 @@ def main() -> int:
     from propainter_wire.flow.raft import bidirectional_flows
     from propainter_wire.runtime.cuda_graph import GraphCache
     from propainter_wire.runtime.precision import precast_for_autocast
-    from propainter_wire.weights import RAFT_FILE, load_raft, write_deterministic_checkpoints
+    from propainter_wire.testing import write_deterministic_checkpoints
+    from propainter_wire.weights import RAFT_FILE, load_raft
 
     p = argparse.ArgumentParser()
     p.add_argument("--width", type=int, default=1280)

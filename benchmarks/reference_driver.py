@@ -2,7 +2,7 @@
 
 The reference is not part of this project; point ``--ref`` at a checkout of
 github.com/sczhou/ProPainter (with ``weights/`` holding the three checkpoints, e.g.
-``propainter_wire.weights.write_deterministic_checkpoints``). Heavy libraries are
+``propainter_wire.testing.write_deterministic_checkpoints``). Heavy libraries are
 imported first, so the timer starts after imports, as for ours; the reference's
 video writing (imageio-ffmpeg) is skipped, its PNG frames are written (--save_frames).
 

@@ -52,7 +52,7 @@ def main() -> int:
 
     import propainter_wire
     from propainter_wire.pipeline.stages import Stages
-    from propainter_wire.weights import write_deterministic_checkpoints
+    from propainter_wire.testing import write_deterministic_checkpoints
 
     events: list[tuple[str, float, float]] = []
     origin = [0.0]

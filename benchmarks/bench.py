@@ -117,10 +117,8 @@ def write_clip(folder: Path, frames: int, height: int, width: int, source: Path 
 
 def _stand_in_weights(folder: Path) -> Path:
     """Deterministic stand-in checkpoints (the three official file names) written to ``folder``."""
-    try:
-        from propainter_wire.testing import write_deterministic_checkpoints
-    except ImportError:  # checkouts from before propainter_wire.testing
-        from propainter_wire.weights import write_deterministic_checkpoints
+    from propainter_wire.testing import write_deterministic_checkpoints
+
     return Path(write_deterministic_checkpoints(folder))
 
 

@@ -72,7 +72,7 @@ def parity():
 @pytest.fixture(scope="session")
 def det_weights_dir(tmp_path_factory):
     """The three checkpoint files filled with the parity kit's deterministic weights."""
-    from propainter_wire.weights import write_deterministic_checkpoints
+    from propainter_wire.testing import write_deterministic_checkpoints
 
     return write_deterministic_checkpoints(tmp_path_factory.mktemp("det_weights"))
 

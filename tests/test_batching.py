@@ -15,7 +15,7 @@ import torch
 from propainter_wire.engines.propainter import ProPainterEngine, _FeatureCache, window_runs
 from propainter_wire.models.flow_completion import RecurrentFlowCompleteNet
 from propainter_wire.pipeline.windows import transformer_windows
-from propainter_wire.weights import det_state_dict
+from propainter_wire.testing import det_state_dict
 
 
 @pytest.mark.parametrize("length", [12, 37, 80, 200])

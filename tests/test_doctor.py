@@ -9,8 +9,9 @@ import sys
 import pytest
 import torch
 
-from propainter_wire.runtime import doctor
-from propainter_wire.runtime.doctor import SelfTest, collect_report, doctor_command
+from propainter_wire import doctor
+from propainter_wire.doctor import SelfTest, collect_report, doctor_command, environment, selftests
+from propainter_wire.doctor import report as doctor_report
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="these checks describe a machine without CUDA")
 
@@ -49,7 +50,7 @@ def test_gpu_tests_are_skipped_with_a_reason(report):
 
 
 def test_json_mode_prints_json_only(report, monkeypatch):
-    monkeypatch.setattr(doctor, "collect_report", lambda device_name="auto": report)
+    monkeypatch.setattr(doctor_report, "collect_report", lambda device_name="auto": report)
     out = io.StringIO()
     assert doctor_command(True, stream=out) == 0
     assert json.loads(out.getvalue()) == json.loads(json.dumps(report))
@@ -61,7 +62,7 @@ def test_text_mode_is_a_table(report, monkeypatch, with_rich):
         monkeypatch.setitem(sys.modules, "rich", None)
         monkeypatch.setitem(sys.modules, "rich.console", None)
         monkeypatch.setitem(sys.modules, "rich.table", None)
-    monkeypatch.setattr(doctor, "collect_report", lambda device_name="auto": report)
+    monkeypatch.setattr(doctor_report, "collect_report", lambda device_name="auto": report)
     out = io.StringIO()
     assert doctor_command(False, stream=out) == 0
     text = out.getvalue()
@@ -76,7 +77,7 @@ def test_forced_failure_is_reported_with_its_error(monkeypatch):
     def broken(device):
         raise RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED when calling cublasSgemm\nsecond line")
 
-    monkeypatch.setattr(doctor, "self_tests", lambda: [SelfTest("gemm fp32", broken),
+    monkeypatch.setattr(selftests, "self_tests", lambda: [SelfTest("gemm fp32", broken),
                                                        SelfTest("gemm fp16", broken, gpu_only=True)])
     out = io.StringIO()
     assert doctor_command(True, device="cpu", stream=out) == 1
@@ -110,10 +111,10 @@ def test_wrong_numbers_fail_the_gemm_test(monkeypatch):
 
 
 def test_advice_for_broken_installs(monkeypatch):
-    monkeypatch.setattr(doctor, "self_tests", lambda: [])
+    monkeypatch.setattr(selftests, "self_tests", lambda: [])
     monkeypatch.setattr(torch.version, "cuda", "12.4")
-    monkeypatch.setattr(doctor, "_driver", lambda: {"driver": "470.82", "driver_cuda": "11.4"})
-    monkeypatch.setattr(doctor, "_loaded_libs",
+    monkeypatch.setattr(environment, "driver", lambda: {"driver": "470.82", "driver_cuda": "11.4"})
+    monkeypatch.setattr(environment, "loaded_libs",
                         lambda pattern: ["/usr/local/cuda-11.4/lib64/libcublas.so.11"] if "cublas." in pattern else [])
     rep = collect_report("cpu")
     advice = " | ".join(rep["advice"])
@@ -136,6 +137,6 @@ def test_exit_code_semantics():
 
 @pytest.mark.parametrize("native", [True, False])
 def test_cpu_bf16_advice_follows_the_cpu(monkeypatch, native):
-    monkeypatch.setattr(doctor, "_cpu_bf16_native", lambda: native)
+    monkeypatch.setattr(environment, "cpu_bf16_native", lambda: native)
     advice = " | ".join(collect_report("cpu")["advice"])
     assert ("--precision bf16" in advice) == native

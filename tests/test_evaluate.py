@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from conftest import require
-from propainter_wire import evaluate, synth
 from propainter_wire.errors import InputError
-from propainter_wire.evaluate import Case, build_case, crop_window, fit_size, run_evaluation
+from propainter_wire.quality import evaluate, methods, synth
+from propainter_wire.quality.cases import Case, build_case, fit_size
+from propainter_wire.quality.evaluate import run_evaluation
+from propainter_wire.quality.report import crop_window
 
 
 def _tiny_case() -> Case:
@@ -39,18 +41,18 @@ def test_crop_window_holds_mask_pixel():
 def test_baselines_only_touch_the_mask():
     case = _tiny_case()
     for method in (0, 1):
-        out = evaluate.cv2_inpaint_clip(case.inputs, case.masks, method)
+        out = methods.cv2_inpaint_clip(case.inputs, case.masks, method)
         np.testing.assert_array_equal(out[~case.masks], case.inputs[~case.masks])
 
 
 def test_resolve_methods():
-    assert evaluate.resolve_methods(["telea"], ablation=True, weights_dir=None) == ["telea"]
-    names = evaluate.resolve_methods(["classic", "ns"], ablation=True, weights_dir="w")
+    assert methods.resolve_methods(["telea"], ablation=True, weights_dir=None) == ["telea"]
+    names = methods.resolve_methods(["classic", "ns"], ablation=True, weights_dir="w")
     assert names[:2] == ["classic", "ns"] and names[-1] == "propainter"
-    assert set(evaluate.ABLATIONS) <= set(names)
-    assert evaluate.resolve_methods(["ablation"], ablation=False, weights_dir=None) == list(evaluate.ABLATIONS)
+    assert set(methods.ABLATIONS) <= set(names)
+    assert methods.resolve_methods(["ablation"], ablation=False, weights_dir=None) == list(methods.ABLATIONS)
     with pytest.raises(InputError):
-        evaluate.method_runners(["nope"])
+        methods.method_runners(["nope"])
 
 
 def test_run_evaluation_writes_every_report(tmp_path):
@@ -72,7 +74,7 @@ def test_run_evaluation_writes_every_report(tmp_path):
     assert "| tiny-wires | telea |" in table
     # an inpainted clip beats the clip with the wires still in it
     wired = [r["psnr_mask"] for r in rows]
-    from propainter_wire.metrics import psnr
+    from propainter_wire.quality.metrics import psnr
 
     case = _tiny_case()
     assert min(wired) > psnr(case.inputs, case.truth, case.masks)
@@ -103,7 +105,7 @@ def test_evaluation_on_shared_data(tmp_path, data_dir):
 
 def test_demo(tmp_path):
     pytest.importorskip("propainter_wire.api", reason="the pipeline API is not there yet")
-    from propainter_wire.demo import run_demo
+    from propainter_wire.quality.demo import run_demo
 
     summary = run_demo(tmp_path, engine="classic", quiet=True, num_frames=8, height=96, width=160)
     for name in ("before_after.mp4", "demo_report.json", "result/report.json", "result/inpainted.mp4",
@@ -120,6 +122,6 @@ def test_ablations_switch_real_engine_options():
     from propainter_wire.engines.classic import ClassicEngine
 
     defaults = ClassicEngine()
-    for name, (kwargs, _) in evaluate.ABLATIONS.items():
+    for name, (kwargs, _) in methods.ABLATIONS.items():
         engine = ClassicEngine(**kwargs)  # a typo would raise TypeError
         assert any(getattr(engine, k) != getattr(defaults, k) for k in kwargs), name

@@ -12,7 +12,8 @@ from torchvision.ops import deform_conv2d
 
 from conftest import manifest_section
 from propainter_wire.models.flow_completion import ModulatedDeformConv2d, RecurrentFlowCompleteNet
-from propainter_wire.weights import det_state_dict, load_flow_completion
+from propainter_wire.testing import det_state_dict
+from propainter_wire.weights import load_flow_completion
 
 
 def _random_inputs(b: int, n_flows: int, h: int, w: int, seed: int = 0):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from propainter_wire.models.flow_completion import RecurrentFlowCompleteNet
-from propainter_wire.weights import det_state_dict
+from propainter_wire.testing import det_state_dict
 
 H, W = 16, 24  # smallest sizes the 1/8-scale recurrence accepts comfortably
 

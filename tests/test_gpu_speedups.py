@@ -68,7 +68,7 @@ def test_graph_cache_runs_eagerly_on_cpu():
 def test_raft_graph_replays_equal_eager(budget):
     from propainter_wire.flow import corr as corr_mod
     from propainter_wire.flow.raft import RAFT, bidirectional_flows
-    from propainter_wire.weights import det_state_dict
+    from propainter_wire.testing import det_state_dict
 
     raft = RAFT()
     raft.load_state_dict(det_state_dict(raft))
@@ -346,7 +346,7 @@ def test_preloading_keeps_results(det_weights_dir, monkeypatch):
 
 def _update_block_inputs(dtype: torch.dtype, device: str = "cpu"):
     from propainter_wire.flow.raft import BasicUpdateBlock
-    from propainter_wire.weights import det_state_dict
+    from propainter_wire.testing import det_state_dict
 
     block = BasicUpdateBlock()
     block.load_state_dict(det_state_dict(block))
@@ -482,7 +482,7 @@ def test_decoder_runs_in_the_autocast_dtype():
     --fp16 decoder): its full-size maps are not float32. Outside autocast everything stays float32."""
     from propainter_wire.models.inpainter import InpaintGenerator
     from propainter_wire.runtime.precision import active_autocast_dtype
-    from propainter_wire.weights import det_state_dict
+    from propainter_wire.testing import det_state_dict
 
     net = InpaintGenerator().eval()
     net.load_state_dict(det_state_dict(net))

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from conftest import manifest_section
 from propainter_wire.models.inpainter import InpaintGenerator
 from propainter_wire.models.transformer import SparseWindowAttention
-from propainter_wire.weights import det_state_dict, load_inpainter
+from propainter_wire.testing import det_state_dict
+from propainter_wire.weights import load_inpainter
 
 
 @pytest.fixture(scope="module", autouse=True)

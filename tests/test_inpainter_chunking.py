@@ -14,7 +14,7 @@ from propainter_wire.models.transformer import (
     SparseWindowAttention,
     chunked,
 )
-from propainter_wire.weights import det_state_dict
+from propainter_wire.testing import det_state_dict
 
 PATCH = {"kernel_size": (7, 7), "stride": (3, 3), "padding": (3, 3)}
 # float64 throughout: chunking may only change the order of float summation

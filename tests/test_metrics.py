@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from propainter_wire.metrics import TemporalFlow, mse, psnr, ssim, ssim_map, temporal_flow, warping_error
-from propainter_wire.synth import render_canvas
+from propainter_wire.quality.metrics import TemporalFlow, mse, psnr, ssim, ssim_map, temporal_flow, warping_error
+from propainter_wire.quality.synth import render_canvas
 
 
 def _image(seed: int = 0, h: int = 48, w: int = 64) -> np.ndarray:

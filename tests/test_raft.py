@@ -10,7 +10,8 @@ import torch
 from conftest import manifest_section
 from propainter_wire.flow import corr as corr_mod
 from propainter_wire.flow.raft import RAFT, _Padding, bidirectional_flows
-from propainter_wire.weights import det_state_dict, load_raft
+from propainter_wire.testing import det_state_dict
+from propainter_wire.weights import load_raft
 
 RUN_SLOW = os.environ.get("PROPAINTER_WIRE_SLOW") == "1"
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from propainter_wire import synth
+from propainter_wire.quality import synth
 
 
 @pytest.fixture(scope="module")

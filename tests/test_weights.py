@@ -14,6 +14,7 @@ import torch
 
 from propainter_wire import weights
 from propainter_wire.errors import WeightsError
+from propainter_wire.tuning import Tuning
 from propainter_wire.weights import (
     CHECKPOINT_FILES,
     FLOW_COMPLETION_FILE,
@@ -78,7 +79,7 @@ def server(monkeypatch):
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     official = {n: (None if n == RAFT_FILE else len(b), hashlib.md5(b).hexdigest()) for n, b in files.items()}
-    monkeypatch.setattr(weights, "OFFICIAL_FILES", official)
+    monkeypatch.setattr(weights.download, "OFFICIAL_FILES", official)
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/release/"
     yield httpd
     httpd.shutdown()
@@ -132,8 +133,8 @@ def test_interrupted_transfer_is_resumed(server, tmp_path):
 
 
 def test_md5_mismatch_leaves_no_file(server, tmp_path, monkeypatch):
-    size, _ = weights.OFFICIAL_FILES[INPAINTER_FILE]
-    monkeypatch.setitem(weights.OFFICIAL_FILES, INPAINTER_FILE, (size, "0" * 32))
+    size, _ = weights.download.OFFICIAL_FILES[INPAINTER_FILE]
+    monkeypatch.setitem(weights.download.OFFICIAL_FILES, INPAINTER_FILE, (size, "0" * 32))
     out = io.StringIO()
     code = weights_command("download", tmp_path, url=server.url, quiet=True, stream=out)
     assert code == 1
@@ -165,19 +166,19 @@ def _fill(folder: Path, names=CHECKPOINT_FILES) -> Path:
 
 @pytest.fixture()
 def isolated(tmp_path, monkeypatch):
-    """cwd, HOME and the env variable all under tmp_path."""
+    """cwd and HOME under tmp_path (the weights folder switch is handed in as ``env_dir``)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(weights.ENV_VAR, raising=False)
     return tmp_path
 
 
-def test_search_order(isolated, monkeypatch):
-    monkeypatch.setenv(weights.ENV_VAR, str(isolated / "env"))
-    dirs = search_dirs(isolated / "explicit")
+def test_search_order(isolated):
+    env_dir = Tuning.from_env({"PROPAINTER_WIRE_WEIGHTS": str(isolated / "env")}).weights_dir
+    dirs = search_dirs(isolated / "explicit", env_dir=env_dir)
     assert dirs == [isolated / "explicit", isolated / "env", Path.cwd() / "weights",
                     isolated / "home" / ".cache" / "propainter-wire"]
-    assert search_dirs(None)[0] == isolated / "env"
+    assert search_dirs(None, env_dir=env_dir)[0] == isolated / "env"
+    assert search_dirs(None)[0] == Path.cwd() / "weights"  # nothing read from the environment
 
 
 def test_find_weights_dir(isolated, monkeypatch):
@@ -186,8 +187,10 @@ def test_find_weights_dir(isolated, monkeypatch):
     assert find_weights_dir(None) == cache
     local = _fill(isolated / "weights")
     assert find_weights_dir(None) == Path.cwd() / "weights" == local.resolve()
-    monkeypatch.setenv(weights.ENV_VAR, str(_fill(isolated / "env", CHECKPOINT_FILES[:2])))
-    assert find_weights_dir(None) == Path.cwd() / "weights"  # incomplete env folder is passed over
+    env_dir = _fill(isolated / "env", CHECKPOINT_FILES[:2])
+    assert find_weights_dir(None, env_dir=env_dir) == Path.cwd() / "weights"  # incomplete env folder is passed over
+    _fill(env_dir)
+    assert find_weights_dir(None, env_dir=env_dir) == env_dir == require_weights_dir(None, env_dir=env_dir)
     # an explicit folder is never replaced by another one
     partial = _fill(isolated / "mine", [RAFT_FILE])
     assert find_weights_dir(partial) is None
@@ -213,6 +216,12 @@ def test_list_marks_the_folder_used(isolated):
     text = out.getvalue()
     assert "<- used" in text and str(local) in text and "(absent)" in text
 
+    switch = _fill(isolated / "env")
+    out = io.StringIO()
+    assert weights_command("list", None, stream=out, env_dir=switch) == 0
+    used = [line for line in out.getvalue().splitlines() if "<- used" in line]
+    assert len(used) == 1 and str(switch) in used[0] and "weights switch" in used[0]
+
 
 # ---------------------------------------------------------------------------
 # verifying files
@@ -220,7 +229,7 @@ def test_list_marks_the_folder_used(isolated):
 def _official_as_is(monkeypatch, path: Path, same_md5: bool) -> None:
     """Pretend ``path`` has the official size (and md5 when ``same_md5``)."""
     md5 = weights.file_md5(path) if same_md5 else "f" * 32
-    monkeypatch.setitem(weights.OFFICIAL_FILES, path.name, (path.stat().st_size, md5))
+    monkeypatch.setitem(weights.download.OFFICIAL_FILES, path.name, (path.stat().st_size, md5))
 
 
 def test_deterministic_weights_verify_as_unofficial(det_weights_dir):
@@ -267,7 +276,7 @@ def test_verify_unreadable_and_wrong_size(tmp_path, monkeypatch):
     assert verify_file(raft).status == "unreadable"
     big = tmp_path / INPAINTER_FILE
     big.write_bytes(b"\0" * 1000)
-    monkeypatch.setitem(weights.OFFICIAL_FILES, INPAINTER_FILE, (100, "0" * 32))
+    monkeypatch.setitem(weights.download.OFFICIAL_FILES, INPAINTER_FILE, (100, "0" * 32))
     check = verify_file(big)
     assert (check.ok, check.status) == (False, "wrong-size")
 
@@ -292,7 +301,7 @@ def test_loaders_fill_networks_built_without_initialisation(det_weights_dir, mon
 
     built = {}
     for name in (weights.RAFT_FILE, weights.FLOW_COMPLETION_FILE, weights.INPAINTER_FILE):
-        net, prefix = weights._fresh_module(name)
+        net, prefix = weights.checkpoints._fresh_module(name)
         state = weights.read_state_dict(det_weights_dir / name)
         net.load_state_dict({k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()})
         built[name] = net.state_dict()

@@ -79,7 +79,7 @@ def _add_optional_arguments(p: argparse.ArgumentParser, module: str, function: s
     try:
         add = getattr(importlib.import_module(f".{module}", __package__), function)
     except Exception as exc:  # ImportError, or any error raised while importing it
-        p.set_defaults(unavailable=f"the {module} command is unavailable: {_one_line(exc)}")
+        p.set_defaults(unavailable=f"the {module.rpartition('.')[2]} command is unavailable: {_one_line(exc)}")
         p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         return
     add(p)
@@ -99,11 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     p = sub.add_parser("demo", help="inpaint a generated clip with ground truth")
-    _add_optional_arguments(p, "demo", "add_demo_arguments")
+    _add_optional_arguments(p, "quality.demo", "add_demo_arguments")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     p = sub.add_parser("evaluate", help="measure quality on ground-truth cases")
-    _add_optional_arguments(p, "evaluate", "add_evaluate_arguments")
+    _add_optional_arguments(p, "quality.evaluate", "add_evaluate_arguments")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     p = sub.add_parser("weights", help="list, verify or download the checkpoints")
@@ -175,11 +175,11 @@ def _dispatch(args: argparse.Namespace) -> int:
                   f"-> {report['output']}")
         return 0
     if args.command == "demo":
-        from .demo import demo_command
+        from .quality.demo import demo_command
 
         return demo_command(args)
     if args.command == "evaluate":
-        from .evaluate import evaluate_command
+        from .quality.evaluate import evaluate_command
 
         return evaluate_command(args)
     if args.command == "weights":
@@ -187,7 +187,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return weights_command(args.action, args.weights_dir, url=args.url, quiet=args.quiet)
     if args.command == "doctor":
-        from .runtime.doctor import doctor_command
+        from .doctor import doctor_command
 
         return doctor_command(as_json=args.json, device=args.device)
     raise AssertionError(args.command)

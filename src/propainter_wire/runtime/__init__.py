@@ -1,7 +1,7 @@
-"""Where and how a run computes: device choice, precision policy, the ``doctor`` checks.
+"""Where and how a run computes: device choice, precision policy, transfers, CUDA graphs.
 
-``doctor`` (``propainter_wire.runtime.doctor``) is not imported here: it is only
-needed by the ``doctor`` command.
+A low layer: nothing here imports the engines, the API, the CLI, ``doctor`` or ``weights``
+(``propainter_wire.doctor`` builds its self-tests on :mod:`.device` and :mod:`.precision`).
 """
 
 from .device import gpu_self_check, resolve_device

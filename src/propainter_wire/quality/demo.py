@@ -22,8 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..config import ENGINES
 from . import metrics, synth
-from .config import ENGINES
 
 DEMO_FPS = 24.0
 TELEA_RADIUS = 3  # pixels, the per-frame baseline's neighbourhood
@@ -44,7 +44,7 @@ def make_demo_clip(num_frames: int = 24, height: int = 192, width: int = 320,
 
 
 def _write_sequence(folder: Path, images: np.ndarray) -> None:
-    from .io import write_image
+    from ..io import write_image
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(images):
@@ -53,7 +53,7 @@ def _write_sequence(folder: Path, images: np.ndarray) -> None:
 
 def write_side_by_side(path: Path, left: np.ndarray, right: np.ndarray, fps: float = DEMO_FPS) -> None:
     """An mp4 of ``left | right`` (both (T, H, W, 3) uint8 RGB) with a 4-pixel white gap."""
-    from .io import VideoWriter
+    from ..io import VideoWriter
 
     t_len, h, w = left.shape[:3]
     gap = np.full((h, 4, 3), 255, np.uint8)
@@ -75,8 +75,8 @@ def run_demo(out_dir: str | Path, engine: str = "auto", quiet: bool = False, wei
         the contents of ``demo_report.json``: the engine used, PSNR (dB) and SSIM inside the
         wire mask for the engine and for per-frame Telea, whole-frame PSNR, timings and paths.
     """
-    from .api import inpaint
-    from .io import open_frames
+    from ..api import inpaint
+    from ..io import open_frames
 
     out_dir = Path(out_dir)
     truth, inputs, masks = make_demo_clip(num_frames, height, width, seed)

@@ -188,7 +188,7 @@ def temporal_flow(truth: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRESET_ME
     bw = np.stack([dis.calc(grey[t + 1], grey[t], None) for t in range(len(grey) - 1)]).astype(np.float32)
     import torch  # the CLI imports this module to build its parser: keep torch off that path
 
-    from .flow.warp import fb_consistency
+    from ..flow.warp import fb_consistency
 
     fw_t = torch.from_numpy(fw).permute(0, 3, 1, 2)  # (T-1, 2, H, W)
     bw_t = torch.from_numpy(bw).permute(0, 3, 1, 2)
@@ -233,7 +233,7 @@ def warping_error(result: np.ndarray, flows: TemporalFlow | np.ndarray, mask: np
         return float("nan")
     import torch
 
-    from .flow.warp import flow_warp
+    from ..flow.warp import flow_warp
 
     total, n = 0.0, 0
     for t in range(result.shape[0] - 1):

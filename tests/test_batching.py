@@ -116,9 +116,9 @@ def test_batching_is_chosen_by_frame_size_on_a_gpu(det_weights_dir, monkeypatch)
 
 def test_engine_results_equal_with_batched_windows_and_directions(det_weights_dir, monkeypatch):
     """CPU, fp32: windows three at a time and both directions at once give the frames of one at a time."""
-    from propainter_wire.api import prepare_engine_input
     from propainter_wire.config import InpaintConfig
     from propainter_wire.pipeline.stages import Stages
+    from propainter_wire.runner.inputs import prepare_engine_input
 
     rng = np.random.default_rng(1)
     frames, height, width = 31, 48, 64
@@ -184,9 +184,9 @@ def test_raft_chunks_all_have_one_shape(det_weights_dir, monkeypatch):
 def test_batch_out_of_memory_retries_windows_one_at_a_time(det_weights_dir, monkeypatch, caplog):
     """A batch of windows that runs out of memory is retried one window at a time (feature cache
     dropped), with the frames of one window at a time."""
-    from propainter_wire.api import prepare_engine_input
     from propainter_wire.config import InpaintConfig
     from propainter_wire.pipeline.stages import Stages
+    from propainter_wire.runner.inputs import prepare_engine_input
 
     rng = np.random.default_rng(2)
     frames, height, width = 22, 32, 48

@@ -99,10 +99,10 @@ def _clip(frames: int = 10, height: int = 64, width: int = 96):
 @needs_cuda
 def test_engine_switches_keep_results(det_weights_dir, monkeypatch):
     """Graphs on or off: the same fp16 frames; fp16 (half storage) stays close to fp32 in the mask."""
-    from propainter_wire.api import prepare_engine_input
     from propainter_wire.config import InpaintConfig
     from propainter_wire.engines.propainter import ProPainterEngine
     from propainter_wire.pipeline.stages import Stages
+    from propainter_wire.runner.inputs import prepare_engine_input
 
     clip, masks = _clip()
     outs = {}
@@ -173,9 +173,9 @@ def test_cpu_engine_uses_channels_last_convolutions(det_weights_dir, monkeypatch
 
 def test_engine_loader_returns_the_engine_or_raises_its_error(tmp_path):
     """The engine loads on a thread while frames decode; its errors surface at result()."""
-    from propainter_wire.api import EngineLoader
     from propainter_wire.config import InpaintConfig
     from propainter_wire.errors import WeightsError
+    from propainter_wire.runner.engines import EngineLoader
 
     ok = EngineLoader(InpaintConfig(engine="classic"), torch.device("cpu"))
     assert ok.result().name == "classic" and ok.device == torch.device("cpu")
@@ -193,8 +193,8 @@ def test_a_failed_run_waits_for_the_engine_loader(tmp_path, monkeypatch):
     import cv2
 
     import propainter_wire
-    from propainter_wire import api
     from propainter_wire.errors import InputError
+    from propainter_wire.runner import engines, files
 
     frames, masks = tmp_path / "frames", tmp_path / "masks"
     frames.mkdir()
@@ -203,19 +203,19 @@ def test_a_failed_run_waits_for_the_engine_loader(tmp_path, monkeypatch):
         cv2.imwrite(str(frames / f"{t:03d}.png"), np.full((32, 48, 3), 40 * t, np.uint8))
         cv2.imwrite(str(masks / f"{t:03d}.png"), np.full((32, 48), 255, np.uint8))
     finished = threading.Event()
-    real = api.select_engine
+    real = engines.select_engine
 
-    def slow(config, device):
+    def slow(config, device, tuning=None):
         time.sleep(0.5)  # still loading when the run fails
-        engine = real(config, device)
+        engine = real(config, device, tuning)
         finished.set()
         return engine
 
     def failing(*args, **kwargs):  # a failure after the frames are read (a bad output folder, say)
         raise InputError("cannot write here", tmp_path / "out")
 
-    monkeypatch.setattr(api, "select_engine", slow)
-    monkeypatch.setattr(api, "_fill_and_write", failing)
+    monkeypatch.setattr(engines, "select_engine", slow)
+    monkeypatch.setattr(files, "fill_and_write", failing)
     with pytest.raises(InputError, match="cannot write here"):
         propainter_wire.inpaint(frames, masks, tmp_path / "out", engine="classic", device="cpu", quiet=True)
     assert finished.is_set()
@@ -323,10 +323,10 @@ def test_preloading_is_gpu_only(det_weights_dir):
 def test_preloading_keeps_results(det_weights_dir, monkeypatch):
     """Placing the later networks and running them on stand-ins on a side thread while RAFT runs changes
     no result (fp16, the same frames as without), and both parts are waited for and consumed."""
-    from propainter_wire.api import prepare_engine_input
     from propainter_wire.config import InpaintConfig
     from propainter_wire.engines.propainter import ProPainterEngine
     from propainter_wire.pipeline.stages import Stages
+    from propainter_wire.runner.inputs import prepare_engine_input
 
     clip, masks = _clip(frames=20)
     outs, started = {}, {}

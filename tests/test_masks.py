@@ -256,8 +256,8 @@ def test_real_masks_bmx_trees():
 def test_engine_input_masks_grow_by_their_own_dilations(flow_dilation):
     """The fill mask and the flow mask are each the user's mask grown by its own setting (one dilation
     computed when both are equal), and are independent arrays."""
-    from propainter_wire.api import prepare_engine_input
     from propainter_wire.config import InpaintConfig
+    from propainter_wire.runner.inputs import prepare_engine_input
 
     frames = [np.zeros((24, 32, 3), np.uint8) for _ in range(3)]
     raw = [np.zeros((24, 32), bool) for _ in range(3)]

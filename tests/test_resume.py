@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-import propainter_wire.api as api
+import propainter_wire.runner.output as runner_output
 from propainter_wire.cli import main
 
 N, H, W = 8, 48, 64
@@ -82,7 +82,7 @@ def assert_consistent_partial(out: Path, minimum: int = 1) -> list[str]:
 # ---------------------------------------------------------------------------
 def _interrupt_after(monkeypatch, count: int) -> list[Path]:
     written: list[Path] = []
-    real = api.write_image
+    real = runner_output.write_image
 
     def write_image(path, image):
         if len(written) == count:
@@ -90,7 +90,7 @@ def _interrupt_after(monkeypatch, count: int) -> list[Path]:
         real(path, image)
         written.append(Path(path))
 
-    monkeypatch.setattr(api, "write_image", write_image)
+    monkeypatch.setattr(runner_output, "write_image", write_image)
     return written
 
 
@@ -242,16 +242,16 @@ def test_resume_into_a_folder_with_foreign_files_is_refused(reference, tmp_path,
 # ---------------------------------------------------------------------------
 _SLOW_WRITER = textwrap.dedent("""
     import sys, time
-    import propainter_wire.api as api
+    import propainter_wire.runner.output as runner_output
     from propainter_wire.cli import main
 
-    real = api.write_image
+    real = runner_output.write_image
 
     def write_image(path, image):
         real(path, image)
         time.sleep(float(sys.argv[1]))  # room for the test to stop us between frames
 
-    api.write_image = write_image
+    runner_output.write_image = write_image
     sys.exit(main(sys.argv[2:]))
 """)
 

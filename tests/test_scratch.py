@@ -118,9 +118,9 @@ def _diagonal_clip(seed: int, count: int, box: tuple[slice, slice]) -> tuple[lis
 
 def test_engine_keeps_its_arrays_in_the_scratch(tmp_path, det_weights_dir, monkeypatch):
     """With a scratch, the propainter engine's whole-clip arrays are disk arrays, and the output matches."""
-    from propainter_wire.api import prepare_engine_input
     from propainter_wire.engines.propainter import ProPainterEngine
     from propainter_wire.pipeline.stages import Stages
+    from propainter_wire.runner.inputs import prepare_engine_input
 
     frames, masks = _diagonal_clip(3, 6, np.s_[10:30, 20:40])
     cfg = InpaintConfig(neighbor_length=4, ref_stride=3, subvideo_length=4, raft_iters=2)
@@ -148,9 +148,9 @@ def test_engine_keeps_its_arrays_in_the_scratch(tmp_path, det_weights_dir, monke
 def test_half_storage_in_memory_and_on_disk_agree(tmp_path, det_weights_dir, monkeypatch, stored):
     """Whole-clip float arrays kept in a half dtype (a GPU's fp16/bf16 runs): bfloat16 goes to disk as
     float32 (numpy has no bfloat16), float16 as float16; memory and disk give the same frames."""
-    from propainter_wire.api import prepare_engine_input
     from propainter_wire.engines.propainter import ProPainterEngine
     from propainter_wire.pipeline.stages import Stages
+    from propainter_wire.runner.inputs import prepare_engine_input
 
     frames, masks = _diagonal_clip(4, 5, np.s_[12:30, 20:44])
     cfg = InpaintConfig(neighbor_length=4, ref_stride=3, subvideo_length=4, raft_iters=2)

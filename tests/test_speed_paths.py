@@ -340,9 +340,9 @@ def _clip(t: int, h: int, w: int, seed: int = 0):
 
 
 def test_engine_input_keeps_uint8_at_its_own_size(tmp_path):
-    from propainter_wire.api import prepare_engine_input
     from propainter_wire.io.scratch import Scratch
     from propainter_wire.pipeline.compositing import resize_frame
+    from propainter_wire.runner.inputs import prepare_engine_input
 
     frames, masks = _clip(3, 32, 48)
     config = InpaintConfig()

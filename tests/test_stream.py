@@ -65,7 +65,8 @@ def test_folder_run_streams_frames_and_matches_the_unstreamed_run(tmp_path, monk
     both give the same frames."""
     import cv2
 
-    from propainter_wire import api, inpaint
+    from propainter_wire import inpaint
+    from propainter_wire.runner import files
 
     rng = np.random.default_rng(1)
     frames_dir, masks_dir = tmp_path / "frames", tmp_path / "masks"
@@ -78,13 +79,13 @@ def test_folder_run_streams_frames_and_matches_the_unstreamed_run(tmp_path, monk
         mask[18:30, 20 + i:34 + i] = 255
         cv2.imwrite(str(masks_dir / f"{i:03d}.png"), mask)
     seen = []
-    real = api.prepare_engine_input
+    real = files.prepare_engine_input
 
     def spy(frames, *args, **kwargs):
         seen.append(isinstance(frames, FrameStream))
         return real(frames, *args, **kwargs)
 
-    monkeypatch.setattr(api, "prepare_engine_input", spy)
+    monkeypatch.setattr(files, "prepare_engine_input", spy)
     common = dict(engine="propainter", weights_dir=det_weights_dir, device="cpu", quiet=True, raft_iters=2)
     inpaint(frames_dir, masks_dir, tmp_path / "a", **common)
     (tmp_path / "b").mkdir()

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from propainter_wire import api
 from propainter_wire.cli import main
 from propainter_wire.engines.propainter import ProPainterEngine
+from propainter_wire.runner import output as runner_output
 
 T, H, W = 12, 40, 56
 
@@ -42,7 +42,7 @@ def _frames(out):
 
 def test_frames_are_written_while_the_engine_works(clip, tmp_path, det_weights_dir, monkeypatch):
     events = []
-    real_write, real_run = api.write_image, ProPainterEngine.run
+    real_write, real_run = runner_output.write_image, ProPainterEngine.run
 
     def write(path, image):
         events.append("write")
@@ -53,7 +53,7 @@ def test_frames_are_written_while_the_engine_works(clip, tmp_path, det_weights_d
         events.append("engine returned")
         return result
 
-    monkeypatch.setattr(api, "write_image", write)
+    monkeypatch.setattr(runner_output, "write_image", write)
     monkeypatch.setattr(ProPainterEngine, "run", run)
     assert main(_argv(clip, tmp_path / "out", det_weights_dir)) == 0
     assert events.count("write") == T

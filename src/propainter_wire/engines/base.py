@@ -15,6 +15,9 @@ import numpy as np
 from ..config import InpaintConfig
 from ..io.scratch import Scratch
 from ..pipeline.stages import Stages
+from ..samples import unit_frames
+
+__all__ = ["Engine", "EngineInput", "OnFinal", "unit_frames"]
 
 
 @dataclass
@@ -23,7 +26,7 @@ class EngineInput:
 
     Attributes:
         frames: (T, H, W, 3) float32 RGB in [0, 1], or uint8 in [0, 255] (8-bit frames read
-            at their own size, passed through unconverted; see :func:`unit_frames`).
+            at their own size, passed through unconverted; see :func:`~propainter_wire.samples.unit_frames`).
         masks: (T, H, W) bool, the region to fill (the user's mask dilated by
             ``mask_dilation``); pixels outside it are never changed.
         flow_masks: (T, H, W) bool, where flow is not trusted (the user's mask
@@ -53,14 +56,6 @@ class EngineInput:
 OnFinal = Callable[[int, np.ndarray], None]
 """``on_final(index, frame)``: frame ``index`` is final, (H, W, 3) at processing size, float32 in
 [0, 1] or uint8 in [0, 255] (an 8-bit result, handed over without conversion)."""
-
-
-def unit_frames(frames) -> np.ndarray:
-    """Frames as float32 in [0, 1]: uint8 stacks are scaled by 1/255, float32 ones returned as they are."""
-    frames = np.asarray(frames)
-    if frames.dtype == np.uint8:
-        return frames.astype(np.float32) / 255.0
-    return np.ascontiguousarray(frames, dtype=np.float32)
 
 
 class Engine(Protocol):

@@ -32,7 +32,8 @@ from ..flow.classic import complete_flows, estimate_flows, prefill_grey, refine_
 from ..pipeline.propagation import propagate_tracks
 from ..pipeline.spatial_fill import fill_unseen, push_pull_fill, telea_fill
 from ..pipeline.stages import Stages
-from .base import EngineInput, unit_frames
+from ..samples import unit_frames
+from .base import EngineInput
 
 _SQUARE = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))

@@ -12,7 +12,6 @@ from .frames import (  # noqa: E402
     IMAGE_EXTS,
     VIDEO_EXTS,
     FolderFrames,
-    FrameSource,
     image_size,
     list_images,
     natural_key,
@@ -32,6 +31,7 @@ from .output import (  # noqa: E402
     write_image,
     write_json,
 )
+from .source import FrameSource  # noqa: E402
 from .video import VideoFrames  # noqa: E402
 
 __all__ = [

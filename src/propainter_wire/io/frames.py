@@ -13,16 +13,17 @@ from __future__ import annotations
 import os
 import re
 import struct
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..samples import SAMPLE_TYPES
+from .source import IMAGE_EXTS, VIDEO_EXTS, FrameSource, one_line
+from .video import VideoFrames
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr")
-VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
-SAMPLE_TYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+__all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "FolderFrames", "FrameSource", "image_size", "list_images",
+           "natural_key", "open_frames", "read_image", "to_rgb"]
 
 # Tail of a JPEG searched for its end-of-image marker (bytes).
 _JPEG_TAIL = 1 << 16
@@ -133,7 +134,7 @@ def _read_exr(path: Path) -> np.ndarray:
             with OpenEXR.File(str(path), separate_channels=True) as exr:
                 channels = {name: ch.pixels for name, ch in exr.channels().items()}
         except Exception as exc:  # the binding raises RuntimeError/OSError/TypeError
-            raise InputError(f"cannot decode EXR: {_one_line(exc)}", path) from exc
+            raise InputError(f"cannot decode EXR: {one_line(exc)}", path) from exc
         return _stack_exr_channels(channels, path)
     import cv2
 
@@ -141,7 +142,7 @@ def _read_exr(path: Path) -> np.ndarray:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
         image = None
-        reason = _one_line(exc)
+        reason = one_line(exc)
     else:
         reason = "corrupt file, or this OpenCV build has no OpenEXR codec (pip install OpenEXR)"
     if image is None:
@@ -188,10 +189,6 @@ def to_rgb(image: np.ndarray) -> tuple[np.ndarray, bool]:
     if channels == 4:
         return np.ascontiguousarray(image[:, :, :3]), True
     return image, False
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 # ---------------------------------------------------------------------------
@@ -276,91 +273,6 @@ def _exr_size(head: bytes) -> tuple[int, int] | None:
 # ---------------------------------------------------------------------------
 # clip sources
 # ---------------------------------------------------------------------------
-class FrameSource:
-    """A clip, read frame by frame.
-
-    Attributes:
-        path: the folder or video file.
-        kind: ``'folder'`` or ``'video'``.
-        stems: one output name per frame (file stems, or ``%05d`` indices for videos).
-        fps: frames per second of a video; ``None`` for folders.
-        height, width: frame size in pixels.
-        dtype: sample type of every frame (``uint8``, ``uint16`` or ``float32``).
-        has_alpha: the input had an alpha channel (dropped on reading).
-    """
-
-    kind: str = ""
-
-    def __init__(self, path: Path, stems: Sequence[str], fps: float | None, height: int, width: int,
-                 dtype: np.dtype, has_alpha: bool):
-        self.path = Path(path)
-        self.stems = list(stems)
-        self.fps = fps
-        self.height = int(height)
-        self.width = int(width)
-        self.dtype = np.dtype(dtype)
-        self.has_alpha = has_alpha
-
-    @property
-    def bit_depth(self) -> int:
-        """Bits per sample: 8, 16 or 32 (float)."""
-        return {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(self.dtype, 32)
-
-    @property
-    def ext(self) -> str:
-        """Extension for the output frames: ``.exr`` for float input, else ``.png``."""
-        return ".exr" if self.dtype == np.float32 else ".png"
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """``(height, width)`` in pixels."""
-        return self.height, self.width
-
-    def __len__(self) -> int:
-        return len(self.stems)
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        """Frame ``index`` as ``(H, W, 3)`` RGB in ``self.dtype``."""
-        return self._read(self._normalize_index(index))
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for i in range(len(self)):
-            yield self[i]
-
-    def read_all(self) -> np.ndarray:
-        """Every frame stacked: ``(T, H, W, 3)`` in ``self.dtype`` (memory grows with length)."""
-        out = np.empty((len(self), self.height, self.width, 3), dtype=self.dtype)
-        for i in range(len(self)):
-            out[i] = self[i]
-        return out
-
-    def validate(self, full: bool = False) -> None:
-        """Check every frame can be read and has the first frame's size; raise ``InputError``."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release open files (a no-op for folders)."""
-
-    def __enter__(self) -> FrameSource:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _normalize_index(self, index: int) -> int:
-        count = len(self)
-        if not -count <= index < count:
-            raise IndexError(f"frame {index} out of range (clip has {count})")
-        return index % count
-
-    def _read(self, index: int) -> np.ndarray:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}({str(self.path)!r}, frames={len(self)}, size={self.width}x{self.height}, "
-                f"dtype={self.dtype}, fps={self.fps})")
-
-
 class FolderFrames(FrameSource):
     """A folder of still images, one per frame, in natural order."""
 
@@ -413,8 +325,6 @@ def open_frames(path: str | Path) -> FrameSource:
         return FolderFrames(path)
     ext = path.suffix.lower()
     if ext in VIDEO_EXTS:
-        from .video import VideoFrames
-
         return VideoFrames(path)
     if ext in IMAGE_EXTS:
         raise InputError("a single image is not a clip: give a folder of frames or a video file", path)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..samples import to_uint8_half_up
 
 log = logging.getLogger("propainter_wire")
 
@@ -257,16 +258,6 @@ def write_json(path: str | Path, obj) -> None:
 # ---------------------------------------------------------------------------
 # video
 # ---------------------------------------------------------------------------
-def _to_uint8(frame: np.ndarray) -> np.ndarray:
-    if frame.dtype == np.uint8:
-        return frame
-    if frame.dtype == np.uint16:
-        return ((frame.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    if np.issubdtype(frame.dtype, np.floating):
-        return (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    raise ValueError(f"cannot write {frame.dtype} frames to a video")
-
-
 class VideoWriter:
     """H.264 mp4 (yuv420p) written atomically; a context manager.
 
@@ -340,7 +331,9 @@ class VideoWriter:
         frame = np.asarray(frame)
         if frame.shape != (self.height, self.width, 3):
             raise ValueError(f"frame of shape {frame.shape}, writer expects {(self.height, self.width, 3)}")
-        frame = _to_uint8(frame)
+        if not (frame.dtype in (np.uint8, np.uint16) or np.issubdtype(frame.dtype, np.floating)):
+            raise ValueError(f"cannot write {frame.dtype} frames to a video")
+        frame = to_uint8_half_up(frame)
         if (self.coded_height, self.coded_width) != (self.height, self.width):
             frame = np.pad(frame, ((0, self.coded_height - self.height), (0, self.coded_width - self.width), (0, 0)),
                            mode="edge")

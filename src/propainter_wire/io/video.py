@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .frames import FrameSource
+from .source import FrameSource, one_line
 
 # Recently decoded frames kept for repeated or slightly backward access.
 CACHE_FRAMES = 4
@@ -28,10 +28,6 @@ def load_av():
     except ImportError:
         return None
     return av
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class _PyAVDecoder:
@@ -57,7 +53,7 @@ class _PyAVDecoder:
         try:
             container = self.av.open(str(self.path))
         except (self.av.FFmpegError, OSError) as exc:
-            raise InputError(f"cannot open video: {_one_line(exc)}", self.path) from exc
+            raise InputError(f"cannot open video: {one_line(exc)}", self.path) from exc
         if not container.streams.video:
             container.close()
             raise InputError("file has no video stream", self.path)
@@ -68,7 +64,7 @@ class _PyAVDecoder:
         try:
             return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
         except self.av.FFmpegError as exc:
-            raise InputError(f"cannot read video: {_one_line(exc)}", self.path) from exc
+            raise InputError(f"cannot read video: {one_line(exc)}", self.path) from exc
         finally:
             container.close()
 
@@ -92,7 +88,7 @@ class _PyAVDecoder:
                     deep = max((c.bits for c in frame.format.components), default=8) > 8
                     yield frame.to_ndarray(format="rgb48le" if deep else "rgb24")
         except av.FFmpegError as exc:
-            raise InputError(f"cannot decode video: {_one_line(exc)}", self.path) from exc
+            raise InputError(f"cannot decode video: {one_line(exc)}", self.path) from exc
         finally:
             container.close()
 

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from ..config import InpaintConfig
+from ..samples import from_unit, to_unit
 
 
 def processing_size(height: int, width: int, config: InpaintConfig) -> tuple[int, int]:
@@ -31,25 +32,6 @@ def processing_size(height: int, width: int, config: InpaintConfig) -> tuple[int
     if scale >= 1.0:
         return height, width
     return min(height, max(8, round(height * scale))), min(width, max(8, round(width * scale)))
-
-
-def to_unit_float(frame: np.ndarray) -> np.ndarray:
-    """A frame of any supported dtype as float32 in [0, 1] (EXR values clipped)."""
-    if frame.dtype == np.uint8:
-        return frame.astype(np.float32) / 255.0
-    if frame.dtype == np.uint16:
-        return frame.astype(np.float32) / 65535.0
-    return np.clip(frame.astype(np.float32), 0.0, 1.0)
-
-
-def from_unit_float(frame: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Inverse of ``to_unit_float`` (rounded to the nearest level)."""
-    dtype = np.dtype(dtype)
-    if dtype == np.uint8:
-        return np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8)
-    if dtype == np.uint16:
-        return np.clip(np.rint(frame * 65535.0), 0, 65535).astype(np.uint16)
-    return frame.astype(dtype)
 
 
 def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -121,15 +103,15 @@ def composite_frame(original: np.ndarray, filled_proc: np.ndarray, raw_full: np.
         if same_size and original.dtype == np.uint8:  # 8-bit fill into an 8-bit frame: no conversion
             out[region] = filled_proc[region]
             return out
-        filled_proc = filled_proc.astype(np.float32) / 255.0
+        filled_proc = to_unit(filled_proc)
     fill = filled_proc if same_size else cv2.resize(filled_proc, (w, h), interpolation=cv2.INTER_CUBIC)
     if same_size:
-        out[region] = from_unit_float(fill, original.dtype)[region]
+        out[region] = from_unit(fill, original.dtype)[region]
         return out
     scale = h / filled_proc.shape[0]
     ring = max(1.0, config.mask_dilation * scale)
     alpha = feather_alpha(region, raw_full, min(ring, max(1.0, 2.0 * scale)))
-    base = to_unit_float(original)
+    base = to_unit(original)
     blended = base + (np.clip(fill, 0.0, 1.0) - base) * alpha[..., None]
-    out[region] = from_unit_float(blended, original.dtype)[region]
+    out[region] = from_unit(blended, original.dtype)[region]
     return out

@@ -43,7 +43,7 @@ def cv2_inpaint_clip(frames: np.ndarray, masks: np.ndarray, method: int, radius:
 
 def _classic_variant(engine_kwargs: dict, config_changes: dict, device: str) -> Callable:
     def run(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        from ..api import run_engine
+        from ..runner.inputs import run_engine
         from ..config import InpaintConfig
         from ..engines.classic import ClassicEngine
         from ..pipeline.stages import Stages

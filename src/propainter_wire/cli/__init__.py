@@ -1,0 +1,169 @@
+"""Command line: ``propainter-wire inpaint|demo|evaluate|weights|doctor``.
+
+One module per command, each with ``add_arguments(parser)`` and ``run(args) -> exit code``.
+Bad input is one line on stderr and exit code 2 (a traceback only with ``--debug``);
+see ``main`` for every exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+from ..errors import InputError, StageError
+from ..tuning import TuningError
+
+log = logging.getLogger("propainter_wire")
+PROG = "propainter-wire"
+
+# command -> (help, whether a failure to import its module only disables it)
+COMMANDS = {
+    "inpaint": ("inpaint a clip", False),
+    "demo": ("inpaint a generated clip with ground truth", True),
+    "evaluate": ("measure quality on ground-truth cases", True),
+    "weights": ("list, verify or download the checkpoints", False),
+    "doctor": ("check the GPU and CPU paths", False),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _command(name: str):
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def _add_optional_arguments(p: argparse.ArgumentParser, name: str) -> None:
+    """Arguments of a command whose code lives in an optional part of the package: a module
+    that fails to import only disables that command (``inpaint`` never depends on it)."""
+    try:
+        _command(name).add_arguments(p)
+    except Exception as exc:  # ImportError, or any error raised while importing it
+        p.set_defaults(unavailable=f"the {name} command is unavailable: {_one_line(exc)}")
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command and flag."""
+    parser = _Parser(prog=PROG, description="Remove wires, rigs and objects from video.")
+    parser.add_argument("--debug", action="store_true", help="log every stage; show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, optional) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        if optional:
+            _add_optional_arguments(p, name)
+        else:
+            _command(name).add_arguments(p)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    return parser
+
+
+def _setup_logging(debug: bool, quiet: bool) -> None:
+    level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s" if debug else
+                                           f"{PROG}: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+    if not debug:  # OpenCV's own log lines (e.g. a broken PNG's header) would precede our one-line error
+        _silence_opencv()
+
+
+def _silence_opencv() -> None:
+    """No log lines from OpenCV itself: its decoders' complaints become our own one-line errors."""
+    import os
+
+    if "cv2" in sys.modules:  # already imported (the parser may have): set its level directly
+        cv2 = sys.modules["cv2"]
+        with contextlib.suppress(AttributeError):
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    else:
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # read when cv2 is first imported
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if getattr(args, "unavailable", None):
+        raise InputError(args.unavailable)
+    return _command(args.command).run(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code.
+
+    0: done. 2: bad input, bad value (a flag, or a tuning switch of docs/tuning.md) or a
+    file that cannot be written (one line on stderr). 3: an engine stage failed (CUDA
+    error, out of memory; the line names the stage). 1: an unexpected error (one line;
+    ``--debug`` shows the traceback). 130: interrupted (Ctrl-C or SIGTERM); finished
+    frames are kept for ``--resume``.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line already printed), --help or --version
+        return exc.code if isinstance(exc.code, int) else 2
+    _setup_logging(args.debug, getattr(args, "quiet", False))
+    with _sigterm_as_interrupt():
+        try:
+            return _dispatch(args)
+        except (InputError, TuningError) as exc:
+            if args.debug:
+                raise
+            _print_error(_one_line(exc))
+            return InputError.exit_code
+        except StageError as exc:
+            if args.debug:
+                raise
+            _print_error(_one_line(exc))
+            return StageError.exit_code
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted; finished frames are kept (rerun with --resume)", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            if args.debug:
+                raise
+            _print_error(f"unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback)")
+            return 1
+
+
+def _print_error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block a SIGTERM (``kill``) stops the run like Ctrl-C: finished frames are kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    except (ValueError, OSError):  # no signals here (embedded interpreter)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+__all__ = ["PROG", "build_parser", "main"]

@@ -1,0 +1,80 @@
+"""``propainter-wire inpaint``: every setting of :class:`InpaintConfig` as a flag."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import ENGINES, PRECISIONS, SCRATCH_MODES, InpaintConfig
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--video", required=True, type=Path, help="frame folder or video file")
+    p.add_argument("-m", "--mask", required=True, type=Path, help="mask folder, single mask image or mask video")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
+    p.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="auto: propainter when its checkpoints are found, else classic")
+    p.add_argument("--weights-dir", type=Path, default=None, help="folder holding the three checkpoints")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto")
+    p.add_argument("--mask-dilation", type=_int, default=4, help="dilation of the fill region (pixels)")
+    p.add_argument("--flow-mask-dilation", type=_int, default=None,
+                   help="dilation of the untrusted-flow region (default: --mask-dilation)")
+    p.add_argument("--mask-threshold", type=_int, default=0,
+                   help="grey value above which a mask pixel counts (0: any non-zero)")
+    p.add_argument("--neighbor-length", type=_int, default=10)
+    p.add_argument("--ref-stride", type=_int, default=10)
+    p.add_argument("--subvideo-length", type=_int, default=80)
+    p.add_argument("--raft-iters", type=_int, default=20)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--max-side", type=_int, default=None, help="scale so the longer side is at most N")
+    size.add_argument("--resize-ratio", type=float, default=None, help="scale both sides by R (0 < R <= 1)")
+    p.add_argument("--width", type=_int, default=None, help="processing width (with --height)")
+    p.add_argument("--height", type=_int, default=None, help="processing height (with --width)")
+    p.add_argument("--classic-flow", choices=("dis", "farneback"), default="dis")
+    p.add_argument("--scratch", choices=SCRATCH_MODES, default="auto",
+                   help="where whole-clip arrays live: memory, disk (host memory flat with clip length), "
+                        "auto (disk when the clip would need over half the RAM)")
+    p.add_argument("--scratch-dir", type=Path, default=None, help="parent folder of the scratch files (disk)")
+    p.add_argument("--save-video", action="store_true", help="also write inpainted.mp4")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted run into the same output")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace) -> InpaintConfig:
+    """The settings the flags give (validated later, by ``inpaint``)."""
+    return InpaintConfig(
+        engine=args.engine, weights_dir=args.weights_dir, device=args.device, precision=args.precision,
+        mask_dilation=args.mask_dilation, flow_mask_dilation=args.flow_mask_dilation,
+        mask_threshold=args.mask_threshold, neighbor_length=args.neighbor_length, ref_stride=args.ref_stride,
+        subvideo_length=args.subvideo_length, raft_iters=args.raft_iters, max_side=args.max_side,
+        width=args.width, height=args.height, resize_ratio=args.resize_ratio, classic_flow=args.classic_flow,
+        scratch=args.scratch, scratch_dir=args.scratch_dir, save_video=args.save_video, overwrite=args.overwrite,
+        resume=args.resume, quiet=args.quiet,
+        debug=args.debug,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Inpaint through the Python API (which reads the tuning switches); print one summary line."""
+    from ..api import inpaint
+
+    config = config_from_args(args)
+    if args.debug:
+        import os
+
+        os.environ.setdefault("CUDA_LAUNCH_BLOCKING", "1")  # CUDA errors raised at the failing kernel
+    report = inpaint(args.video, args.mask, args.output, config)
+    if not args.quiet:
+        secs = report["seconds"]["total"]
+        print(f"{report['frames']} frames inpainted with the {report['engine']} engine in {secs:.1f} s "
+              f"-> {report['output']}")
+    return 0

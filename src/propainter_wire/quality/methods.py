@@ -43,10 +43,10 @@ def cv2_inpaint_clip(frames: np.ndarray, masks: np.ndarray, method: int, radius:
 
 def _classic_variant(engine_kwargs: dict, config_changes: dict, device: str) -> Callable:
     def run(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        from ..runner.inputs import run_engine
         from ..config import InpaintConfig
         from ..engines.classic import ClassicEngine
         from ..pipeline.stages import Stages
+        from ..runner.inputs import run_engine
 
         config = InpaintConfig(engine="classic", device=device, quiet=True, **config_changes).validate()
         out = run_engine(list(frames), list(masks), config, Stages(quiet=True), engine=ClassicEngine(**engine_kwargs))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from propainter_wire.pipeline.propagation import propagate_images, propagate_tracks, sample_points
+from propainter_wire.pipeline.propagation import propagate_images
+from propainter_wire.pipeline.tracks import propagate_tracks, sample_points
 
 TOL = 1e-3
 

@@ -112,11 +112,18 @@ def main(argv: list[str] | None = None) -> int:
     ``--debug`` shows the traceback). 130: interrupted (Ctrl-C or SIGTERM); finished
     frames are kept for ``--resume``.
     """
+    import time
+
+    from ..runtime.process import seconds_since_start
+
+    # a run's clock starts here; a process started for this command also reports what came before
+    clock = (time.perf_counter(), seconds_since_start() if argv is None else None)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # a usage error (one line already printed), --help or --version
         return exc.code if isinstance(exc.code, int) else 2
+    args.clock = clock
     _setup_logging(args.debug, getattr(args, "quiet", False))
     with _sigterm_as_interrupt():
         try:

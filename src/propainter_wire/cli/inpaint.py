@@ -64,15 +64,18 @@ def config_from_args(args: argparse.Namespace) -> InpaintConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Inpaint through the Python API (which reads the tuning switches); print one summary line."""
-    from ..api import inpaint
+    """Inpaint (the tuning switches read once here); print one summary line."""
+    from ..runner.files import inpaint_files
+    from ..tuning import Tuning
 
-    config = config_from_args(args)
+    start, startup = getattr(args, "clock", (None, None))
+    config = config_from_args(args).validate()
     if args.debug:
         import os
 
         os.environ.setdefault("CUDA_LAUNCH_BLOCKING", "1")  # CUDA errors raised at the failing kernel
-    report = inpaint(args.video, args.mask, args.output, config)
+    report = inpaint_files(args.video, args.mask, args.output, config, Tuning.from_env(), start=start,
+                           startup=startup)
     if not args.quiet:
         secs = report["seconds"]["total"]
         print(f"{report['frames']} frames inpainted with the {report['engine']} engine in {secs:.1f} s "

@@ -29,9 +29,9 @@ import numpy as np
 
 from ..config import InpaintConfig
 from ..flow.classic import complete_flows, estimate_flows, prefill_grey, refine_flows, resize_flows, shrink_mask
-from ..pipeline.propagation import propagate_tracks
 from ..pipeline.spatial_fill import fill_unseen, push_pull_fill, telea_fill
 from ..pipeline.stages import Stages
+from ..pipeline.tracks import propagate_tracks
 from ..samples import unit_frames
 from .base import EngineInput
 

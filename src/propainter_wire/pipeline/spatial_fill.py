@@ -215,7 +215,7 @@ def fill_unseen(frames: np.ndarray, unseen: np.ndarray, flows_b: np.ndarray | No
     Returns:
         (T, H, W, 3) float32 in [0, 1], a new array.
     """
-    from .propagation import sample_points
+    from .tracks import sample_points
 
     out = np.array(frames, dtype=np.float32, copy=True)
     t_len, h, w, _ = out.shape

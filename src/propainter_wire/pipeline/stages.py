@@ -48,6 +48,8 @@ class Stages:
     seconds: dict[str, float] = field(default_factory=dict)
     gpu_peak_bytes: dict[str, int] = field(default_factory=dict)  # per stage, where CUDA is in use
     current: str | None = None  # the innermost running stage
+    # seconds of the stages that ran inside no other stage: with the time between them they add up to the run
+    top_level: dict[str, float] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def __call__(self, name: str, total: int | None = None) -> Iterator:
@@ -76,6 +78,8 @@ class Stages:
                 bar.close()
             elapsed = time.perf_counter() - start
             self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
+            if outer is None:
+                self.top_level[name] = self.top_level.get(name, 0.0) + elapsed
             log.debug("stage %s: %.3f s", name, elapsed)
 
 
@@ -98,10 +102,11 @@ def _cuda_in_use():
     """``torch.cuda`` when this process has initialised CUDA, else None (never initialises it)."""
     import sys
 
-    torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_initialized():
+    # (torch may be importing on the engine-loader thread: a partly imported torch has no ``cuda`` yet)
+    cuda = getattr(sys.modules.get("torch"), "cuda", None)
+    if cuda is None or not cuda.is_initialized():
         return None
-    return torch.cuda
+    return cuda
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -35,11 +35,13 @@ log = logging.getLogger("propainter_wire")
 
 
 def inpaint_files(video: str | Path, mask: str | Path, output: str | Path, config: InpaintConfig,
-                  tuning: Tuning, start: float | None = None) -> dict:
+                  tuning: Tuning, start: float | None = None, startup: float | None = None) -> dict:
     """Inpaint a frame folder or video with its masks into ``output``; returns the report.
 
     ``config`` is validated already; ``start`` is the run's ``time.perf_counter()`` start
-    (default: now). See :func:`propainter_wire.api.inpaint` for what is written and raised.
+    (default: now); ``startup`` the seconds the process ran before it (interpreter start and
+    the command line's imports; None from the Python API). See
+    :func:`propainter_wire.api.inpaint` for what is written and raised.
     """
     start = time.perf_counter() if start is None else start
     stages = Stages(quiet=config.quiet)
@@ -54,16 +56,15 @@ def inpaint_files(video: str | Path, mask: str | Path, output: str | Path, confi
         require_weights_dir(config.weights_dir, env_dir=tuning.weights_dir)
     run = OutputRun(out_path)
     try:
-        return _read_then_fill(video, mask, run, config, tuning, stages, start)
+        return _read_then_fill(video, mask, run, config, tuning, stages, start, startup)
     except BaseException:
         run.discard_if_empty()
         raise
 
 
 def _read_then_fill(video: Path, mask: Path, run: OutputRun, config: InpaintConfig, tuning: Tuning,
-                    stages: Stages, start: float) -> dict:
+                    stages: Stages, start: float, startup: float | None) -> dict:
     from ..io import open_frames, open_masks
-    from ..runtime.device import resolve_device
 
     threads = tuning.threads()
     parallel = pool_mapper(threads)
@@ -80,8 +81,8 @@ def _read_then_fill(video: Path, mask: Path, run: OutputRun, config: InpaintConf
                 scratch = _open_scratch(config, source)
                 if scratch is not None:
                     cleanup.enter_context(scratch)
-                # the inputs look sound: load the engine while they decode
-                loader = EngineLoader(config, resolve_device(config.device), tuning)
+                # the inputs look sound: import torch, resolve the device and load the engine while they decode
+                loader = EngineLoader(config, config.device, tuning)
                 cleanup.callback(loader.settle)  # however the run ends, no loading thread outlives it
                 try:
                     # folders (frames, then masks) decode in parallel; a video decodes in order
@@ -110,8 +111,8 @@ def _read_then_fill(video: Path, mask: Path, run: OutputRun, config: InpaintConf
                 source.close()
         if source.has_alpha:
             log.info("%s: alpha channel ignored (output frames are RGB)", video)
-        return fill_and_write(video, mask, run, config, tuning, stages, start, source, frames, raw_masks, out_dir,
-                              scratch, loader)
+        return fill_and_write(video, mask, run, config, tuning, stages, (start, startup), source, frames, raw_masks,
+                              out_dir, scratch, loader)
 
 
 def _streamable(source, config: InpaintConfig, scratch) -> bool:
@@ -154,8 +155,12 @@ def _physical_memory_bytes() -> int:
 
 
 def fill_and_write(video: Path, mask: Path, run: OutputRun, config: InpaintConfig, tuning: Tuning, stages: Stages,
-                   start: float, source, frames, raw_masks, out_dir, scratch, loader: EngineLoader) -> dict:
-    """Everything after the inputs are read: output folder, manifest, engine, frames, report."""
+                   clock: tuple[float, float | None], source, frames, raw_masks, out_dir, scratch,
+                   loader: EngineLoader) -> dict:
+    """Everything after the inputs are read: output folder, manifest, engine, frames, report.
+
+    ``clock``: the run's ``perf_counter`` start and the process's seconds before it (see ``inpaint_files``).
+    """
     inputs = [video, mask]
     threads = tuning.threads()
     if out_dir is None:  # --overwrite deletes earlier results: only once the inputs are known good
@@ -179,14 +184,16 @@ def fill_and_write(video: Path, mask: Path, run: OutputRun, config: InpaintConfi
         early = EarlyWriter(frames, raw_masks, inp.masks, targets, todo, config, threads)
         try:
             filled, engine = fill(inp, config, stages, engine=loader, on_final=early, tuning=tuning)
-            written = early.close()
+            with stages("finish_writes"):  # frames handed over early and still being written
+                written = early.close()
         finally:
             early.abort()
         write_frames(frames, filled, raw_masks, inp.masks, targets, todo, needed, out_dir, source.fps, config,
                      stages, copy_through=engine is None, threads=threads, written=written)
     finish_manifest(out_dir, fprint, len(targets))
 
-    report = build_report(video, mask, out_dir, config, stages, start, source, engine, loader.device,
+    loader.settle()  # (every mask empty: the engine was never waited for)
+    report = build_report(video, mask, out_dir, config, stages, clock, source, engine, loader,
                           needed=bool(needed), written=len(todo))
     write_json(out_dir / REPORT_NAME, report)
     log.debug("report: %s", json.dumps(report["seconds"]))

@@ -17,21 +17,44 @@ from ..pipeline.stages import Stages
 
 
 def versions() -> dict:
-    """Versions of this package, Python and the libraries that shape results (CUDA: None without it)."""
+    """Versions of this package, Python and the libraries that shape results.
+
+    Read from the packages' metadata, never by importing a library for its version: importing
+    torchvision ran its models package and through it torch._dynamo (1.2 s on a 2-core CPU, about
+    5 s where site-packages has no bytecode cache), and a classic run imports no torch at all.
+    ``cuda`` is the CUDA version torch was built with, None when torch was not loaded.
+    """
     import cv2
-    import torch
-    import torchvision
 
     from .. import __version__
 
-    found = {"propainter_wire": __version__, "python": platform.python_version(), "torch": torch.__version__,
-             "torchvision": torchvision.__version__, "numpy": np.__version__, "opencv": cv2.__version__}
-    try:  # the package's metadata: importing PyAV only for its version took 35 ms
-        found["av"] = importlib.metadata.version("av")
-    except importlib.metadata.PackageNotFoundError:
-        found["av"] = None
-    found["cuda"] = torch.version.cuda
-    return found
+    def dist(name: str) -> str | None:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    torch = sys.modules.get("torch")
+    return {"propainter_wire": __version__, "python": platform.python_version(),
+            "torch": torch.__version__ if torch is not None else dist("torch"), "torchvision": dist("torchvision"),
+            "numpy": np.__version__, "opencv": cv2.__version__, "av": dist("av"),
+            "cuda": torch.version.cuda if torch is not None else None}
+
+
+def wall_seconds(stages: Stages, total: float, startup: float | None, loader: dict[str, float]) -> dict:
+    """Where the process's time went, adding up to ``process``.
+
+    ``startup`` (interpreter start and imports before the run began; 0 from the Python API), the
+    stages that ran inside no other stage, and ``other`` (the time between them) add up to
+    ``process``; ``loader`` is the engine loader's own steps (importing torch, resolving the
+    device, loading the networks), on its thread while the frames decode: the main thread's
+    ``load`` stage is only what it waited for them.
+    """
+    stage_total = sum(stages.top_level.values())
+    out = {"startup": round(startup or 0.0, 4), **{k: round(v, 4) for k, v in stages.top_level.items()},
+           "other": round(total - stage_total, 4), "process": round((startup or 0.0) + total, 4)}
+    out["loader"] = {k: round(v, 4) for k, v in loader.items()}
+    return out
 
 
 def peak_rss_bytes() -> int:
@@ -40,17 +63,21 @@ def peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def build_report(video: Path, mask: Path, out_dir: Path, config: InpaintConfig, stages: Stages, start: float,
-                 source, engine, device, needed: bool, written: int) -> dict:
+def build_report(video: Path, mask: Path, out_dir: Path, config: InpaintConfig, stages: Stages,
+                 clock: tuple[float, float | None], source, engine, loader, needed: bool, written: int) -> dict:
     """The run's report.
 
     Args:
+        clock: ``time.perf_counter()`` at the run's start, and the process's seconds before it (or None).
         source: the opened clip (size, sample type, frame rate).
         engine: the engine that ran, or None (every mask empty, or nothing to compute).
+        loader: the run's :class:`~.engines.EngineLoader` (its device and step times).
         needed: whether any frame had to be computed (False: a resumed run that was complete).
         written: frames written by this run.
-        start: ``time.perf_counter()`` at the run's start.
     """
+    start, startup = clock
+    total = time.perf_counter() - start
+    device = loader.device
     return {
         "input": str(video), "mask": str(mask), "output": str(out_dir),
         "engine": engine.name if engine is not None else ("copy" if needed else "none"),
@@ -59,8 +86,8 @@ def build_report(video: Path, mask: Path, out_dir: Path, config: InpaintConfig, 
         "frames": len(source), "frames_written": written, "width": source.width, "height": source.height,
         "processing_size": list(processing_size(source.height, source.width, config))[::-1],
         "dtype": str(source.dtype), "fps": source.fps,
-        "seconds": {**{k: round(v, 4) for k, v in stages.seconds.items()},
-                    "total": round(time.perf_counter() - start, 4)},
+        "seconds": {**{k: round(v, 4) for k, v in stages.seconds.items()}, "total": round(total, 4)},
+        "wall_seconds": wall_seconds(stages, total, startup, loader.seconds),
         "peak_host_rss_bytes": peak_rss_bytes(),
         "peak_gpu_bytes": max(stages.gpu_peak_bytes.values()) if stages.gpu_peak_bytes else None,
         "peak_gpu_bytes_per_stage": dict(stages.gpu_peak_bytes),

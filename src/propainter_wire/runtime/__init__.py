@@ -2,9 +2,6 @@
 
 A low layer: nothing here imports the engines, the API, the CLI, ``doctor`` or ``weights``
 (``propainter_wire.doctor`` builds its self-tests on :mod:`.device` and :mod:`.precision`).
+Import the modules themselves (``runtime.device``, ``runtime.precision``, ...): this package
+imports nothing, so a light module such as :mod:`.process` does not bring in torch.
 """
-
-from .device import gpu_self_check, resolve_device
-from .precision import PrecisionPolicy, resolve_precision
-
-__all__ = ["PrecisionPolicy", "gpu_self_check", "resolve_device", "resolve_precision"]

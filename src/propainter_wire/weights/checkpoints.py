@@ -20,11 +20,7 @@ from typing import BinaryIO
 import torch
 
 from ..errors import WeightsError
-
-RAFT_FILE = "raft-things.pth"
-FLOW_COMPLETION_FILE = "recurrent_flow_completion.pth"
-INPAINTER_FILE = "ProPainter.pth"
-CHECKPOINT_FILES = (RAFT_FILE, FLOW_COMPLETION_FILE, INPAINTER_FILE)
+from .names import CHECKPOINT_FILES, FLOW_COMPLETION_FILE, INPAINTER_FILE, RAFT_FILE  # noqa: F401 (re-exported)
 
 
 def read_state_dict(path: str | Path, file: BinaryIO | None = None) -> dict[str, torch.Tensor]:

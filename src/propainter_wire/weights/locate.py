@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import WeightsError
-from .checkpoints import CHECKPOINT_FILES
+from .names import CHECKPOINT_FILES
 
 # the label `weights list` prints for the folder of the weights folder switch
 SWITCH_LABEL = "weights switch (tuning)"

@@ -70,7 +70,7 @@ def test_channels_last_switch_names_network_parts(det_weights_dir, monkeypatch):
     assert layout(raft.update_block.encoder.convc2) == layout(inpainter.encoder.layers[2]) == "nchw"
     assert layout(ProPainterEngine(det_weights_dir, device="cpu", tuning=switch("0")).models.raft.fnet.conv1) \
         == "nchw"
-    with pytest.raises(ValueError, match="unknown part 'raft_everything'"):
+    with pytest.raises(ValueError, match="PROPAINTER_WIRE_CHANNELS_LAST: .*got 'raft_everything'"):
         switch("raft_everything")
     with pytest.raises(ValueError, match="unknown part 'raft_everything'"):
         Tuning(channels_last=("raft_everything",))

@@ -12,39 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from propainter_wire.engines.propainter import ProPainterEngine, _FeatureCache, window_runs
+from propainter_wire.engines.propainter import MemoryPolicy, ProPainterEngine
+from propainter_wire.engines.propainter.synthesis import _FeatureCache
 from propainter_wire.models.flow_completion import RecurrentFlowCompleteNet
-from propainter_wire.pipeline.windows import transformer_windows
+from propainter_wire.runtime.precision import resolve_precision
 from propainter_wire.testing import det_state_dict
-
-
-@pytest.mark.parametrize("length", [12, 37, 80, 200])
-@pytest.mark.parametrize("most", [1, 2, 4])
-def test_window_runs_cover_every_window_once_in_order(length, most):
-    windows = transformer_windows(length, 10, 10, 80)
-    masked = [k % 7 != 3 for k in range(len(windows))]  # some windows with nothing to fill
-    runs = window_runs(windows, masked, most)
-    flat = [k for run in runs for batch in run for k in batch]
-    assert sorted(flat) == list(range(len(windows)))
-    assert [min(k for batch in run for k in batch) for run in runs] == sorted(
-        min(k for batch in run for k in batch) for run in runs)
-    for run in runs:
-        members = sorted(k for batch in run for k in batch)
-        assert members == list(range(members[0], members[-1] + 1))  # consecutive windows
-        assert len(members) <= (2 * most if most > 1 else 1)
-        if len(members) > 1:
-            assert all(masked[k] for k in members)
-        for batch in run:
-            assert 1 <= len(batch) <= most
-            assert len({(len(windows[k].local), len(windows[k].frames)) for k in batch}) == 1
-
-
-def test_window_runs_batch_alternating_shapes():
-    """Up to 80 frames the windows alternate between two shapes: a run of 8 batches them 4 and 4 (or
-    3 and 3 beside an edge window of its own shape): 6 batches for 16 windows, the fewest possible."""
-    windows = transformer_windows(80, 10, 10, 80)
-    runs = window_runs(windows, [True] * len(windows), 4)
-    assert runs == [[[0], [1, 3, 5, 7], [2, 4, 6]], [[8, 10, 12, 14], [9, 11, 13], [15]]]
+from propainter_wire.tuning import Tuning, TuningError
 
 
 def test_feature_cache_lookups_of_several_windows():
@@ -92,26 +65,23 @@ def test_flow_completion_both_directions_equal_one_at_a_time(chunk):
     assert torch.equal(both_f[masks[:, :-1].expand_as(f) == 0], flows_f[masks[:, :-1].expand_as(f) == 0])
 
 
-def test_batching_is_chosen_by_frame_size_on_a_gpu(det_weights_dir, monkeypatch):
-    monkeypatch.delenv("PROPAINTER_WIRE_WINDOW_BATCH", raising=False)
-    monkeypatch.delenv("PROPAINTER_WIRE_BATCH_DIRECTIONS", raising=False)
+def test_batching_is_chosen_by_frame_size_on_a_gpu(det_weights_dir):
     engine = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
-    assert engine._window_group_size(240, 432) == 1 and not engine._both_directions_at_once(240, 432)
-    engine.device = torch.device("cuda")  # (the choice only; nothing runs)
-    assert [engine._window_group_size(h, w) for h, w in ((240, 432), (360, 640), (480, 864), (720, 1280))] \
+    assert engine.memory.window_group_size(240, 432) == 1 and not engine.memory.both_directions_at_once(240, 432)
+    cuda = torch.device("cuda")  # (the choice only; nothing runs)
+    gpu = MemoryPolicy.choose(Tuning(), cuda, resolve_precision("fp32", cuda))
+    assert [gpu.window_group_size(h, w) for h, w in ((240, 432), (360, 640), (480, 864), (720, 1280))] \
         == [2, 2, 1, 1]
-    assert [engine._both_directions_at_once(h, w) for h, w in ((240, 432), (360, 640), (480, 864), (720, 1280))] \
+    assert [gpu.both_directions_at_once(h, w) for h, w in ((240, 432), (360, 640), (480, 864), (720, 1280))] \
         == [True, True, False, False]
-    monkeypatch.setenv("PROPAINTER_WIRE_WINDOW_BATCH", "0")
-    with pytest.raises(ValueError, match="PROPAINTER_WIRE_WINDOW_BATCH"):
-        ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
-    monkeypatch.setenv("PROPAINTER_WIRE_WINDOW_BATCH", "3")
-    monkeypatch.setenv("PROPAINTER_WIRE_BATCH_DIRECTIONS", "1")
-    forced = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
-    assert forced._window_group_size(1080, 1920) == 3 and forced._both_directions_at_once(1080, 1920)
-    monkeypatch.setenv("PROPAINTER_WIRE_BATCH_DIRECTIONS", "yes")
-    with pytest.raises(ValueError, match="PROPAINTER_WIRE_BATCH_DIRECTIONS"):
-        ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
+    with pytest.raises(TuningError, match="PROPAINTER_WIRE_WINDOW_BATCH"):
+        Tuning.from_env({"PROPAINTER_WIRE_WINDOW_BATCH": "0"})
+    forced = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32",
+                              tuning=Tuning.from_env({"PROPAINTER_WIRE_WINDOW_BATCH": "3",
+                                                      "PROPAINTER_WIRE_BATCH_DIRECTIONS": "1"}))
+    assert forced.memory.window_group_size(1080, 1920) == 3 and forced.memory.both_directions_at_once(1080, 1920)
+    with pytest.raises(TuningError, match="PROPAINTER_WIRE_BATCH_DIRECTIONS"):
+        Tuning.from_env({"PROPAINTER_WIRE_BATCH_DIRECTIONS": "yes"})
 
 
 def test_engine_results_equal_with_batched_windows_and_directions(det_weights_dir, monkeypatch):
@@ -129,10 +99,9 @@ def test_engine_results_equal_with_batched_windows_and_directions(det_weights_di
     masks[12:17] = False  # windows with nothing to fill among the batched ones
     config = InpaintConfig(precision="fp32", raft_iters=4)
     outs, batches = {}, {}
-    for name, windows, directions in (("batched", "3", "1"), ("plain", "1", "0")):
-        monkeypatch.setenv("PROPAINTER_WIRE_WINDOW_BATCH", windows)
-        monkeypatch.setenv("PROPAINTER_WIRE_BATCH_DIRECTIONS", directions)
-        engine = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
+    for name, windows, directions in (("batched", 3, True), ("plain", 1, False)):
+        engine = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32",
+                                  tuning=Tuning(window_batch=windows, batch_directions=directions))
         net = engine.models.inpainter
         seen = batches.setdefault(name, [])
         original = net.forward_features
@@ -166,15 +135,15 @@ def test_raft_chunks_all_have_one_shape(det_weights_dir, monkeypatch):
         return real(raft, chunk, **options)
 
     monkeypatch.setattr(raft_module, "bidirectional_flows", spy)
-    engine.raft_chunk_frames = 4
+    engine.memory = engine.memory.replace(raft_chunk_frames=4)
     engine.compute_flows(frames, 3, Stages())
     assert sizes == [4, 4, 4, 2]  # the CPU's default: extra pairs would only cost time there
     sizes.clear()
-    engine.raft_equal_chunks = True  # a GPU's default
+    engine.memory = engine.memory.replace(raft_equal_chunks=True)  # a GPU's default
     ff, fb = engine.compute_flows(frames, 3, Stages())
     assert sizes == [4, 4, 4, 4]  # starts 0, 3, 6 and 7 (not 9: a 2-frame remainder)
     sizes.clear()
-    engine.raft_chunk_frames = 11
+    engine.memory = engine.memory.replace(raft_chunk_frames=11)
     whole_f, whole_b = engine.compute_flows(frames, 3, Stages())
     assert sizes == [11]
     torch.testing.assert_close(ff, whole_f, atol=1e-3, rtol=0)
@@ -195,9 +164,9 @@ def test_batch_out_of_memory_retries_windows_one_at_a_time(det_weights_dir, monk
     masks[:, 8:20, 12:30] = True
     config = InpaintConfig(precision="fp32", raft_iters=2)
     outs = {}
-    for name, windows in (("retried", "2"), ("plain", "1")):
-        monkeypatch.setenv("PROPAINTER_WIRE_WINDOW_BATCH", windows)
-        engine = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
+    for name, windows in (("retried", 2), ("plain", 1)):
+        engine = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32",
+                                  tuning=Tuning(window_batch=windows))
         net = engine.models.inpainter
         original = net.forward_features
 

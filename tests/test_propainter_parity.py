@@ -112,8 +112,8 @@ def test_tiny_stage_budget_gives_the_same_frames(engine, monkeypatch, tmp_path):
     frames, masks = _panning_clip(2, 7, 48, 64, step=3, margin=30, box=np.s_[10:30, 20:40])
     cfg = InpaintConfig(neighbor_length=4, ref_stride=3, subvideo_length=4, raft_iters=2)
     expected = engine.run(EngineInput(frames=frames, masks=masks, flow_masks=masks, raw_masks=masks), cfg, Stages())
-    for name in ("stage_budget_bytes", "propagation_budget_bytes", "transformer_budget_bytes", "raft_budget_bytes"):
-        monkeypatch.setattr(engine, name, 1)
+    budgets = ("stage_budget_bytes", "propagation_budget_bytes", "transformer_budget_bytes", "raft_budget_bytes")
+    monkeypatch.setattr(engine, "memory", engine.memory.replace(**dict.fromkeys(budgets, 1)))
     chunks = []
     real = engine.models.inpainter.set_chunking
     monkeypatch.setattr(engine.models.inpainter, "set_chunking",

@@ -155,7 +155,7 @@ def test_half_storage_in_memory_and_on_disk_agree(tmp_path, det_weights_dir, mon
     frames, masks = _diagonal_clip(4, 5, np.s_[12:30, 20:44])
     cfg = InpaintConfig(neighbor_length=4, ref_stride=3, subvideo_length=4, raft_iters=2)
     engine = ProPainterEngine(det_weights_dir, device="cpu", precision="fp32")
-    monkeypatch.setattr(engine, "_stored_dtype", lambda stage: stored)
+    engine.memory = engine.memory.replace(flow_dtype=stored, frame_dtype=stored)
     in_memory = engine.run(prepare_engine_input(frames, masks, cfg), cfg, Stages())
     with Scratch(tmp_path) as scratch:
         got = engine.run(prepare_engine_input(frames, masks, cfg, scratch=scratch), cfg, Stages())

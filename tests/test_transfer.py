@@ -85,7 +85,7 @@ def test_host_returns_hand_over_every_copy_once(device):
 
 def test_feature_cache_keys_after_predicts_get():
     """The look-ahead that decides which frames to prefetch agrees with what ``get`` leaves cached."""
-    from propainter_wire.engines.propainter import _FeatureCache
+    from propainter_wire.engines.propainter.synthesis import _FeatureCache
 
     rng = np.random.default_rng(0)
     cache = _FeatureCache(max_bytes=5, bytes_per_frame=1)
@@ -99,7 +99,7 @@ def test_feature_cache_keys_after_predicts_get():
 def test_feature_cache_frames_do_not_pin_their_batch():
     """Each cached frame owns its memory: evicting the others of its encode batch frees theirs (a view
     would keep the whole batch alive, as reference frames did on long clips: GPU peak +13 % at 240 frames)."""
-    from propainter_wire.engines.propainter import _FeatureCache
+    from propainter_wire.engines.propainter.synthesis import _FeatureCache
 
     cache = _FeatureCache(max_bytes=2, bytes_per_frame=1)
     batch = torch.arange(4 * 3, dtype=torch.float32).view(4, 3)

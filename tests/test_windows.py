@@ -1,5 +1,6 @@
 """Property tests of the index schedulers (every frame covered, indices in range, windows as specified)."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -9,6 +10,7 @@ from propainter_wire.pipeline.windows import (
     propagation_spans,
     reference_frames,
     transformer_windows,
+    window_runs,
 )
 
 
@@ -76,3 +78,32 @@ def test_transformer_windows_cover_and_match_reference(length, neighbor, ref_str
 def test_reference_frames_whole_clip_when_short():
     assert reference_frames(0, (0, 1, 2, 3, 4, 5), 12, 10, None) == (10,)
     assert transformer_windows(12, 10, 10, 80)[0].frames == (0, 1, 2, 3, 4, 5, 10)
+
+
+@pytest.mark.parametrize("length", [12, 37, 80, 200])
+@pytest.mark.parametrize("most", [1, 2, 4])
+def test_window_runs_cover_every_window_once_in_order(length, most):
+    windows = transformer_windows(length, 10, 10, 80)
+    masked = [k % 7 != 3 for k in range(len(windows))]  # some windows with nothing to fill
+    runs = window_runs(windows, masked, most)
+    flat = [k for run in runs for batch in run for k in batch]
+    assert sorted(flat) == list(range(len(windows)))
+    assert [min(k for batch in run for k in batch) for run in runs] == sorted(
+        min(k for batch in run for k in batch) for run in runs)
+    for run in runs:
+        members = sorted(k for batch in run for k in batch)
+        assert members == list(range(members[0], members[-1] + 1))  # consecutive windows
+        assert len(members) <= (2 * most if most > 1 else 1)
+        if len(members) > 1:
+            assert all(masked[k] for k in members)
+        for batch in run:
+            assert 1 <= len(batch) <= most
+            assert len({(len(windows[k].local), len(windows[k].frames)) for k in batch}) == 1
+
+
+def test_window_runs_batch_alternating_shapes():
+    """Up to 80 frames the windows alternate between two shapes: a run of 8 batches them 4 and 4 (or
+    3 and 3 beside an edge window of its own shape): 6 batches for 16 windows, the fewest possible."""
+    windows = transformer_windows(80, 10, 10, 80)
+    runs = window_runs(windows, [True] * len(windows), 4)
+    assert runs == [[[0], [1, 3, 5, 7], [2, 4, 6]], [[8, 10, 12, 14], [9, 11, 13], [15]]]

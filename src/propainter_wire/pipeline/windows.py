@@ -105,3 +105,28 @@ def transformer_windows(length: int, neighbor_length: int, ref_stride: int, subv
         local = tuple(range(max(0, center - stride), min(length, center + stride + 1)))
         windows.append(Window(local, reference_frames(center, local, length, ref_stride, ref_count)))
     return windows
+
+
+def window_runs(windows: list, masked: list[bool], most: int) -> list[list[list[int]]]:
+    """Transformer windows in runs of batches: each run a list of batches of window indices.
+
+    A run is up to ``2 * most`` consecutive windows (one when ``most`` is 1), all with something
+    to fill (``masked[k]``), split into batches of up to ``most`` windows of one shape (numbers
+    of local and reference frames; up to 80 frames the shapes alternate from one window to the
+    next). A window with nothing to fill is a run of its own (it is only copied through). Every
+    window appears once; the runs are in window order, so a run's windows can be composited in
+    order once its batches are done.
+    """
+    runs: list[list[int]] = []
+    for k in range(len(windows)):
+        if runs and masked[k] and masked[runs[-1][0]] and len(runs[-1]) < (2 * most if most > 1 else 1):
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    out = []
+    for run in runs:
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for k in run:
+            by_shape.setdefault((len(windows[k].local), len(windows[k].frames)), []).append(k)
+        out.append([same[i:i + most] for same in by_shape.values() for i in range(0, len(same), most)])
+    return out

@@ -83,7 +83,7 @@ class EngineLoader:
         try:
             name, weights_dir = choose_engine(config, tuning)
             if name == "classic":  # OpenCV on the CPU: neither torch nor a device to resolve
-                self.device = "cpu"
+                self.device = "cpu" if isinstance(self.device, str) else self.device
             else:
                 clock = time.perf_counter()
                 import torch  # noqa: F401 (timed on its own: seconds of a cold start)

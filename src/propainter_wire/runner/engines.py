@@ -82,9 +82,9 @@ class EngineLoader:
 
         try:
             name, weights_dir = choose_engine(config, tuning)
-            if name == "classic":  # OpenCV on the CPU: neither torch nor a device to resolve
-                self.device = "cpu" if isinstance(self.device, str) else self.device
-            else:
+            if name == "classic" and self.device in ("auto", "cpu"):  # OpenCV on the CPU: no torch, no device
+                self.device = "cpu"
+            else:  # (a CUDA device named explicitly is checked for the classic engine too)
                 clock = time.perf_counter()
                 import torch  # noqa: F401 (timed on its own: seconds of a cold start)
 

@@ -25,10 +25,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.polynomial import chebyshev as cheb
 
 from .curve import Axes, Curve, fit_curve, frame_span
 from .points import WireSpec
 from .ridge import BRIGHT, DARK, SIGMAS, peak_offsets, profile_widths, sample_strip, strip_response
+
+MOTION_DEGREE = 2  # of a wire's frame-to-frame displacement along its length
 
 
 @dataclass(frozen=True)
@@ -48,19 +51,24 @@ class TrackSettings:
     end_pad: float = 8.0  # the mask runs this far past the last station seen
     key_growth: float = 48.0  # how far each keyframe round reaches past the seen span
     key_rounds: int = 16
+    # A wire seldom ends inside the shot; where it fades into the background near an end
+    # (a dark wire over a dark sign) the mask still follows its continuation to the edge.
+    to_edges: bool = True
     sigmas: tuple[float, ...] = SIGMAS
 
 
 @dataclass(frozen=True)
 class WireFit:
     """A wire in one frame: its curve, width (px), confidence (0..1, nan when out of frame),
-    whether the curve was carried from a neighbour, and its response strength (grey levels)."""
+    whether the curve was carried from a neighbour, its response strength (grey levels)
+    and the span of ``u`` where it was found."""
 
     curve: Curve
     width: float
     confidence: float
     carried: bool
     strength: float
+    seen: tuple[float, float]  # span of u where the wire was found
 
 
 @dataclass(frozen=True)
@@ -93,34 +101,76 @@ def _observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarit
                         inside, widths)
 
 
+def _tukey(residual: np.ndarray, scale: float) -> np.ndarray:
+    return np.where(np.abs(residual) < scale, (1.0 - (residual / scale) ** 2) ** 2, 0.0)
+
+
+def _scales(radius: float) -> tuple[float, ...]:
+    """IRLS scales, wide to narrow (px): a first fit at the search radius never lets outliers steer."""
+    return tuple(max(x, 3.0) for x in (radius, radius / 2, 6.0, 4.0, 3.0, 3.0))
+
+
+def _found(obs: _Observation, ref: float, s: TrackSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Stations with a response of at least ``found_ratio * ref``, and their data weights."""
+    found = obs.inside & (obs.peak > s.found_ratio * ref)
+    return found, np.where(found, np.clip(obs.peak / ref, 0.0, 2.0), 0.0)
+
+
 def _robust_fit(obs: _Observation, axes: Axes, ref: float, radius: float, s: TrackSettings
                 ) -> tuple[Curve, np.ndarray] | None:
-    """IRLS fit of the observation; returns the curve (span unset) and the inlier mask, or None."""
-    found = obs.inside & (obs.peak > s.found_ratio * ref)
+    """IRLS fit of ``v(u)`` to an observation, pulled towards the prediction where nothing was found.
+
+    The domain is the span of the stations, so the prediction carries the curve
+    where the wire is not seen. Returns the curve (span unset) and the (N,) inlier mask, or None.
+    """
+    found, data_w = _found(obs, ref, s)
     if found.sum() < 3:
         return None
-    data_w = np.where(found, np.clip(obs.peak / ref, 0.0, 2.0), 0.0)
     u_all = np.concatenate([obs.uv[:, 0], obs.u])
     v_all = np.concatenate([obs.uv[:, 1], obs.v_pred])
     prior = np.full(len(obs.u), s.prior_weight)
-    robust = np.ones(len(obs.u))
-    # first scale: the distance to the prediction itself, so outliers never steer the first fit
     residual = obs.uv[:, 1] - obs.v_pred
     lo, hi = float(obs.u.min()), float(obs.u.max())
-    curve = None
-    for scale in (radius, radius / 2, 6.0, 4.0, 3.0, 3.0):
-        scale = max(scale, 3.0)
-        robust = np.where(np.abs(residual) < scale, (1.0 - (residual / scale) ** 2) ** 2, 0.0)
-        weights = np.concatenate([data_w * robust, prior])
-        curve = fit_curve(axes, u_all, v_all, weights, 0.0, 0.0, lo, hi)
+    for scale in _scales(radius):
+        robust = _tukey(residual, scale)
+        curve = fit_curve(axes, u_all, v_all, np.concatenate([data_w * robust, prior]), lo, hi, lo, hi)
         residual = obs.uv[:, 1] - curve.v(obs.uv[:, 0])
+    inliers = found & (np.abs(residual) < s.inlier_px)
+    return (curve, inliers) if inliers.sum() >= 3 else None
+
+
+def _motion_fit(obs: _Observation, prev: Curve, ref: float, radius: float, s: TrackSettings
+                ) -> tuple[Curve, np.ndarray] | None:
+    """The previous curve moved by a smooth displacement ``d(u)`` (degree ``MOTION_DEGREE``).
+
+    A wire moves as a whole (sway, drift, a swing of its middle), so a low-degree
+    displacement fitted where it is seen carries the parts not seen this frame
+    (low contrast, crossings) along with it. Returns the moved curve and inliers, or None.
+    """
+    found, data_w = _found(obs, ref, s)
+    if found.sum() < 3:
+        return None
+    u = obs.uv[:, 0]
+    d = obs.uv[:, 1] - prev.v(u)
+    d_pred = obs.v_pred - prev.v(obs.u)
+    lo, hi = float(obs.u.min()), float(obs.u.max())
+    t = np.clip((2.0 * np.concatenate([u, obs.u]) - lo - hi) / max(hi - lo, 1e-6), -1.0, 1.0)
+    basis = cheb.chebvander(t, MOTION_DEGREE)
+    targets = np.concatenate([d, d_pred])
+    prior = np.full(len(obs.u), s.prior_weight)
+    residual = d - d_pred
+    coef = np.zeros(MOTION_DEGREE + 1)
+    for scale in _scales(radius):
+        w = np.sqrt(np.concatenate([data_w * _tukey(residual, scale), prior]))
+        coef, *_ = np.linalg.lstsq(basis * w[:, None], targets * w, rcond=None)
+        residual = d - basis[: len(u)] @ coef
     inliers = found & (np.abs(residual) < s.inlier_px)
     if inliers.sum() < 3:
         return None
-    u_in = obs.uv[inliers, 0]
-    lo, hi = float(u_in.min()), float(u_in.max())
-    weights = np.concatenate([data_w * robust, prior])
-    return fit_curve(axes, u_all, v_all, weights, lo, hi, lo, hi), inliers
+    a, b = min(prev.lo, lo), max(prev.hi, hi)
+    grid = np.linspace(a, b, max(16, int((b - a) / s.step)))
+    moved = prev.v(grid) + cheb.chebval(np.clip((2.0 * grid - lo - hi) / max(hi - lo, 1e-6), -1.0, 1.0), coef)
+    return fit_curve(prev.axes, grid, moved, np.ones_like(grid), prev.start, prev.end, a, b), inliers
 
 
 def _stations(curve: Curve, shape: tuple[int, int], s: TrackSettings, limit: tuple[float, float] | None = None
@@ -137,8 +187,11 @@ def _stations(curve: Curve, shape: tuple[int, int], s: TrackSettings, limit: tup
 
 def _visible_span(curve: Curve, inliers_u: np.ndarray, shape: tuple[int, int], s: TrackSettings
                   ) -> tuple[float, float]:
-    """The inliers' span padded by ``end_pad``; an end near the frame edge runs past the edge."""
+    """Where the mask runs: to the frame edges (``to_edges``), else the inliers' span padded by
+    ``end_pad`` and run past the edge when it ends near one."""
     a, b = frame_span(curve, shape[0], shape[1])
+    if s.to_edges:
+        return a - 2 * s.flank, b + 2 * s.flank
     first, last = float(inliers_u.min()), float(inliers_u.max())
     reach = s.end_pad + 3 * s.step
     start = a - 2 * s.flank if first - a < reach else first - s.end_pad
@@ -147,13 +200,14 @@ def _visible_span(curve: Curve, inliers_u: np.ndarray, shape: tuple[int, int], s
 
 
 class WireTracker:
-    """Finds one wire in successive frames, from one keyframe (polarity and strength are fixed there)."""
+    """Finds one wire in successive frames, from one keyframe (polarity and strength are set there)."""
 
     def __init__(self, settings: TrackSettings, axes: Axes):
         self.s = settings
         self.axes = axes
         self.polarity = DARK
         self.ref = 1.0
+        self.key_fraction = 1.0  # share of stations found at the keyframe: confidence 1 means "as well as there"
 
     def start(self, grey: np.ndarray, points: np.ndarray) -> WireFit:
         """Fit the wire near a keyframe's clicked ``points`` (N, 2) and follow it to its ends.
@@ -163,77 +217,83 @@ class WireTracker:
         """
         s = self.s
         uv = self.axes.to_uv(points)
-        order = np.argsort(uv[:, 0])
-        uv = uv[order]
+        uv = uv[np.argsort(uv[:, 0])]
         a, b = float(uv[0, 0]), float(uv[-1, 0])
         curve = fit_curve(self.axes, uv[:, 0], uv[:, 1], np.ones(len(uv)), a, b)
-        best = None
+        carried = WireFit(curve.with_span(a, b), 1.0, 0.0, True, 0.0, (a, b))
+        u = _stations(curve, grey.shape, s, (a, b))
+        if len(u) < 3:
+            return carried
+        strengths = {}
         for polarity in (DARK, BRIGHT):
-            u = _stations(curve, grey.shape, s, (a, b))
-            if len(u) < 3:
-                break
             obs = _observe(grey, curve, u, s.key_radius, polarity, s)
-            strength = float(np.median(obs.peak[obs.inside])) if obs.inside.any() else 0.0
-            if best is None or strength > best[0]:
-                best = (strength, polarity)
-        if best is None or best[0] <= 0:
-            return WireFit(curve.with_span(a, b), 1.0, 0.0, True, 0.0)
-        self.polarity, self.ref = best[1], best[0]
-        span = (a, b)
-        fit = None
-        radius = s.key_radius
-        for _ in range(s.key_rounds):
+            strengths[polarity] = float(np.median(obs.peak[obs.inside])) if obs.inside.any() else 0.0
+        self.polarity = max(strengths, key=strengths.get)
+        self.ref = strengths[self.polarity]
+        if self.ref <= 0:
+            return carried
+        span, radius, fit = (a, b), s.key_radius, None
+        for _ in range(s.key_rounds):  # grow from the clicked span towards the wire's ends
             u = _stations(curve, grey.shape, s, (span[0] - s.key_growth, span[1] + s.key_growth))
             if len(u) < 3:
                 break
-            got = _robust_fit(_observe(grey, curve, u, radius, self.polarity, s), self.axes, self.ref, radius, s)
+            obs = _observe(grey, curve, u, radius, self.polarity, s)
+            got = _robust_fit(obs, self.axes, self.ref, radius, s)
             if got is None:
                 break
-            curve, inliers = got
-            fit = self._finish(grey, curve, prior_width=None)
-            new_span = (curve.lo, curve.hi)
+            fit = self._finish(grey, got[0], None)
+            curve = fit.curve
+            new_span = fit.seen
             radius = max(s.refine_radius + 2, radius // 2)
             if abs(new_span[0] - span[0]) < s.step and abs(new_span[1] - span[1]) < s.step:
                 break
-            span = new_span
+            span = (min(span[0], new_span[0]), max(span[1], new_span[1]))
         if fit is None:
-            return WireFit(curve.with_span(a, b), 1.0, 0.0, True, 0.0)
-        return WireFit(fit.curve, fit.width, 1.0, False, fit.strength)
+            return carried
+        u = _stations(curve, grey.shape, s)
+        obs = _observe(grey, curve, u, s.search_radius, self.polarity, s)
+        got = _robust_fit(obs, self.axes, self.ref, s.search_radius, s)
+        if got is not None:
+            self.key_fraction = max(float(got[1].sum()) / max(int(obs.inside.sum()), 1), 0.05)
+        return WireFit(fit.curve, fit.width, 1.0, False, fit.strength, fit.seen)
 
     def step(self, grey: np.ndarray, prev: WireFit, before: WireFit | None) -> WireFit:
         """The wire in the next frame (either direction) from the last two fits."""
         s = self.s
         u = _stations(prev.curve, grey.shape, s)
         if len(u) < 3:  # out of the frame: carry the curve, no judgement
-            return WireFit(prev.curve, prev.width, float("nan"), True, prev.strength)
+            return WireFit(prev.curve, prev.width, float("nan"), True, prev.strength, prev.seen)
         shift = None
         if before is not None and not prev.carried and not before.carried:
             shift = s.damping * (prev.curve.v(u) - before.curve.v(u))
             shift = np.clip(shift, -s.search_radius / 2, s.search_radius / 2)
         obs = _observe(grey, prev.curve, u, s.search_radius, self.polarity, s, shift)
-        got = _robust_fit(obs, self.axes, self.ref, s.search_radius, s)
+        got = _motion_fit(obs, prev.curve, self.ref, s.search_radius, s)
+        # judged where the wire was seen last frame: its continuation past there may miss it
+        seen = obs.inside & (u >= prev.seen[0] - s.step) & (u <= prev.seen[1] + s.step)
+        if not seen.any():
+            seen = obs.inside
         confidence = 0.0
         if got is not None:
-            confidence = float(got[1].sum()) / max(int(obs.inside.sum()), 1)
+            confidence = min(1.0, float((got[1] & seen).sum()) / max(int(seen.sum()), 1) / self.key_fraction)
         if got is None or confidence < s.min_confidence:
-            return WireFit(prev.curve, prev.width, confidence, True, prev.strength)
-        fit = self._finish(grey, got[0], prior_width=prev.width)
-        return WireFit(fit.curve, fit.width, confidence, False, fit.strength)
+            return WireFit(prev.curve, prev.width, confidence, True, prev.strength, prev.seen)
+        fit = self._finish(grey, got[0], prev.width)
+        return WireFit(fit.curve, fit.width, confidence, False, fit.strength, fit.seen)
 
     def _finish(self, grey: np.ndarray, curve: Curve, prior_width: float | None) -> WireFit:
-        """Narrow search around ``curve``: the final curve, its visible span, width and strength."""
+        """Narrow search around ``curve``: the final curve, its span, width, strength and seen span."""
         s = self.s
-        u = _stations(curve, grey.shape, s, (curve.lo - s.step, curve.hi + s.step))
+        u = _stations(curve, grey.shape, s)
         obs = _observe(grey, curve, u, s.refine_radius, self.polarity, s) if len(u) >= 3 else None
         got = _robust_fit(obs, self.axes, self.ref, s.refine_radius, s) if obs is not None else None
-        if got is not None:
-            curve, inliers = got
-        else:
-            inliers = None
-        if inliers is None or not inliers.any():
-            start, end = _visible_span(curve, np.array([curve.lo, curve.hi]), grey.shape, s)
-            return WireFit(curve.with_span(start, end), prior_width or 1.0, 1.0, False, self.ref)
-        start, end = _visible_span(curve, obs.uv[inliers, 0], grey.shape, s)
+        if got is None:
+            seen = (curve.lo, curve.hi)
+            start, end = _visible_span(curve, np.array(seen), grey.shape, s)
+            return WireFit(curve.with_span(start, end), prior_width or 1.0, 1.0, False, self.ref, seen)
+        curve, inliers = got
+        seen_u = obs.uv[inliers, 0]
+        start, end = _visible_span(curve, seen_u, grey.shape, s)
         widths = obs.widths[inliers]
         widths = widths[np.isfinite(widths)]
         width = float(np.median(widths)) if len(widths) else (prior_width or 1.0)
@@ -241,7 +301,8 @@ class WireTracker:
             width = 0.7 * prior_width + 0.3 * width
         strength = float(np.median(obs.peak[inliers]))
         self.ref = 0.8 * self.ref + 0.2 * strength
-        return WireFit(curve.with_span(start, end), width, 1.0, False, strength)
+        return WireFit(curve.with_span(start, end), width, 1.0, False, strength,
+                       (float(seen_u.min()), float(seen_u.max())))
 
 
 def _run(tracker: WireTracker, grey_at: Callable[[int], np.ndarray], first: WireFit, frames: range
@@ -266,7 +327,8 @@ def blend_fits(a: WireFit, b: WireFit, wa: float, wb: float) -> WireFit:
     curve = fit_curve(a.curve.axes, u, v, np.ones_like(u), start, end, lo, hi)
     width = (wa * a.width + wb * b.width) / (wa + wb)
     conf = np.nanmax([a.confidence, b.confidence]) if np.isfinite([a.confidence, b.confidence]).any() else np.nan
-    return WireFit(curve, width, float(conf), a.carried and b.carried, max(a.strength, b.strength))
+    seen = (min(a.seen[0], b.seen[0]), max(a.seen[1], b.seen[1]))
+    return WireFit(curve, width, float(conf), a.carried and b.carried, max(a.strength, b.strength), seen)
 
 
 def track_wire(grey_at: Callable[[int], np.ndarray], num_frames: int, spec: WireSpec,

@@ -7,9 +7,9 @@ A wire hangs as a catenary, never folding back on itself along its chord, so
 
 ``f`` is a least-squares Chebyshev polynomial on the span of ``u`` where the wire
 was seen (the *domain*), continued along its end tangents outside it: polynomials
-extrapolate wildly, tangents do not. Degree 1..5 by span: 1 per 110 px, so a
+extrapolate wildly, tangents do not. Degree 1..5 by span: 1 per 50 px, so a
 catenary across 640 px (sag up to 20 % of the frame height) is fitted to within
-0.1 px (degree 5) while a 60-px stub stays a straight line.
+0.1 px (degree 5), one across 160 px by degree 3, while a 60-px stub stays a straight line.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.polynomial import chebyshev as cheb
 
-PX_PER_DEGREE = 110.0
+PX_PER_DEGREE = 50.0
 MAX_DEGREE = 5
 END_SHARE = 0.15
 MAX_END_CURVATURE = 1.0 / 200.0

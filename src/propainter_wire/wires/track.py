@@ -199,6 +199,18 @@ def _visible_span(curve: Curve, inliers_u: np.ndarray, shape: tuple[int, int], s
     return start, end
 
 
+def _coast(prev: WireFit, before: WireFit | None, s: TrackSettings) -> Curve:
+    """The curve carried into a frame where the wire is not found: the last frame's, moved on
+    by its last motion times ``damping`` (a wire leaving the frame keeps leaving; one that fades
+    while swaying settles where it was)."""
+    if before is None:
+        return prev.curve
+    c = prev.curve
+    grid = np.linspace(c.lo, c.hi, max(16, int((c.hi - c.lo) / s.step)))
+    v = c.v(grid) + s.damping * (c.v(grid) - before.curve.v(grid))
+    return fit_curve(c.axes, grid, v, np.ones_like(grid), c.start, c.end, c.lo, c.hi)
+
+
 class WireTracker:
     """Finds one wire in successive frames, from one keyframe (polarity and strength are set there)."""
 
@@ -264,7 +276,7 @@ class WireTracker:
         if len(u) < 3:  # out of the frame: carry the curve, no judgement
             return WireFit(prev.curve, prev.width, float("nan"), True, prev.strength, prev.seen)
         shift = None
-        if before is not None and not prev.carried and not before.carried:
+        if before is not None and not before.carried:
             shift = s.damping * (prev.curve.v(u) - before.curve.v(u))
             shift = np.clip(shift, -s.search_radius / 2, s.search_radius / 2)
         obs = _observe(grey, prev.curve, u, s.search_radius, self.polarity, s, shift)
@@ -277,7 +289,7 @@ class WireTracker:
         if got is not None:
             confidence = min(1.0, float((got[1] & seen).sum()) / max(int(seen.sum()), 1) / self.key_fraction)
         if got is None or confidence < s.min_confidence:
-            return WireFit(prev.curve, prev.width, confidence, True, prev.strength, prev.seen)
+            return WireFit(_coast(prev, before, s), prev.width, confidence, True, prev.strength, prev.seen)
         fit = self._finish(grey, got[0], prev.width)
         return WireFit(fit.curve, fit.width, confidence, False, fit.strength, fit.seen)
 

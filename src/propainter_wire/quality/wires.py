@@ -156,14 +156,15 @@ def contact_row(images: dict, name: str, size: tuple[int, int] = (320, 180)) -> 
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| case | wires (px) | coverage mean | coverage worst | excess | PSNR produced / true mask (dB) | gap (dB) "
-             "| s/frame | low-conf. frames |",
+    lines = ["| case | wires (px) | coverage mean | coverage worst | excess | PSNR produced / true mask (dB) "
+             "| gap (dB) | s/frame | low-conf. frames |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         psnr = (f"{r['psnr_produced_db']:.2f} / {r['psnr_true_mask_db']:.2f}" if "psnr_produced_db" in r else "-")
         gap = f"{r['psnr_gap_db']:+.2f}" if "psnr_gap_db" in r else "-"
         low = sum(len(x) for x in r["low_confidence_frames"])
-        lines.append(f"| {r['case']} | {', '.join(f'{x:g}' for x in r['widths_px'])} | {100 * r['coverage_mean']:.2f} % "
+        widths = ", ".join(f"{x:g}" for x in r["widths_px"])
+        lines.append(f"| {r['case']} | {widths} | {100 * r['coverage_mean']:.2f} % "
                      f"| {100 * r['coverage_worst']:.2f} % | {r['excess']:.2f}x | {psnr} | {gap} "
                      f"| {r['sec_per_frame']:.4f} | {low} |")
     t = TARGETS

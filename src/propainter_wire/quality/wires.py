@@ -1,0 +1,239 @@
+"""Quality harness for ``mask wire``: synthetic wires with true masks over real footage.
+
+Each case draws 1-3 catenary wires (1-6 px, dark or bright, anti-aliased, swaying,
+some crossing, some drifting out of the frame) over a clip with real camera motion
+(``footage/test-sample0.mp4`` and ``test-sample1.mp4``, 640x360). The tracker sees
+only the first frame's polyline per wire: 8 points spread along the true wire with
+uniform +-2 px noise. Scores per case:
+
+- coverage: share of the true wire pixels (any coverage) inside the produced mask,
+  mean over frames and worst frame;
+- excess: produced mask area / true area (summed over the clip);
+- PSNR (dB) inside the true wire pixels after the classic engine, with the produced
+  masks and with the true masks (same settings), and their difference;
+- s/frame of ``mask wire`` (tracking + drawing, frames in memory).
+
+Run: ``python -m propainter_wire.quality.wires -o benchmarks/quality/wires``.
+Writes ``wires_results.json``, ``wires_results.md``, ``wires_scores.png`` and
+``wires_contact.png`` into the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..wires.api import wire_masks_array
+from ..wires.synthetic import SynthWire, clicks, draw_wires
+
+DEFAULT_DATA = Path(os.environ.get("PROPAINTER_WIRE_SHARED", "../shared")) / "data"
+FRAMES = 24
+TARGETS = {"coverage_mean": 0.995, "coverage_worst": 0.97, "excess": 3.0, "psnr_gap_db": 0.5, "sec_per_frame": 0.05}
+
+
+def _metrics():
+    """``metrics`` module wherever it lives (``quality.metrics`` after the package move, else top level)."""
+    try:
+        from . import metrics  # type: ignore[attr-defined]
+    except ImportError:
+        from .. import metrics
+    return metrics
+
+
+def _load_clip(path: Path, frames: int) -> np.ndarray:
+    try:
+        from .evaluate import load_clip  # type: ignore[import-not-found]
+    except ImportError:
+        from ..evaluate import load_clip
+    return load_clip(path, frames, None)
+
+
+@dataclass(frozen=True)
+class WireCase:
+    """A case: footage file name, seed, and per wire (thickness px, dark?, crossing?, leaving?)."""
+
+    name: str
+    footage: str
+    seed: int
+    wires: tuple[tuple[float, bool, bool, bool], ...]
+
+
+CASES = (
+    WireCase("s0-1wire-1px-dark", "test-sample0.mp4", 1, ((1.0, True, False, False),)),
+    WireCase("s0-2wires-bright-crossing", "test-sample0.mp4", 2, ((2.5, False, False, False),
+                                                                   (4.0, False, True, False))),
+    WireCase("s0-3wires-mixed-leaving", "test-sample0.mp4", 3, ((1.5, True, False, True), (3.0, False, False, False),
+                                                                 (6.0, True, False, False))),
+    WireCase("s1-1wire-6px-bright", "test-sample1.mp4", 4, ((6.0, False, False, False),)),
+    WireCase("s1-2wires-dark-crossing", "test-sample1.mp4", 5, ((2.0, True, False, False),
+                                                                 (1.0, True, True, False))),
+    WireCase("s1-3wires-mixed-leaving", "test-sample1.mp4", 6, ((5.0, False, False, False), (1.0, False, False, True),
+                                                                 (3.5, True, True, False))),
+)
+
+
+def make_wires(case: WireCase, height: int, width: int, frames: int) -> list[SynthWire]:
+    """The case's wires (parameters from its seed): catenaries across the frame, sag 5-20 % of the height."""
+    rng = np.random.default_rng(case.seed)
+    out = []
+    for i, (thick, dark, crossing, leaving) in enumerate(case.wires):
+        band = (i + 0.5) / len(case.wires)
+        y = height * (0.15 + 0.55 * band)
+        tilt = rng.uniform(-0.12, 0.12) * height
+        if crossing:  # steep the other way across the previous wire
+            tilt = -np.sign(out[-1].p1[1] - out[-1].p0[1] or 1.0) * rng.uniform(0.35, 0.5) * height
+            y = 0.5 * (out[-1].p0[1] + out[-1].p1[1]) + out[-1].sag * 0.8
+        if leaving:
+            y = height * 0.12
+        drift = (0.0, -rng.uniform(2.5, 3.5)) if leaving else (0.0, 0.0)
+        value = rng.uniform(15, 55) if dark else rng.uniform(200, 240)
+        out.append(SynthWire(p0=(-0.05 * width, y - tilt / 2), p1=(1.05 * width, y + tilt / 2),
+                             sag=float(rng.uniform(0.05, 0.2) * height), thickness=thick, value=float(value),
+                             sway=float(rng.uniform(2.0, 8.0)), period=float(rng.uniform(14, 40)),
+                             phase=float(rng.uniform(0, 2 * np.pi)), drift=drift))
+    return out
+
+
+def run_case(case: WireCase, data_dir: Path, frames: int = FRAMES, inpaint: bool = True) -> tuple[dict, dict]:
+    """Score one case; returns (row, images for the contact sheet)."""
+    plate = _load_clip(data_dir / "footage" / case.footage, frames)
+    t_len, h, w = plate.shape[:3]
+    wires = make_wires(case, h, w, t_len)
+    clip, truth = draw_wires(plate, wires)
+    spec = {"wires": [{"keys": [{"frame": 0, "points": clicks(wire, 0, h, w, 8, 2.0, seed=case.seed * 10 + i)}]}
+                      for i, wire in enumerate(wires)]}
+    began = time.perf_counter()
+    masks, fits = wire_masks_array(clip, spec)
+    sec = (time.perf_counter() - began) / t_len
+    inter = (masks & truth).sum(axis=(1, 2))
+    area = truth.sum(axis=(1, 2))
+    cover = inter[area > 0] / area[area > 0]
+    row = {"case": case.name, "footage": case.footage, "frames": t_len, "wires": len(wires),
+           "widths_px": [wire.thickness for wire in wires],
+           "coverage_mean": float(cover.mean()), "coverage_worst": float(cover.min()),
+           "excess": float(masks.sum() / max(truth.sum(), 1)), "sec_per_frame": float(sec),
+           "low_confidence_frames": [[t for t, f in enumerate(fw) if f.carried and np.isfinite(f.confidence)]
+                                     for fw in fits]}
+    images = {"clip": clip, "masks": masks, "truth": truth}
+    if inpaint:
+        import propainter_wire as pw
+
+        metrics = _metrics()
+        produced = pw.inpaint_arrays(clip, masks, engine="classic")
+        ideal = pw.inpaint_arrays(clip, truth, engine="classic")
+        row["psnr_produced_db"] = metrics.psnr(produced, plate, mask=truth)
+        row["psnr_true_mask_db"] = metrics.psnr(ideal, plate, mask=truth)
+        row["psnr_gap_db"] = row["psnr_true_mask_db"] - row["psnr_produced_db"]
+        images["result"] = produced
+    return row, images
+
+
+def _tile(image: np.ndarray, size: tuple[int, int], label: str) -> np.ndarray:
+    tile = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
+    return tile
+
+
+def contact_row(images: dict, name: str, size: tuple[int, int] = (320, 180)) -> np.ndarray:
+    """Middle frame: input, produced mask (red) and true mask (green) over it, the result."""
+    from ..wires.render import overlay
+
+    t = len(images["clip"]) // 2
+    frame = images["clip"][t]
+    shown = overlay(frame, images["masks"][t])
+    shown[images["truth"][t] & ~images["masks"][t]] = (0, 255, 0)  # missed true pixels, if any
+    tiles = [_tile(frame, size, name), _tile(shown, size, "mask (missed: green)")]
+    if "result" in images:
+        tiles.append(_tile(images["result"][t], size, "classic, produced mask"))
+    return np.concatenate(tiles, axis=1)
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| case | wires (px) | coverage mean | coverage worst | excess | PSNR produced / true mask (dB) "
+             "| gap (dB) | s/frame | low-conf. frames |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        psnr = (f"{r['psnr_produced_db']:.2f} / {r['psnr_true_mask_db']:.2f}" if "psnr_produced_db" in r else "-")
+        gap = f"{r['psnr_gap_db']:+.2f}" if "psnr_gap_db" in r else "-"
+        low = sum(len(x) for x in r["low_confidence_frames"])
+        widths = ", ".join(f"{x:g}" for x in r["widths_px"])
+        lines.append(f"| {r['case']} | {widths} | {100 * r['coverage_mean']:.2f} % "
+                     f"| {100 * r['coverage_worst']:.2f} % | {r['excess']:.2f}x | {psnr} | {gap} "
+                     f"| {r['sec_per_frame']:.4f} | {low} |")
+    t = TARGETS
+    lines += ["", f"Targets: coverage mean >= {100 * t['coverage_mean']:.1f} %, worst frame >= "
+              f"{100 * t['coverage_worst']:.0f} %, excess <= {t['excess']:g}x, PSNR gap <= {t['psnr_gap_db']} dB, "
+              f"<= {t['sec_per_frame']} s/frame at 640x360."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["case"] for r in rows]
+    x = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].bar(x - 0.2, [100 * r["coverage_mean"] for r in rows], 0.4, label="mean")
+    axes[0].bar(x + 0.2, [100 * r["coverage_worst"] for r in rows], 0.4, label="worst frame")
+    axes[0].axhline(99.5, color="k", lw=0.8, ls="--")
+    axes[0].axhline(97, color="r", lw=0.8, ls=":")
+    axes[0].set_ylim(90, 100.5)
+    axes[0].set_title("coverage (%)")
+    axes[0].legend(fontsize=7)
+    axes[1].bar(x, [r["excess"] for r in rows])
+    axes[1].axhline(3.0, color="r", lw=0.8, ls=":")
+    axes[1].set_title("excess (produced / true area)")
+    axes[2].bar(x, [r.get("psnr_gap_db", 0.0) for r in rows])
+    axes[2].axhline(0.5, color="r", lw=0.8, ls=":")
+    axes[2].set_title("PSNR gap to true masks (dB)")
+    for ax in axes:
+        ax.set_xticks(x, names, rotation=35, ha="right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def run(out_dir: str | Path, data_dir: str | Path = DEFAULT_DATA, frames: int = FRAMES, inpaint: bool = True,
+        cases=CASES) -> list[dict]:
+    """Run every case and write the JSON, markdown table, plot and contact sheet into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, sheet = [], []
+    for case in cases:
+        row, images = run_case(case, Path(data_dir), frames, inpaint)
+        rows.append(row)
+        sheet.append(contact_row(images, case.name))
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+    settings = {"frames": frames, "clicks": "8 points, +-2 px uniform noise, first frame only", "grow": 2,
+                "cases": [asdict(c) for c in cases]}
+    (out / "wires_results.json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
+    (out / "wires_results.md").write_text(markdown(rows))
+    plot(rows, out / "wires_scores.png")
+    cv2.imwrite(str(out / "wires_contact.png"), np.concatenate(sheet, axis=0)[:, :, ::-1],
+                [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m propainter_wire.quality.wires", description=__doc__.split("\n")[0])
+    p.add_argument("-o", "--output", type=Path, default=Path("benchmarks/quality/wires"), help="output folder")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder (holds footage/)")
+    p.add_argument("--frames", type=int, default=FRAMES, help="frames per case")
+    p.add_argument("--no-inpaint", action="store_true", help="masks only: skip the classic-engine PSNR")
+    args = p.parse_args(argv)
+    run(args.output, args.data, args.frames, not args.no_inpaint)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""The ``mask`` command: ``mask wire`` (wires from a few clicks) and ``mask track`` (key masks by flow).
+
+Hooks for the main command line::
+
+    from .wires.cli import add_mask_parser, mask_command
+    add_mask_parser(subparsers)          # adds `mask wire` and `mask track`
+    ...
+    if args.command == "mask": return mask_command(args)
+
+``mask_command`` returns 0; an ``InputError`` propagates to the caller, which
+prints its one line and exits 2 like every other command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--video", required=True, type=Path, help="the clip: a frame folder or a video file")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="mask folder: one 8-bit PNG per frame named like the frame (what `inpaint -m` reads)")
+    p.add_argument("--grow", type=_non_negative, default=2, help="pixels added around the mask (default 2)")
+    p.add_argument("--preview", action="store_true", help="also write preview.mp4: the masks tinted over the plate")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier masks in the output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_mask_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``mask`` with its ``wire`` and ``track`` sub-commands to an argparse sub-parser set."""
+    p = subparsers.add_parser("mask", help="make masks: wires from a few clicks, or key masks carried by flow",
+                              description="Make masks for `inpaint -m`.")
+    sub = p.add_subparsers(dest="mask_command", metavar="{wire,track}")
+    sub.required = True
+    wire = sub.add_parser("wire", help="find wires marked roughly on keyframes in every frame",
+                          description="Find each wire of WIRES.json in every frame and write its mask.")
+    _common(wire)
+    wire.add_argument("--points", required=True, type=Path,
+                      help='wires file: {"wires": [{"keys": [{"frame": 0, "points": [[x, y], ...]}]}]} '
+                           "(see docs/wires.md)")
+    track = sub.add_parser("track", help="carry masks painted on keyframes to every frame by optical flow",
+                           description="Carry key masks to every frame by optical flow, both ways, blended.")
+    _common(track)
+    track.add_argument("-k", "--keymasks", required=True, type=Path,
+                       help="a folder of masks named like their frames, or one mask image (with --frame)")
+    track.add_argument("--frame", type=int, default=None,
+                       help="the frame a single key mask image was painted on (index, or number for numbered "
+                            "sequences)")
+    return p
+
+
+def mask_command(args: argparse.Namespace) -> int:
+    """Run ``mask wire`` or ``mask track``; prints a one-line summary (JSON report path) unless quiet."""
+    from .api import make_wire_masks, track_masks
+    from .output import REPORT, TRACK_REPORT
+
+    if args.mask_command == "wire":
+        report = make_wire_masks(args.video, args.points, args.output, grow=args.grow, quiet=args.quiet,
+                                 preview=args.preview, overwrite=args.overwrite)
+        low = {w["name"]: len(w["low_confidence_frames"]) for w in report["wires"]}
+        summary = (f"{report['frames']} masks in {args.output} ({report['seconds_per_frame']:.3f} s/frame); "
+                   f"low-confidence frames per wire: {json.dumps(low)}; report {args.output / REPORT}")
+    else:
+        report = track_masks(args.video, args.keymasks, args.output, frame=args.frame, grow=args.grow,
+                             quiet=args.quiet, preview=args.preview, overwrite=args.overwrite)
+        summary = (f"{report['frames']} masks in {args.output} from keys {report['keys']} "
+                   f"({report['seconds_per_frame']:.3f} s/frame); report {args.output / TRACK_REPORT}")
+    if not args.quiet:
+        print(summary, file=sys.stderr)
+    return 0
+
+
+def add_inpaint_wires_argument(parser: argparse.ArgumentParser) -> None:
+    """``inpaint --wires WIRES.json`` (the lead makes ``-m`` optional when it is given)."""
+    parser.add_argument("--wires", type=Path, default=None,
+                        help="make the masks from a wires file (see `mask wire`) instead of -m")

@@ -1,0 +1,396 @@
+"""Following a wire from frame to frame.
+
+Per frame and wire: stations every ``step`` px along the curve predicted from the
+neighbouring frame (the previous curve plus its damped motion: a wire sways on its
+own, so its own motion, not the background's, predicts it), the line response of a
+strip across the curve (``ridge.strip_response``), the strongest response within
+``search_radius`` of each station, then a robust fit (iteratively reweighted least
+squares, Tukey's biweight with a shrinking scale) pulled weakly towards the
+prediction where nothing was found, and a second, narrow search (``refine_radius``)
+around that fit to settle the curve to ~0.3 px.
+
+Confidence is the share of the stations inside the frame where a response of at
+least ``found_ratio`` of the wire's running strength lies within ``inlier_px`` of
+the fitted curve. Below ``min_confidence`` the frame keeps the curve carried from
+its neighbour and is reported.
+
+Several keyframes: the wire is tracked from each key forwards and backwards to the
+next key; a frame between two keys blends the two curves with weights falling
+linearly with the distance to each key, times each side's confidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.polynomial import chebyshev as cheb
+
+from .curve import Axes, Curve, fit_curve, frame_span
+from .points import WireSpec
+from .ridge import BRIGHT, DARK, SIGMAS, peak_offsets, profile_widths, sample_strip, strip_response
+
+MOTION_DEGREE = 2  # of a wire's frame-to-frame displacement along its length
+
+
+@dataclass(frozen=True)
+class TrackSettings:
+    """Tracking settings (pixels unless stated)."""
+
+    search_radius: int = 14  # per-frame search across the predicted curve; sway up to ~10 px/frame
+    refine_radius: int = 3
+    key_radius: int = 8  # around a keyframe's clicked polyline (points within ~5 px)
+    step: float = 4.0  # between stations along the wire
+    flank: int = 10  # strip columns beyond the search, for the filter and the width
+    found_ratio: float = 0.3  # of the running strength, for a station to count as found
+    inlier_px: float = 2.0
+    min_confidence: float = 0.5  # of the stations inside the frame
+    prior_weight: float = 0.05  # of the prediction against one found station
+    damping: float = 0.6  # of the last frame's motion carried into the prediction
+    end_pad: float = 8.0  # the mask runs this far past the last station seen
+    key_growth: float = 48.0  # how far each keyframe round reaches past the seen span
+    key_rounds: int = 16
+    # A wire seldom ends inside the shot; where it fades into the background near an end
+    # (a dark wire over a dark sign) the mask still follows its continuation to the edge.
+    to_edges: bool = True
+    sigmas: tuple[float, ...] = SIGMAS
+
+
+@dataclass(frozen=True)
+class WireFit:
+    """A wire in one frame: its curve, width (px), confidence (0..1, nan when out of frame),
+    whether the curve was carried from a neighbour, its response strength (grey levels)
+    and the span of ``u`` where it was found."""
+
+    curve: Curve
+    width: float
+    confidence: float
+    carried: bool
+    strength: float
+    seen: tuple[float, float]  # span of u where the wire was found
+
+
+@dataclass(frozen=True)
+class _Observation:
+    u: np.ndarray  # (N,) station positions along the prediction
+    v_pred: np.ndarray  # (N,) predicted v there
+    uv: np.ndarray  # (N, 2) where the strongest response lies, wire axes
+    peak: np.ndarray  # (N,) its response
+    inside: np.ndarray  # (N,) bool, station inside the frame
+    widths: np.ndarray  # (N,) measured width there (nan: none)
+
+
+def _observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity: int, s: TrackSettings,
+             shift: np.ndarray | None = None) -> _Observation:
+    h, w = grey.shape
+    centres = curve.xy(u)
+    normals = curve.normals(u)
+    if shift is not None:
+        centres = centres + shift[:, None] * normals
+    half = radius + s.flank
+    offsets = np.arange(-half, half + 1, dtype=np.float64)
+    strip = sample_strip(grey, centres, normals, offsets)
+    response, _ = strip_response(strip, polarity, s.sigmas)
+    col, peak = peak_offsets(response, slice(s.flank, s.flank + 2 * radius + 1))
+    points = centres + (col - half)[:, None] * normals
+    inside = ((centres[:, 0] >= 0) & (centres[:, 0] <= w - 1) & (centres[:, 1] >= 0) & (centres[:, 1] <= h - 1)
+              & (points[:, 0] >= 0) & (points[:, 0] <= w - 1) & (points[:, 1] >= 0) & (points[:, 1] <= h - 1))
+    widths = profile_widths(strip, col, polarity)
+    return _Observation(u, curve.axes.to_uv(centres)[:, 1], curve.axes.to_uv(points), peak.astype(np.float64),
+                        inside, widths)
+
+
+def _tukey(residual: np.ndarray, scale: float) -> np.ndarray:
+    return np.where(np.abs(residual) < scale, (1.0 - (residual / scale) ** 2) ** 2, 0.0)
+
+
+def _scales(radius: float) -> tuple[float, ...]:
+    """IRLS scales, wide to narrow (px): a first fit at the search radius never lets outliers steer."""
+    return tuple(max(x, 3.0) for x in (radius, radius / 2, 6.0, 4.0, 3.0, 3.0))
+
+
+def _found(obs: _Observation, ref: float, s: TrackSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Stations with a response of at least ``found_ratio * ref``, and their data weights."""
+    found = obs.inside & (obs.peak > s.found_ratio * ref)
+    return found, np.where(found, np.clip(obs.peak / ref, 0.0, 2.0), 0.0)
+
+
+def _robust_fit(obs: _Observation, axes: Axes, ref: float, radius: float, s: TrackSettings
+                ) -> tuple[Curve, np.ndarray] | None:
+    """IRLS fit of ``v(u)`` to an observation, pulled towards the prediction where nothing was found.
+
+    The domain is the span of the stations, so the prediction carries the curve
+    where the wire is not seen. Returns the curve (span unset) and the (N,) inlier mask, or None.
+    """
+    found, data_w = _found(obs, ref, s)
+    if found.sum() < 3:
+        return None
+    u_all = np.concatenate([obs.uv[:, 0], obs.u])
+    v_all = np.concatenate([obs.uv[:, 1], obs.v_pred])
+    prior = np.full(len(obs.u), s.prior_weight)
+    residual = obs.uv[:, 1] - obs.v_pred
+    lo, hi = float(obs.u.min()), float(obs.u.max())
+    for scale in _scales(radius):
+        robust = _tukey(residual, scale)
+        curve = fit_curve(axes, u_all, v_all, np.concatenate([data_w * robust, prior]), lo, hi, lo, hi)
+        residual = obs.uv[:, 1] - curve.v(obs.uv[:, 0])
+    inliers = found & (np.abs(residual) < s.inlier_px)
+    return (curve, inliers) if inliers.sum() >= 3 else None
+
+
+def _motion_fit(obs: _Observation, prev: Curve, ref: float, radius: float, s: TrackSettings
+                ) -> tuple[Curve, np.ndarray] | None:
+    """The previous curve moved by a smooth displacement ``d(u)`` (degree ``MOTION_DEGREE``).
+
+    A wire moves as a whole (sway, drift, a swing of its middle), so a low-degree
+    displacement fitted where it is seen carries the parts not seen this frame
+    (low contrast, crossings) along with it. Returns the moved curve and inliers, or None.
+    """
+    found, data_w = _found(obs, ref, s)
+    if found.sum() < 3:
+        return None
+    u = obs.uv[:, 0]
+    d = obs.uv[:, 1] - prev.v(u)
+    d_pred = obs.v_pred - prev.v(obs.u)
+    lo, hi = float(obs.u.min()), float(obs.u.max())
+    t = np.clip((2.0 * np.concatenate([u, obs.u]) - lo - hi) / max(hi - lo, 1e-6), -1.0, 1.0)
+    basis = cheb.chebvander(t, MOTION_DEGREE)
+    targets = np.concatenate([d, d_pred])
+    prior = np.full(len(obs.u), s.prior_weight)
+    residual = d - d_pred
+    coef = np.zeros(MOTION_DEGREE + 1)
+    for scale in _scales(radius):
+        w = np.sqrt(np.concatenate([data_w * _tukey(residual, scale), prior]))
+        coef, *_ = np.linalg.lstsq(basis * w[:, None], targets * w, rcond=None)
+        residual = d - basis[: len(u)] @ coef
+    inliers = found & (np.abs(residual) < s.inlier_px)
+    if inliers.sum() < 3:
+        return None
+    a, b = min(prev.lo, lo), max(prev.hi, hi)
+    grid = np.linspace(a, b, max(16, int((b - a) / s.step)))
+    moved = prev.v(grid) + cheb.chebval(np.clip((2.0 * grid - lo - hi) / max(hi - lo, 1e-6), -1.0, 1.0), coef)
+    return fit_curve(prev.axes, grid, moved, np.ones_like(grid), prev.start, prev.end, a, b), inliers
+
+
+def _stations(curve: Curve, shape: tuple[int, int], s: TrackSettings, limit: tuple[float, float] | None = None
+              ) -> np.ndarray:
+    a, b = frame_span(curve, shape[0], shape[1])
+    if not np.isfinite(a):
+        return np.empty(0)
+    if limit is not None:
+        a, b = max(a, limit[0]), min(b, limit[1])
+    if b - a < 2 * s.step:
+        return np.empty(0)
+    return np.arange(a, b + 1e-6, s.step)
+
+
+def _visible_span(curve: Curve, inliers_u: np.ndarray, shape: tuple[int, int], s: TrackSettings
+                  ) -> tuple[float, float]:
+    """Where the mask runs: to the frame edges (``to_edges``), else the inliers' span padded by
+    ``end_pad`` and run past the edge when it ends near one."""
+    a, b = frame_span(curve, shape[0], shape[1])
+    if s.to_edges:
+        return a - 2 * s.flank, b + 2 * s.flank
+    first, last = float(inliers_u.min()), float(inliers_u.max())
+    reach = s.end_pad + 3 * s.step
+    start = a - 2 * s.flank if first - a < reach else first - s.end_pad
+    end = b + 2 * s.flank if b - last < reach else last + s.end_pad
+    return start, end
+
+
+def _coast(prev: WireFit, before: WireFit | None, s: TrackSettings) -> Curve:
+    """The curve carried into a frame where the wire is not found: the last frame's, moved on
+    by its last motion times ``damping`` (a wire leaving the frame keeps leaving; one that fades
+    while swaying settles where it was)."""
+    if before is None:
+        return prev.curve
+    c = prev.curve
+    grid = np.linspace(c.lo, c.hi, max(16, int((c.hi - c.lo) / s.step)))
+    v = c.v(grid) + s.damping * (c.v(grid) - before.curve.v(grid))
+    return fit_curve(c.axes, grid, v, np.ones_like(grid), c.start, c.end, c.lo, c.hi)
+
+
+class WireTracker:
+    """Finds one wire in successive frames, from one keyframe (polarity and strength are set there)."""
+
+    def __init__(self, settings: TrackSettings, axes: Axes):
+        self.s = settings
+        self.axes = axes
+        self.polarity = DARK
+        self.ref = 1.0
+        self.key_fraction = 1.0  # share of stations found at the keyframe: confidence 1 means "as well as there"
+
+    def start(self, grey: np.ndarray, points: np.ndarray) -> WireFit:
+        """Fit the wire near a keyframe's clicked ``points`` (N, 2) and follow it to its ends.
+
+        Args:
+            grey: (H, W) float32 grey levels 0..255.
+        """
+        s = self.s
+        uv = self.axes.to_uv(points)
+        uv = uv[np.argsort(uv[:, 0])]
+        a, b = float(uv[0, 0]), float(uv[-1, 0])
+        curve = fit_curve(self.axes, uv[:, 0], uv[:, 1], np.ones(len(uv)), a, b)
+        carried = WireFit(curve.with_span(a, b), 1.0, 0.0, True, 0.0, (a, b))
+        u = _stations(curve, grey.shape, s, (a, b))
+        if len(u) < 3:
+            return carried
+        strengths = {}
+        for polarity in (DARK, BRIGHT):
+            obs = _observe(grey, curve, u, s.key_radius, polarity, s)
+            strengths[polarity] = float(np.median(obs.peak[obs.inside])) if obs.inside.any() else 0.0
+        self.polarity = max(strengths, key=strengths.get)
+        self.ref = strengths[self.polarity]
+        if self.ref <= 0:
+            return carried
+        span, radius, fit = (a, b), s.key_radius, None
+        for _ in range(s.key_rounds):  # grow from the clicked span towards the wire's ends
+            u = _stations(curve, grey.shape, s, (span[0] - s.key_growth, span[1] + s.key_growth))
+            if len(u) < 3:
+                break
+            obs = _observe(grey, curve, u, radius, self.polarity, s)
+            got = _robust_fit(obs, self.axes, self.ref, radius, s)
+            if got is None:
+                break
+            fit = self._finish(grey, got[0], None)
+            curve = fit.curve
+            new_span = fit.seen
+            radius = max(s.refine_radius + 2, radius // 2)
+            if abs(new_span[0] - span[0]) < s.step and abs(new_span[1] - span[1]) < s.step:
+                break
+            span = (min(span[0], new_span[0]), max(span[1], new_span[1]))
+        if fit is None:
+            return carried
+        u = _stations(curve, grey.shape, s)
+        obs = _observe(grey, curve, u, s.search_radius, self.polarity, s)
+        got = _robust_fit(obs, self.axes, self.ref, s.search_radius, s)
+        if got is not None:
+            self.key_fraction = max(float(got[1].sum()) / max(int(obs.inside.sum()), 1), 0.05)
+        return WireFit(fit.curve, fit.width, 1.0, False, fit.strength, fit.seen)
+
+    def step(self, grey: np.ndarray, prev: WireFit, before: WireFit | None) -> WireFit:
+        """The wire in the next frame (either direction) from the last two fits."""
+        s = self.s
+        u = _stations(prev.curve, grey.shape, s)
+        if len(u) < 3:  # out of the frame: carry the curve, no judgement
+            return WireFit(prev.curve, prev.width, float("nan"), True, prev.strength, prev.seen)
+        shift = None
+        if before is not None and not before.carried:
+            shift = s.damping * (prev.curve.v(u) - before.curve.v(u))
+            shift = np.clip(shift, -s.search_radius / 2, s.search_radius / 2)
+        obs = _observe(grey, prev.curve, u, s.search_radius, self.polarity, s, shift)
+        got = _motion_fit(obs, prev.curve, self.ref, s.search_radius, s)
+        # judged where the wire was seen last frame: its continuation past there may miss it
+        seen = obs.inside & (u >= prev.seen[0] - s.step) & (u <= prev.seen[1] + s.step)
+        if not seen.any():
+            seen = obs.inside
+        confidence = 0.0
+        if got is not None:
+            confidence = min(1.0, float((got[1] & seen).sum()) / max(int(seen.sum()), 1) / self.key_fraction)
+        if got is None or confidence < s.min_confidence:
+            return WireFit(_coast(prev, before, s), prev.width, confidence, True, prev.strength, prev.seen)
+        fit = self._finish(grey, got[0], prev.width)
+        return WireFit(fit.curve, fit.width, confidence, False, fit.strength, fit.seen)
+
+    def _finish(self, grey: np.ndarray, curve: Curve, prior_width: float | None) -> WireFit:
+        """Narrow search around ``curve``: the final curve, its span, width, strength and seen span."""
+        s = self.s
+        u = _stations(curve, grey.shape, s)
+        obs = _observe(grey, curve, u, s.refine_radius, self.polarity, s) if len(u) >= 3 else None
+        got = _robust_fit(obs, self.axes, self.ref, s.refine_radius, s) if obs is not None else None
+        if got is None:
+            seen = (curve.lo, curve.hi)
+            start, end = _visible_span(curve, np.array(seen), grey.shape, s)
+            return WireFit(curve.with_span(start, end), prior_width or 1.0, 1.0, False, self.ref, seen)
+        curve, inliers = got
+        seen_u = obs.uv[inliers, 0]
+        start, end = _visible_span(curve, seen_u, grey.shape, s)
+        widths = obs.widths[inliers]
+        widths = widths[np.isfinite(widths)]
+        width = float(np.median(widths)) if len(widths) else (prior_width or 1.0)
+        if prior_width is not None:  # light temporal smoothing: a wire's width does not jump
+            width = 0.7 * prior_width + 0.3 * width
+        strength = float(np.median(obs.peak[inliers]))
+        self.ref = 0.8 * self.ref + 0.2 * strength
+        return WireFit(curve.with_span(start, end), width, 1.0, False, strength,
+                       (float(seen_u.min()), float(seen_u.max())))
+
+
+def _run(tracker: WireTracker, grey_at: Callable[[int], np.ndarray], first: WireFit, frames: range
+         ) -> dict[int, WireFit]:
+    out: dict[int, WireFit] = {}
+    prev, before = first, None
+    for t in frames:
+        fit = tracker.step(grey_at(t), prev, before)
+        out[t] = fit
+        before, prev = prev, fit
+    return out
+
+
+def blend_fits(a: WireFit, b: WireFit, wa: float, wb: float) -> WireFit:
+    """Weighted blend of two fits of one wire (same axes): ``v`` averaged over the union of their spans."""
+    wa = wa * (max(a.confidence, 0.0) if np.isfinite(a.confidence) else 0.5) + 1e-3 * wa
+    wb = wb * (max(b.confidence, 0.0) if np.isfinite(b.confidence) else 0.5) + 1e-3 * wb
+    start, end = min(a.curve.start, b.curve.start), max(a.curve.end, b.curve.end)
+    lo, hi = min(a.curve.lo, b.curve.lo), max(a.curve.hi, b.curve.hi)
+    u = np.linspace(lo, hi, max(8, int((hi - lo) / 4.0)))
+    v = (wa * a.curve.v(u) + wb * b.curve.v(u)) / (wa + wb)
+    curve = fit_curve(a.curve.axes, u, v, np.ones_like(u), start, end, lo, hi)
+    width = (wa * a.width + wb * b.width) / (wa + wb)
+    conf = np.nanmax([a.confidence, b.confidence]) if np.isfinite([a.confidence, b.confidence]).any() else np.nan
+    seen = (min(a.seen[0], b.seen[0]), max(a.seen[1], b.seen[1]))
+    return WireFit(curve, width, float(conf), a.carried and b.carried, max(a.strength, b.strength), seen)
+
+
+def track_wire(grey_at: Callable[[int], np.ndarray], num_frames: int, spec: WireSpec,
+               settings: TrackSettings = TrackSettings(), progress: Callable[[int], None] | None = None
+               ) -> list[WireFit]:
+    """The wire in every frame of a clip.
+
+    Args:
+        grey_at: frame index -> (H, W) float32 grey levels 0..255.
+        num_frames: the clip's length.
+        spec: the wire's keyframes.
+        progress: called with the number of frames just finished.
+    Returns:
+        One ``WireFit`` per frame.
+    """
+    axes = Axes.from_points(spec.keys[0].points)
+    keys = list(spec.keys)
+    starts = {}
+    trackers = {}
+    for key in keys:
+        trackers[key.index] = WireTracker(settings, axes)
+        starts[key.index] = trackers[key.index].start(grey_at(key.index), key.points)
+        if progress:
+            progress(1)
+    fits: dict[int, WireFit] = dict(starts)
+    for i, key in enumerate(keys):
+        prev_key = keys[i - 1].index if i > 0 else -1
+        next_key = keys[i + 1].index if i + 1 < len(keys) else num_frames
+        forward = _run(trackers[key.index], grey_at, starts[key.index], range(key.index + 1, next_key))
+        backward = _run(trackers[key.index], grey_at, starts[key.index], range(key.index - 1, prev_key, -1))
+        for t, fit in list(forward.items()) + list(backward.items()):
+            if t in fits:  # between two keys: both directions met here
+                a, b = (prev_key, key.index) if t < key.index else (key.index, next_key)
+                w_self = 1.0 - abs(t - key.index) / (b - a)
+                fits[t] = blend_fits(fits[t], fit, 1.0 - w_self, w_self)
+            else:
+                fits[t] = fit
+                if progress:
+                    progress(1)
+    return [fits[t] for t in range(num_frames)]
+
+
+def fits_report(name: str, fits: Sequence[WireFit]) -> dict:
+    """Per-wire summary: frames carried at low confidence, out of the frame, widths (px)."""
+    low = [t for t, f in enumerate(fits) if f.carried and np.isfinite(f.confidence)]
+    out = [t for t, f in enumerate(fits) if not np.isfinite(f.confidence)]
+    widths = np.array([f.width for f in fits])
+    conf = np.array([f.confidence for f in fits], np.float64)
+    return {"name": name, "low_confidence_frames": low, "out_of_frame_frames": out,
+            "width_px": {"median": round(float(np.median(widths)), 2), "min": round(float(widths.min()), 2),
+                         "max": round(float(widths.max()), 2)},
+            "confidence": {"mean": round(float(np.nanmean(conf)), 3) if np.isfinite(conf).any() else None,
+                           "min": round(float(np.nanmin(conf)), 3) if np.isfinite(conf).any() else None}}

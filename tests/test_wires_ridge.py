@@ -1,0 +1,43 @@
+"""Line filters find thin dark and bright lines 1-6 px wide and measure their width."""
+
+import numpy as np
+import pytest
+
+from propainter_wire.wires.ridge import BRIGHT, DARK, profile_widths, ridge_map, sample_strip, strip_response
+from propainter_wire.wires.synthetic import coverage
+
+
+def _line_image(width_px: float, value: float, rng) -> np.ndarray:
+    h, w = 64, 96
+    plate = 128.0 + rng.normal(0, 4, (h, w))
+    pts = np.array([[-5.0, 20.0], [100.0, 44.0]])  # slanted line
+    alpha = coverage(h, w, pts, width_px)
+    return (plate + alpha * (value - plate)).astype(np.float32), pts
+
+
+@pytest.mark.parametrize("width_px", [1.0, 6.0])
+@pytest.mark.parametrize("value, polarity", [(40.0, DARK), (220.0, BRIGHT)])
+def test_ridge_map_finds_line(width_px, value, polarity):
+    grey, pts = _line_image(width_px, value, np.random.default_rng(0))
+    response = ridge_map(grey, polarity)
+    for x in (20, 48, 70):  # the strongest response of the column lies on the line
+        y_true = pts[0, 1] + (x - pts[0, 0]) * (pts[1, 1] - pts[0, 1]) / (pts[1, 0] - pts[0, 0])
+        assert abs(int(np.argmax(response[:, x])) - y_true) <= 1.5
+    assert ridge_map(grey, -polarity)[int(pts[0, 1] + 10), 48] < response.max() * 0.5
+
+
+@pytest.mark.parametrize("width_px", [1.0, 3.0, 6.0])
+@pytest.mark.parametrize("value, polarity", [(40.0, DARK), (220.0, BRIGHT)])
+def test_strip_peak_and_width(width_px, value, polarity):
+    grey, pts = _line_image(width_px, value, np.random.default_rng(1))
+    direction = (pts[1] - pts[0]) / np.linalg.norm(pts[1] - pts[0])
+    normal = np.array([-direction[1], direction[0]])
+    s = np.linspace(15, 85, 20)
+    centres = pts[0] + s[:, None] * direction + 3.0 * normal  # prediction 3 px off the line
+    offsets = np.arange(-20, 21, dtype=np.float64)
+    strip = sample_strip(grey, centres, np.tile(normal, (20, 1)), offsets)
+    response, _ = strip_response(strip, polarity)
+    col = np.argmax(response[:, 10:31], axis=1) + 10
+    assert np.all(np.abs(offsets[col] + 3.0) <= 1.0)
+    width = np.median(profile_widths(strip, col.astype(float), polarity))
+    assert abs(width - width_px) <= 0.6

@@ -99,7 +99,7 @@ def _stand_in_inpainter() -> nn.Module:
 
 
 @pytest.mark.parametrize("precision, update_nhwc, completion_nhwc",
-                         [("fp16", True, True), ("fp32", False, False), ("auto", False, True)])
+                         [("fp16", True, True), ("fp32", False, False), ("auto", True, True)])
 def test_gpu_engine_runs_raft_update_channels_last_when_raft_is_half(precision, update_nhwc, completion_nhwc,
                                                                       monkeypatch):
     """On a GPU RAFT's update block, the flow-completion network and the inpainter's decoder go channels-last,

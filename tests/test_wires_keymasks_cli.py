@@ -8,7 +8,7 @@ import pytest
 
 from propainter_wire.errors import InputError
 from propainter_wire.io import list_images, open_masks, read_image, write_image
-from propainter_wire.wires.cli import add_mask_parser, mask_command
+from propainter_wire.wires.cli import add_mask_arguments, mask_command
 from propainter_wire.wires.synthetic import SynthWire, clicks, draw_wires, textured_plate
 
 T, H, W = 12, 96, 160
@@ -23,7 +23,7 @@ def _clip_folder(tmp_path, frames):
 
 def _parse(argv):
     parser = argparse.ArgumentParser()
-    add_mask_parser(parser.add_subparsers(dest="command"))
+    add_mask_arguments(parser.add_subparsers(dest="command").add_parser("mask"))
     return parser.parse_args(argv)
 
 

@@ -17,7 +17,11 @@ def _int(text: str) -> int:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--video", required=True, type=Path, help="frame folder or video file")
-    p.add_argument("-m", "--mask", required=True, type=Path, help="mask folder, single mask image or mask video")
+    masks = p.add_mutually_exclusive_group(required=True)
+    masks.add_argument("-m", "--mask", type=Path, help="mask folder, single mask image or mask video")
+    masks.add_argument("--wires", type=Path, default=None,
+                       help="make the masks from a wires file first (see `mask wire`); they are kept in "
+                            "OUTPUT/wire_masks")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto: propainter when its checkpoints are found, else classic")
@@ -74,10 +78,40 @@ def run(args: argparse.Namespace) -> int:
         import os
 
         os.environ.setdefault("CUDA_LAUNCH_BLOCKING", "1")  # CUDA errors raised at the failing kernel
-    report = inpaint_files(args.video, args.mask, args.output, config, Tuning.from_env(), start=start,
-                           startup=startup)
+    tuning = Tuning.from_env()
+    if args.wires is not None:
+        report = _inpaint_wires(args, config, tuning, start, startup)
+    else:
+        report = inpaint_files(args.video, args.mask, args.output, config, tuning, start=start, startup=startup)
     if not args.quiet:
         secs = report["seconds"]["total"]
         print(f"{report['frames']} frames inpainted with the {report['engine']} engine in {secs:.1f} s "
               f"-> {report['output']}")
     return 0
+
+
+def _inpaint_wires(args: argparse.Namespace, config: InpaintConfig, tuning, start, startup) -> dict:
+    """``inpaint --wires``: wire masks made beside the output folder, the clip inpainted with them, then the
+    masks moved into ``OUTPUT/wire_masks`` (a failed run leaves nothing behind)."""
+    import shutil
+    import tempfile
+
+    from ..io.output import REPORT_NAME, write_json
+    from ..runner.files import inpaint_files
+    from ..wires import masks_for_inpaint
+
+    output = args.output.expanduser().resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".wire-masks-", dir=output.parent))
+    try:
+        masks = masks_for_inpaint(args.video, args.wires, work, quiet=args.quiet)
+        report = inpaint_files(args.video, masks, output, config, tuning, start=start, startup=startup)
+        kept = output / masks.name
+        if kept.exists():
+            shutil.rmtree(kept)
+        masks.rename(kept)
+        report["mask"] = str(kept)
+        write_json(output / REPORT_NAME, report)
+        return report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,14 +1,9 @@
 """The ``mask`` command: ``mask wire`` (wires from a few clicks) and ``mask track`` (key masks by flow).
 
-Hooks for the main command line::
-
-    from .wires.cli import add_mask_parser, mask_command
-    add_mask_parser(subparsers)          # adds `mask wire` and `mask track`
-    ...
-    if args.command == "mask": return mask_command(args)
-
-``mask_command`` returns 0; an ``InputError`` propagates to the caller, which
-prints its one line and exits 2 like every other command.
+``propainter_wire.cli.mask`` gives the command's parser its sub-commands with
+:func:`add_mask_arguments` and runs :func:`mask_command`, which returns 0; an
+``InputError`` propagates to the command line, which prints its one line and exits 2
+like every other command.
 """
 
 from __future__ import annotations
@@ -39,10 +34,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_mask_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``mask`` with its ``wire`` and ``track`` sub-commands to an argparse sub-parser set."""
-    p = subparsers.add_parser("mask", help="make masks: wires from a few clicks, or key masks carried by flow",
-                              description="Make masks for `inpaint -m`.")
+def add_mask_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give the ``mask`` command's parser its ``wire`` and ``track`` sub-commands."""
+    p.description = "Make masks for `inpaint -m`."
     sub = p.add_subparsers(dest="mask_command", metavar="{wire,track}")
     sub.required = True
     wire = sub.add_parser("wire", help="find wires marked roughly on keyframes in every frame",
@@ -83,7 +77,3 @@ def mask_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_inpaint_wires_argument(parser: argparse.ArgumentParser) -> None:
-    """``inpaint --wires WIRES.json`` (the lead makes ``-m`` optional when it is given)."""
-    parser.add_argument("--wires", type=Path, default=None,
-                        help="make the masks from a wires file (see `mask wire`) instead of -m")

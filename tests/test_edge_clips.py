@@ -246,8 +246,9 @@ def test_grey_frames(capsys, tmp_path):
     mdir = write_seq(tmp_path / "masks", masks.astype(np.uint8) * 255)
     run_ok(capsys, "-i", fdir, "-m", mdir, "-o", tmp_path / "out", *FAST)
     got = read_seq(tmp_path / "out" / "frames")
-    assert got[0].shape == (48, 64, 3)  # written as RGB
-    assert_outside_exact([np.repeat(g[..., None], 3, axis=2) for g in grey], got, masks, 4)
+    assert got[0].shape == (48, 64)  # written as the input was: grey
+    assert_outside_exact([np.repeat(g[..., None], 3, axis=2) for g in grey],
+                         [np.repeat(g[..., None], 3, axis=2) for g in got], masks, 4)
 
 
 def test_rgba_frames(capsys, tmp_path):
@@ -258,8 +259,9 @@ def test_rgba_frames(capsys, tmp_path):
     mdir = write_seq(tmp_path / "masks", masks.astype(np.uint8) * 255)
     run_ok(capsys, "-i", fdir, "-m", mdir, "-o", tmp_path / "out", *FAST)
     got = read_seq(tmp_path / "out" / "frames")
-    assert got[0].shape == (48, 64, 3)  # alpha dropped
-    assert_outside_exact(rgb, got, masks, 4)
+    assert got[0].shape == (48, 64, 4)  # the alpha passes through untouched
+    assert all((g[..., 3] == 200).all() for g in got)
+    assert_outside_exact(rgb, [g[..., :3] for g in got], masks, 4)
 
 
 def test_16bit_frames_give_16bit_output(capsys, tmp_path):

@@ -25,6 +25,7 @@ from propainter_wire.io import (
     write_image,
     write_json,
 )
+from propainter_wire.io import oiio as oiio_module
 from propainter_wire.io import output as output_module
 
 RNG = np.random.default_rng(0)
@@ -401,32 +402,62 @@ def test_disk_full_on_rename_is_input_error(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+class _FailingOutput:
+    """An OpenImageIO ImageOutput that writes half a file, then fails as a full disk does."""
+
+    def __init__(self, real, error: str):
+        self.real, self.error, self.path = real, error, None
+
+    def open(self, path, *args):
+        self.path = path
+        return True
+
+    def write_image(self, pixels):
+        with open(self.path, "wb") as f:
+            f.write(b"\x89PNG partial")
+        return False
+
+    def close(self):
+        return True
+
+    def geterror(self):
+        return self.error
+
+
+def _failing_oiio(monkeypatch, error: str, create_fails: bool = False):
+    import OpenImageIO
+
+    class Fake:
+        ImageSpec = OpenImageIO.ImageSpec
+
+        class ImageOutput:
+            @staticmethod
+            def create(path):
+                return None if create_fails else _FailingOutput(None, error)
+
+        @staticmethod
+        def geterror():
+            return error
+
+    monkeypatch.setattr(oiio_module, "load_oiio", lambda: Fake)
+
+
 def test_disk_full_mid_write_removes_partial_file(tmp_path, monkeypatch):
-    class HalfWriter:
-        def __init__(self, path, mode):
-            self.file = open(path, mode)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.file.close()
-
-        def write(self, data):
-            self.file.write(data[: len(data) // 2])
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(output_module, "open", HalfWriter, raising=False)
+    _failing_oiio(monkeypatch, os.strerror(errno.ENOSPC))
     err = _raises_naming(tmp_path / "a.png", write_image, tmp_path / "a.png", _rgb())
     assert "No space" in str(err) or os.strerror(errno.ENOSPC) in str(err)
     assert list(tmp_path.iterdir()) == []
 
+    def half_writer(path, mode):  # the JSON files: Python's own writes
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(output_module, "open", half_writer, raising=False)
+    _raises_naming(tmp_path / "r.json", write_json, tmp_path / "r.json", {"a": 1})
+    assert list(tmp_path.iterdir()) == []
+
 
 def test_read_only_folder_is_input_error(tmp_path, monkeypatch):
-    def read_only(*args, **kwargs):
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-
-    monkeypatch.setattr(output_module, "open", read_only, raising=False)
+    _failing_oiio(monkeypatch, f"Could not open file: {os.strerror(errno.EROFS)}", create_fails=True)
     _raises_naming(tmp_path / "x" / "a.png", write_image, tmp_path / "x" / "a.png", _rgb(), match="(?i)read-only")
 
 
@@ -439,17 +470,15 @@ def test_video_writer_unwritable_folder(tmp_path):
 
 
 
-def test_exr_without_openexr_package(tmp_path, monkeypatch):
+def test_exr_needs_neither_openexr_nor_opencv(tmp_path, monkeypatch):
+    """EXR goes through OpenImageIO alone: half and float both ways, nothing written by OpenCV."""
+    monkeypatch.setitem(sys.modules, "OpenEXR", None)
+    monkeypatch.setattr(cv2, "imwrite", None)
+    monkeypatch.setattr(cv2, "imread", None)
     frame = RNG.random((5, 6, 3), dtype=np.float32)
-    try:
-        write_image(tmp_path / "a.exr", frame)
-    except InputError:
-        pytest.skip("no EXR codec here at all")
-    monkeypatch.setitem(sys.modules, "OpenEXR", None)  # only OpenCV's codec is left
-    if cv2.haveImageWriter(".exr"):
-        write_image(tmp_path / "b.exr", frame)
-        np.testing.assert_array_equal(read_image(tmp_path / "a.exr"), frame)
-    else:
-        _raises_naming(tmp_path / "b.exr", write_image, tmp_path / "b.exr", frame, match="OpenEXR")
-        _raises_naming(tmp_path / "a.exr", read_image, tmp_path / "a.exr", match="OpenEXR")
+    write_image(tmp_path / "a.exr", frame)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.exr"), frame)
+    half = frame.astype(np.float16)
+    write_image(tmp_path / "b.exr", half)
+    np.testing.assert_array_equal(read_image(tmp_path / "b.exr"), half.astype(np.float32))
     assert _no_temp_files(tmp_path)

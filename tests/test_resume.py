@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 import pytest
 
-import propainter_wire.runner.output as runner_output
 from propainter_wire.cli import main
+from propainter_wire.io.frames import FolderFrames
 
 N, H, W = 8, 48, 64
 FAST = ["--engine", "classic", "--device", "cpu", "--quiet"]
@@ -82,15 +82,15 @@ def assert_consistent_partial(out: Path, minimum: int = 1) -> list[str]:
 # ---------------------------------------------------------------------------
 def _interrupt_after(monkeypatch, count: int) -> list[Path]:
     written: list[Path] = []
-    real = runner_output.write_image
+    real = FolderFrames.write_frame  # every frame of a folder clip is written through it
 
-    def write_image(path, image):
+    def write_frame(self, index, path, image):
         if len(written) == count:
             raise KeyboardInterrupt
-        real(path, image)
+        real(self, index, path, image)
         written.append(Path(path))
 
-    monkeypatch.setattr(runner_output, "write_image", write_image)
+    monkeypatch.setattr(FolderFrames, "write_frame", write_frame)
     return written
 
 
@@ -242,16 +242,16 @@ def test_resume_into_a_folder_with_foreign_files_is_refused(reference, tmp_path,
 # ---------------------------------------------------------------------------
 _SLOW_WRITER = textwrap.dedent("""
     import sys, time
-    import propainter_wire.runner.output as runner_output
+    from propainter_wire.io.frames import FolderFrames
     from propainter_wire.cli import main
 
-    real = runner_output.write_image
+    real = FolderFrames.write_frame
 
-    def write_image(path, image):
-        real(path, image)
+    def write_frame(self, index, path, image):
+        real(self, index, path, image)
         time.sleep(float(sys.argv[1]))  # room for the test to stop us between frames
 
-    runner_output.write_image = write_image
+    FolderFrames.write_frame = write_frame
     sys.exit(main(sys.argv[2:]))
 """)
 

@@ -8,7 +8,7 @@ import pytest
 
 from propainter_wire.cli import main
 from propainter_wire.engines.propainter import ProPainterEngine
-from propainter_wire.runner import output as runner_output
+from propainter_wire.io.frames import FolderFrames
 
 T, H, W = 12, 40, 56
 
@@ -42,18 +42,18 @@ def _frames(out):
 
 def test_frames_are_written_while_the_engine_works(clip, tmp_path, det_weights_dir, monkeypatch):
     events = []
-    real_write, real_run = runner_output.write_image, ProPainterEngine.run
+    real_write, real_run = FolderFrames.write_frame, ProPainterEngine.run
 
-    def write(path, image):
+    def write(self, index, path, image):
         events.append("write")
-        real_write(path, image)
+        real_write(self, index, path, image)
 
     def run(self, *args, **kwargs):
         result = real_run(self, *args, **kwargs)
         events.append("engine returned")
         return result
 
-    monkeypatch.setattr(runner_output, "write_image", write)
+    monkeypatch.setattr(FolderFrames, "write_frame", write)
     monkeypatch.setattr(ProPainterEngine, "run", run)
     assert main(_argv(clip, tmp_path / "out", det_weights_dir)) == 0
     assert events.count("write") == T

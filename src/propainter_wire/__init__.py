@@ -4,14 +4,9 @@ Public API: ``inpaint`` (files in, files out), ``inpaint_arrays`` (in memory),
 ``InpaintConfig`` (every setting).
 """
 
-import os
-
-# OpenCV reads EXR only when this is set before cv2 is first imported.
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-
 __version__ = "0.1.0"
 
-from .config import InpaintConfig  # noqa: E402
+from .config import InpaintConfig
 
 
 def inpaint(*args, **kwargs):

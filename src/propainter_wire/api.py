@@ -79,7 +79,8 @@ def inpaint_arrays(frames: np.ndarray, masks: np.ndarray, config: InpaintConfig 
     """Inpaint a clip held in memory.
 
     Args:
-        frames: (T, H, W, 3) RGB, uint8, uint16 or float32 in [0, 1].
+        frames: (T, H, W, 3) RGB: uint8, uint16, or float32/float16 (display-referred in [0, 1], or
+            scene-linear with ``colorspace`` set or left to the float default: see docs/plates.md).
         masks: (T, H, W) or (H, W) (static); non-zero = to remove.
         config / overrides: settings, as for ``inpaint``.
     Returns:
@@ -95,8 +96,8 @@ def inpaint_arrays(frames: np.ndarray, masks: np.ndarray, config: InpaintConfig 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or 0 in frames.shape:
         raise InputError(f"frames must be (T, H, W, 3) with T, H, W >= 1, got {frames.shape}")
-    if frames.dtype not in SAMPLE_TYPES:
-        raise InputError(f"frames must be uint8, uint16 or float32, got {frames.dtype}")
+    if frames.dtype not in (*SAMPLE_TYPES, np.dtype(np.float16)):
+        raise InputError(f"frames must be uint8, uint16, float32 or float16, got {frames.dtype}")
     masks = np.asarray(masks)
     if masks.ndim == 2:
         masks = np.broadcast_to(masks, frames.shape[:3])

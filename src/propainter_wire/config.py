@@ -28,7 +28,14 @@ class InpaintConfig:
     # masks
     mask_dilation: int = 4
     flow_mask_dilation: int | None = None  # None: same as mask_dilation
-    mask_threshold: int = 0  # grey value (0..255) above which a pixel is masked
+    mask_threshold: float = 0  # matte value above which a pixel is masked: 0..1 (1..254: the 8-bit scale)
+    mask_channel: str | None = None  # R, G, B, A, Y or a channel name (None: alpha or luminance, see io/mattes.py)
+    invert_mask: bool = False
+    soft_matte: bool = True  # a soft matte's values are the composite's blend weight (False: hard masks)
+    # plates
+    frames: str | None = None  # inclusive range of frame numbers, "1001-1100" (None: every frame)
+    start_number: int = 0  # number of a video's first output frame
+    colorspace: str | None = None  # the input's colour space (None: see io/colour.py for the defaults)
     # propainter windows
     neighbor_length: int = 10
     ref_stride: int = 10
@@ -71,7 +78,14 @@ class InpaintConfig:
         if self.flow_mask_dilation is not None and self.flow_mask_dilation < 0:
             raise InputError(f"--flow-mask-dilation must be >= 0, got {self.flow_mask_dilation}")
         if not 0 <= self.mask_threshold < 255:
-            raise InputError(f"--mask-threshold must be in 0..254, got {self.mask_threshold}")
+            raise InputError(f"--mask-threshold must be in 0..1 (or 1..254 on the 8-bit scale), got "
+                             f"{self.mask_threshold}")
+        if self.frames is not None:
+            from .io.sequence import parse_frame_range
+
+            parse_frame_range(self.frames)
+        if self.start_number < 0:
+            raise InputError(f"--start-number must be >= 0, got {self.start_number}")
         if self.neighbor_length < 2:
             raise InputError(f"--neighbor-length must be >= 2, got {self.neighbor_length}")
         if self.ref_stride < 1:

@@ -15,10 +15,18 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-i", "--video", required=True, type=Path, help="frame folder or video file")
+    p.add_argument("-i", "--video", required=True, type=Path,
+                   help="frame folder, sequence (shot/plate.####.exr, plate.%%04d.exr, plate.@@@@.exr) or video file")
     masks = p.add_mutually_exclusive_group(required=True)
-    masks.add_argument("-m", "--mask", type=Path, help="mask folder, single mask image or mask video")
+    masks.add_argument("-m", "--mask", type=Path, help="mask folder or sequence, single mask image or mask video")
     masks.add_argument("--wires", type=Path, default=None,
                        help="make the masks from a wires file first (see `mask wire`); they are kept in "
                             "OUTPUT/wire_masks")
@@ -31,8 +39,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-dilation", type=_int, default=4, help="dilation of the fill region (pixels)")
     p.add_argument("--flow-mask-dilation", type=_int, default=None,
                    help="dilation of the untrusted-flow region (default: --mask-dilation)")
-    p.add_argument("--mask-threshold", type=_int, default=0,
-                   help="grey value above which a mask pixel counts (0: any non-zero)")
+    p.add_argument("--mask-threshold", type=_float, default=0,
+                   help="matte value above which a pixel counts, 0..1 whatever the bit depth (0: any non-zero; "
+                        "1..254: the 8-bit scale)")
+    p.add_argument("--mask-channel", default=None,
+                   help="the matte's channel: R, G, B, A, Y or a channel name such as mask or roto.A "
+                        "(default: alpha when the colour is constant, else luminance)")
+    p.add_argument("--invert-mask", action="store_true", help="fill where the matte is 0 (a holdout matte)")
+    p.add_argument("--hard-matte", action="store_true",
+                   help="no soft blend: a soft matte's pixels above the threshold are replaced entirely")
+    p.add_argument("--frames", default=None, help="inclusive range of frame numbers of a sequence, e.g. 1001-1100")
+    p.add_argument("--start-number", type=_int, default=0, help="number of a video input's first output frame")
+    p.add_argument("--colorspace", default=None,
+                   help="the input's colour space, an OpenColorIO name ($OCIO, else the built-in ACES config); "
+                        "default: scene-linear ACEScg for float files, display-referred for integer files")
     p.add_argument("--neighbor-length", type=_int, default=10)
     p.add_argument("--ref-stride", type=_int, default=10)
     p.add_argument("--subvideo-length", type=_int, default=80)
@@ -62,7 +82,9 @@ def config_from_args(args: argparse.Namespace) -> InpaintConfig:
         subvideo_length=args.subvideo_length, raft_iters=args.raft_iters, max_side=args.max_side,
         width=args.width, height=args.height, resize_ratio=args.resize_ratio, classic_flow=args.classic_flow,
         scratch=args.scratch, scratch_dir=args.scratch_dir, save_video=args.save_video, overwrite=args.overwrite,
-        resume=args.resume, quiet=args.quiet,
+        resume=args.resume, quiet=args.quiet, mask_channel=args.mask_channel, invert_mask=args.invert_mask,
+        soft_matte=not args.hard_matte, frames=args.frames, start_number=args.start_number,
+        colorspace=args.colorspace,
         debug=args.debug,
     )
 
@@ -82,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     if args.wires is not None:
         report = _inpaint_wires(args, config, tuning, start, startup)
     else:
-        report = inpaint_files(args.video, args.mask, args.output, config, tuning, start=start, startup=startup)
+        report = inpaint_files(args.video, args.mask, args.output, config, tuning, start=start, startup=startup,
+                               command_line=getattr(args, "argv", None))
     if not args.quiet:
         secs = report["seconds"]["total"]
         print(f"{report['frames']} frames inpainted with the {report['engine']} engine in {secs:.1f} s "
@@ -105,7 +128,8 @@ def _inpaint_wires(args: argparse.Namespace, config: InpaintConfig, tuning, star
     work = Path(tempfile.mkdtemp(prefix=".wire-masks-", dir=output.parent))
     try:
         masks = masks_for_inpaint(args.video, args.wires, work, quiet=args.quiet)
-        report = inpaint_files(args.video, masks, output, config, tuning, start=start, startup=startup)
+        report = inpaint_files(args.video, masks, output, config, tuning, start=start, startup=startup,
+                               command_line=getattr(args, "argv", None))
         kept = output / masks.name
         if kept.exists():
             shutil.rmtree(kept)

@@ -3,12 +3,7 @@
 Every problem with the user's files is raised as ``InputError`` naming the path.
 """
 
-import os
-
-# OpenCV only reads/writes EXR when this is set before its codecs are first used.
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-
-from .frames import (  # noqa: E402
+from .frames import (
     IMAGE_EXTS,
     VIDEO_EXTS,
     FolderFrames,
@@ -19,8 +14,8 @@ from .frames import (  # noqa: E402
     read_image,
     to_rgb,
 )
-from .masks import MaskSource, binarize, dilate, mask_to_grey, open_masks  # noqa: E402
-from .output import (  # noqa: E402
+from .masks import MaskSource, binarize, dilate, mask_to_grey, open_masks
+from .output import (
     FRAMES_DIR,
     MANIFEST_NAME,
     OUTPUT_ENTRIES,
@@ -31,8 +26,8 @@ from .output import (  # noqa: E402
     write_image,
     write_json,
 )
-from .source import FrameSource  # noqa: E402
-from .video import VideoFrames  # noqa: E402
+from .source import FrameSource
+from .video import VideoFrames
 
 __all__ = [
     "FRAMES_DIR",

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import InputError
 from .frames import IMAGE_EXTS, VIDEO_EXTS, list_images, read_image
+from .source import LOSSY_EXTS
 
 log = logging.getLogger("propainter_wire")
 
@@ -108,15 +109,22 @@ class MaskSource:
     """Masks of a clip, read on access.
 
     Attributes:
-        path: the folder, image or video the masks come from.
+        path: the folder, image, sequence or video the masks come from.
         kind: ``'folder'``, ``'image'`` or ``'video'``.
         static: one mask for every frame.
         height, width: the frame size the masks are delivered at (pixels).
-        threshold: grey threshold (8-bit scale).
+        threshold: ``--mask-threshold`` (0..1, or 1..254 on the 8-bit scale).
+        channel, invert: ``--mask-channel`` and ``--invert-mask``.
+        soft: soft mattes come back as float32 weights (lossless files only; lossy ones are hard).
+        order: for each frame, the index of its mask file (pairing by frame number), or None (by position).
+        origin: the frames' data-window corner in their display window; a matte whose data window
+            differs is placed by its own corner (overscan plates, cropped mattes).
     """
 
     def __init__(self, path: Path, kind: str, count: int, num_frames: int, height: int, width: int,
-                 threshold: int, files: list[Path] | None = None, video=None):
+                 threshold: float, files: list[Path] | None = None, video=None, channel: str | None = None,
+                 invert: bool = False, soft: bool = False, order: list[int] | None = None,
+                 origin: tuple[int, int] = (0, 0)):
         self.path = path
         self.kind = kind
         self.static = count == 1
@@ -124,16 +132,24 @@ class MaskSource:
         self.height = height
         self.width = width
         self.threshold = threshold
+        self.channel, self.invert, self.soft = channel, invert, soft
+        self.order = order
+        self.origin = origin
         self._files = files
         self._video = video
         self._static_mask: np.ndarray | None = None
         self._warned = False
 
+    @property
+    def dtype(self) -> np.dtype:
+        """``bool``, or ``float32`` where soft mattes may come (weights in (0, 1] on masked pixels)."""
+        return np.dtype(np.float32 if self.soft else bool)
+
     def __len__(self) -> int:
         return self.num_frames
 
     def __getitem__(self, index: int) -> np.ndarray:
-        """Mask of frame ``index``: ``(H, W)`` bool, ``True`` where to fill."""
+        """Mask of frame ``index``: ``(H, W)`` bool ``True`` where to fill (float32 weights for a soft matte)."""
         if not -self.num_frames <= index < self.num_frames:
             raise IndexError(f"mask {index} out of range (clip has {self.num_frames})")
         index %= self.num_frames
@@ -141,15 +157,15 @@ class MaskSource:
             if self._static_mask is None:
                 self._static_mask = self._load(0)
             return self._static_mask.copy()
-        return self._load(index)
+        return self._load(self.order[index] if self.order is not None else index)
 
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
 
     def read_all(self) -> np.ndarray:
-        """``(T, H, W)`` bool."""
-        out = np.empty((self.num_frames, self.height, self.width), dtype=bool)
+        """``(T, H, W)`` bool (float32 for soft mattes)."""
+        out = np.empty((self.num_frames, self.height, self.width), dtype=self.dtype)
         for i in range(self.num_frames):
             out[i] = self[i]
         return out
@@ -165,13 +181,26 @@ class MaskSource:
         self.close()
 
     def _load(self, index: int) -> np.ndarray:
+        from .mattes import choose_channel, matte_mask
+
         if self._video is not None:
             source = self.path
-            grey = mask_to_grey(self._video[index])
+            pixels, names, corner = self._video[index], ("R", "G", "B"), None
         else:
+            from .oiio import read_channels
+
             source = self._files[index]
-            grey = mask_to_grey(read_image(source))
-        return self._fit(binarize(grey, self.threshold), source)
+            if source.suffix.lower() in (".jpg", ".jpeg"):  # ringing: the legacy grey rule, hard
+                pixels, names, corner = read_image(source), None, None
+            else:
+                pixels, names, spec = read_channels(source)
+                corner = (int(spec.x), int(spec.y))
+        grey = mask_to_grey(pixels) if names is None else choose_channel(pixels, names, self.channel, source)
+        lossless = self._video is None and source.suffix.lower() not in LOSSY_EXTS
+        mask = matte_mask(grey, self.threshold, self.invert, soft=self.soft and lossless)
+        if corner is not None and corner != self.origin and mask.shape != (self.height, self.width):
+            mask = _place(mask, corner, self.origin, (self.height, self.width))
+        return self._fit(mask, source)
 
     def _fit(self, mask: np.ndarray, source: Path) -> np.ndarray:
         """Bring a mask to the frame size: equal, or same aspect ratio -> nearest resize."""
@@ -188,43 +217,72 @@ class MaskSource:
             log.warning("%s: mask is %dx%d, frames are %dx%d: resizing the mask (nearest)",
                         source, mw, mh, self.width, self.height)
             self._warned = True
-        resized = cv2.resize(mask.astype(np.uint8), (self.width, self.height), interpolation=cv2.INTER_NEAREST_EXACT)
-        return resized.astype(bool)
+        resized = cv2.resize(mask.astype(np.float32 if mask.dtype != bool else np.uint8), (self.width, self.height),
+                             interpolation=cv2.INTER_NEAREST_EXACT)
+        return resized.astype(mask.dtype)
 
     def __repr__(self) -> str:
         return (f"MaskSource({str(self.path)!r}, kind={self.kind}, static={self.static}, frames={self.num_frames}, "
                 f"size={self.width}x{self.height}, threshold={self.threshold})")
 
 
-def open_masks(path: str | Path, num_frames: int, height: int, width: int, threshold: int = 0) -> MaskSource:
+def _place(mask: np.ndarray, corner: tuple[int, int], origin: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """A matte over its own data window (``corner``: x, y) moved onto the frames' (``origin``, ``size``)."""
+    out = np.zeros(size, dtype=mask.dtype)
+    dx, dy = corner[0] - origin[0], corner[1] - origin[1]
+    y0, x0 = max(dy, 0), max(dx, 0)
+    y1, x1 = min(dy + mask.shape[0], size[0]), min(dx + mask.shape[1], size[1])
+    if y1 > y0 and x1 > x0:
+        out[y0:y1, x0:x1] = mask[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+    return out
+
+
+def open_masks(path: str | Path, num_frames: int, height: int, width: int, threshold: float = 0,
+               numbers: list[int] | None = None, channel: str | None = None, invert: bool = False,
+               soft: bool = False, origin: tuple[int, int] = (0, 0)) -> MaskSource:
     """Open the masks of a clip of ``num_frames`` frames of ``height`` x ``width`` pixels.
 
     Args:
-        path: a folder of mask images (matched to the frames in natural order; one
-            image per frame, or a single image for all), one image, or a mask video.
-        threshold: grey value (8-bit scale, 0..254) above which a pixel is masked.
+        path: a folder of mask images or a ``name.####.ext`` sequence (one per frame, or a single
+            image for all), one image, or a mask video.
+        threshold: ``--mask-threshold``: 0..1, or 1..254 on the 8-bit scale.
+        numbers: the frames' numbers: a numbered matte sequence pairs with them by number.
+        channel, invert, soft, origin: see :class:`MaskSource`.
 
     Raises:
-        InputError: missing path, no images, count neither 1 nor ``num_frames``,
-            unsupported extension, unreadable mask, size of another aspect ratio.
+        InputError: missing path, no images, a frame without its matte (named by number), count
+            neither 1 nor ``num_frames``, unsupported extension, unreadable mask, size of another
+            aspect ratio.
     """
+    from .frames import natural_key
+    from .sequence import find_sequence, is_pattern, pair_by_number
+
     path = Path(path).expanduser()
-    if not path.exists():
+    options = dict(channel=channel, invert=invert, soft=soft, origin=origin)
+    if not path.exists() and not is_pattern(path):
         raise InputError("no such mask file or folder", path)
-    if path.is_dir():
-        files = list_images(path)
-        _check_count(path, len(files), num_frames)
-        source = MaskSource(path, "folder", len(files), num_frames, height, width, threshold, files=files)
+    if path.is_dir() or is_pattern(path):
+        seq = find_sequence(path, IMAGE_EXTS, natural_key)
+        if not len(seq):
+            list_images(path)  # the reason, named
+        order = None
+        if numbers is not None and seq.numbers is not None and len(seq) > 1:
+            order = pair_by_number(tuple(numbers), seq.numbers, path)
+        else:
+            _check_count(path, len(seq), num_frames)
+        source = MaskSource(path, "folder", len(seq), num_frames, height, width, threshold, files=list(seq.files),
+                            order=order, **options)
     else:
         ext = path.suffix.lower()
         if ext in IMAGE_EXTS:
-            source = MaskSource(path, "image", 1, num_frames, height, width, threshold, files=[path])
+            source = MaskSource(path, "image", 1, num_frames, height, width, threshold, files=[path], **options)
         elif ext in VIDEO_EXTS:
             from .video import VideoFrames
 
             video = VideoFrames(path)
             _check_count(path, len(video), num_frames)
-            source = MaskSource(path, "video", len(video), num_frames, height, width, threshold, video=video)
+            source = MaskSource(path, "video", len(video), num_frames, height, width, threshold, video=video,
+                                **options)
         else:
             raise InputError(f"unsupported mask extension '{path.suffix}' (a folder, an image "
                              f"{', '.join(IMAGE_EXTS)} or a video {', '.join(VIDEO_EXTS)})", path)

@@ -8,7 +8,7 @@ are raised as ``InputError`` naming the file.
 Layout of an output folder (names this tool owns)::
 
     out/
-      frames/<stem>.png|.exr   FRAMES_DIR
+      frames/<input name>      FRAMES_DIR (each input frame's name, format and header)
       inpainted.mp4            VIDEO_NAME (with --save-video)
       report.json              REPORT_NAME
       manifest.json            MANIFEST_NAME
@@ -144,6 +144,13 @@ def _clear_previous(out: Path, overwrite: bool, resume: bool) -> None:
 # ---------------------------------------------------------------------------
 # files
 # ---------------------------------------------------------------------------
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Write one image atomically (:func:`propainter_wire.io.oiio.write_image`)."""
+    from .oiio import write_image as write
+
+    write(path, image)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     temp = _temp_path(path)
     try:
@@ -154,87 +161,6 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as exc:
         _remove_quietly(temp)
         raise _os_error(exc, path) from exc
-
-
-def write_image(path: str | Path, image: np.ndarray) -> None:
-    """Write one RGB(A) or grey image atomically; the extension picks the format.
-
-    Args:
-        path: ``.png`` (``uint8`` -> 8-bit, ``uint16`` -> 16-bit), ``.exr``
-            (``float32``, half/double cast; written as 32-bit float), or ``.jpg``/
-            ``.tif``/``.bmp`` for ``uint8``.
-        image: ``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA.
-
-    Raises:
-        ValueError: sample type the format cannot hold (a caller's bug).
-        InputError: the file cannot be written (names the path and the reason).
-    """
-    path = Path(path)
-    image = np.asarray(image)
-    ext = path.suffix.lower()
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
-        raise ValueError(f"cannot write an image of shape {image.shape}")
-    if ext == ".exr":
-        _write_exr(path, image)
-        return
-    import cv2
-
-    allowed = {".png": (np.uint8, np.uint16), ".tif": (np.uint8, np.uint16), ".tiff": (np.uint8, np.uint16)}
-    if image.dtype not in allowed.get(ext, (np.uint8,)):
-        raise ValueError(f"cannot write {image.dtype} samples to a '{ext}' file")
-    bgr = image
-    if image.ndim == 3:
-        bgr = image[:, :, ::-1] if image.shape[2] == 3 else image[:, :, [2, 1, 0, 3]]
-    try:
-        ok, encoded = cv2.imencode(ext, np.ascontiguousarray(bgr))
-    except cv2.error as exc:
-        raise ValueError(f"cannot encode '{ext}': {exc}") from exc
-    if not ok:
-        raise ValueError(f"cannot encode '{ext}'")
-    _atomic_write_bytes(path, encoded.tobytes())
-
-
-def _write_exr(path: Path, image: np.ndarray) -> None:
-    if image.dtype not in (np.float16, np.float32, np.float64):
-        raise ValueError(f"cannot write {image.dtype} samples to an EXR file (float only)")
-    image = np.ascontiguousarray(image, dtype=np.float32)
-    temp = _temp_path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            import OpenEXR
-        except ImportError:
-            OpenEXR = None
-        if OpenEXR is not None:
-            names = "Y" if image.ndim == 2 else ("RGB" if image.shape[2] == 3 else "RGBA")
-            header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-            try:
-                with OpenEXR.File(header, {names: image}) as exr:
-                    exr.write(str(temp))
-            except OSError:
-                raise
-            except Exception as exc:  # the binding reports I/O failures as RuntimeError
-                raise OSError(errno.EIO, " ".join(str(exc).split())) from exc
-        else:
-            _write_exr_cv2(temp, image)
-        os.replace(temp, path)
-    except OSError as exc:
-        _remove_quietly(temp)
-        raise _os_error(exc, path) from exc
-
-
-def _write_exr_cv2(temp: Path, image: np.ndarray) -> None:
-    import cv2
-
-    if not cv2.haveImageWriter(".exr"):
-        raise OSError(errno.ENOTSUP, "EXR output needs the OpenEXR package (pip install OpenEXR) "
-                      "or an OpenCV build with OpenEXR")
-    bgr = image if image.ndim == 2 else image[:, :, ::-1] if image.shape[2] == 3 else image[:, :, [2, 1, 0, 3]]
-    ok, encoded = cv2.imencode(".exr", np.ascontiguousarray(bgr), [cv2.IMWRITE_EXR_TYPE, cv2.IMWRITE_EXR_TYPE_FLOAT])
-    if not ok:
-        raise OSError(errno.EIO, "EXR encoding failed")
-    with open(temp, "xb") as f:
-        f.write(encoded.tobytes())
 
 
 def _json_default(value):

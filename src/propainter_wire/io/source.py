@@ -13,10 +13,13 @@ import numpy as np
 
 from ..samples import SAMPLE_TYPES
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr", ".dpx", ".cin", ".tga", ".sgi", ".hdr",
+              ".webp", ".jp2")
+# Lossy formats: a result is written as PNG (EXR for float) beside them, never re-encoded lossily.
+LOSSY_EXTS = (".jpg", ".jpeg", ".webp", ".jp2")
 VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
 
-__all__ = ["IMAGE_EXTS", "SAMPLE_TYPES", "VIDEO_EXTS", "FrameSource", "one_line"]
+__all__ = ["IMAGE_EXTS", "LOSSY_EXTS", "SAMPLE_TYPES", "VIDEO_EXTS", "FrameSource", "one_line"]
 
 
 def one_line(exc: BaseException) -> str:
@@ -35,7 +38,10 @@ class FrameSource:
         height, width: frame size in pixels.
         dtype: sample type of every frame (``uint8``, ``uint16`` or ``float32``).
         has_alpha: the input had an alpha channel (dropped on reading).
+        numbers: the frame number of each frame (sequences and videos), or None (a plain list).
     """
+
+    numbers: list[int] | None = None
 
     kind: str = ""
 
@@ -66,6 +72,16 @@ class FrameSource:
 
     def __len__(self) -> int:
         return len(self.stems)
+
+    def output_names(self) -> list[str]:
+        """One output file name per frame: the stem and :attr:`ext`."""
+        return [f"{stem}{self.ext}" for stem in self.stems]
+
+    def write_frame(self, index: int, target: Path, frame: np.ndarray) -> None:
+        """Write the result of frame ``index`` (``(H, W, 3)`` in :attr:`dtype`) to ``target``."""
+        from .oiio import write_image
+
+        write_image(target, frame)
 
     def __getitem__(self, index: int) -> np.ndarray:
         """Frame ``index`` as ``(H, W, 3)`` RGB in ``self.dtype``."""

@@ -136,14 +136,14 @@ class _OpenCVDecoder:
 class VideoFrames(FrameSource):
     """A video file's frames, decoded in order on access.
 
-    ``stems`` are ``00000, 00001, ...``; ``fps`` is the stream's average rate.
+    ``stems`` are ``00000, 00001, ...`` (from ``start_number``); ``fps`` is the stream's average rate.
     Raises ``InputError`` when the file cannot be opened, holds no decodable frame,
     or ends before the frame count its container states.
     """
 
     kind = "video"
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, start_number: int = 0):
         path = Path(path)
         if not path.is_file():
             raise InputError("no such file", path)
@@ -157,8 +157,8 @@ class VideoFrames(FrameSource):
         if count <= 0:
             raise InputError("video holds no frame", path)
         first = self._decode_up_to(0, count)
-        super().__init__(path, [f"{i:05d}" for i in range(count)], self._decoder.fps, first.shape[0],
-                         first.shape[1], first.dtype, False)
+        super().__init__(path, [f"{start_number + i:05d}" for i in range(count)], self._decoder.fps,
+                         first.shape[0], first.shape[1], first.dtype, False)
 
     @property
     def backend(self) -> str:

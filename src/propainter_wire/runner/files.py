@@ -20,6 +20,7 @@ import numpy as np
 from ..config import InpaintConfig
 from ..errors import InputError
 from ..io.output import FRAMES_DIR, REPORT_NAME, prepare_output_dir, write_json
+from ..io.sequence import parse_frame_range
 from ..io.stream import FrameStream
 from ..pipeline.compositing import processing_size
 from ..pipeline.stages import Stages
@@ -28,6 +29,7 @@ from .engines import EngineLoader
 from .inputs import fill, prepare_engine_input
 from .manifest import fingerprint, finish_manifest, start_manifest
 from .output import EarlyWriter, OutputRun, remove_stale_temp_files, write_frames
+from .plates import WarningLog, check_mattes, default_colorspace, mask_coverage, matte_options
 from .report import build_report
 from .threads import batched_map, pool_mapper, serial_map
 
@@ -35,12 +37,13 @@ log = logging.getLogger("propainter_wire")
 
 
 def inpaint_files(video: str | Path, mask: str | Path, output: str | Path, config: InpaintConfig,
-                  tuning: Tuning, start: float | None = None, startup: float | None = None) -> dict:
+                  tuning: Tuning, start: float | None = None, startup: float | None = None,
+                  command_line: list[str] | None = None) -> dict:
     """Inpaint a frame folder or video with its masks into ``output``; returns the report.
 
     ``config`` is validated already; ``start`` is the run's ``time.perf_counter()`` start
     (default: now); ``startup`` the seconds the process ran before it (interpreter start and
-    the command line's imports; None from the Python API). See
+    the command line's imports; None from the Python API); ``command_line`` the arguments, for the report. See
     :func:`propainter_wire.api.inpaint` for what is written and raised.
     """
     start = time.perf_counter() if start is None else start
@@ -56,14 +59,15 @@ def inpaint_files(video: str | Path, mask: str | Path, output: str | Path, confi
         require_weights_dir(config.weights_dir, env_dir=tuning.weights_dir)
     run = OutputRun(out_path)
     try:
-        return _read_then_fill(video, mask, run, config, tuning, stages, start, startup)
+        with WarningLog(command_line) as warned:
+            return _read_then_fill(video, mask, run, config, tuning, stages, start, startup, warned)
     except BaseException:
         run.discard_if_empty()
         raise
 
 
 def _read_then_fill(video: Path, mask: Path, run: OutputRun, config: InpaintConfig, tuning: Tuning,
-                    stages: Stages, start: float, startup: float | None) -> dict:
+                    stages: Stages, start: float, startup: float | None, warned: WarningLog | None = None) -> dict:
     from ..io import open_frames, open_masks
 
     threads = tuning.threads()
@@ -72,10 +76,12 @@ def _read_then_fill(video: Path, mask: Path, run: OutputRun, config: InpaintConf
     out_dir = None
     with contextlib.ExitStack() as cleanup:  # the scratch directory, if any, goes when the run ends
         with stages("read"):
-            source = open_frames(video)
+            source = open_frames(video, parse_frame_range(config.frames), config.start_number)
             try:
+                config = default_colorspace(config, source)
                 source.validate()
-                mask_source = open_masks(mask, len(source), source.height, source.width, config.mask_threshold)
+                mask_source = open_masks(mask, len(source), source.height, source.width, config.mask_threshold,
+                                         **matte_options(config, source))
                 if not config.overwrite:  # nothing is deleted: check the folder before the long part
                     out_dir = prepare_output_dir(run.path, inputs, overwrite=False, resume=config.resume)
                 scratch = _open_scratch(config, source)
@@ -99,7 +105,7 @@ def _read_then_fill(video: Path, mask: Path, run: OutputRun, config: InpaintConf
                     else:  # read in batches straight to the scratch files
                         size = (source.height, source.width)
                         frames = scratch.array("input", len(source), (*size, 3), source.dtype)
-                        raw_masks = scratch.array("raw_masks", len(source), size, bool)
+                        raw_masks = scratch.array("raw_masks", len(source), size, mask_source.dtype)
                         for i, frame in batched_map(source.__getitem__, range(len(source)), threads, read):
                             frames[i] = frame
                         for i, frame_mask in batched_map(mask_source.__getitem__, range(len(source)), threads,
@@ -112,7 +118,7 @@ def _read_then_fill(video: Path, mask: Path, run: OutputRun, config: InpaintConf
         if source.has_alpha:
             log.info("%s: alpha channel ignored (output frames are RGB)", video)
         return fill_and_write(video, mask, run, config, tuning, stages, (start, startup), source, frames, raw_masks,
-                              out_dir, scratch, loader)
+                              out_dir, scratch, loader, warned)
 
 
 def _streamable(source, config: InpaintConfig, scratch) -> bool:
@@ -156,18 +162,20 @@ def _physical_memory_bytes() -> int:
 
 def fill_and_write(video: Path, mask: Path, run: OutputRun, config: InpaintConfig, tuning: Tuning, stages: Stages,
                    clock: tuple[float, float | None], source, frames, raw_masks, out_dir, scratch,
-                   loader: EngineLoader) -> dict:
+                   loader: EngineLoader, warned: WarningLog | None = None) -> dict:
     """Everything after the inputs are read: output folder, manifest, engine, frames, report.
 
     ``clock``: the run's ``perf_counter`` start and the process's seconds before it (see ``inpaint_files``).
     """
     inputs = [video, mask]
     threads = tuning.threads()
+    coverage = mask_coverage(raw_masks)
+    check_mattes(video, mask, coverage, source.stems)
     if out_dir is None:  # --overwrite deletes earlier results: only once the inputs are known good
         out_dir = prepare_output_dir(run.path, inputs, overwrite=True, resume=False)
 
     frames_dir = out_dir / FRAMES_DIR
-    targets = [frames_dir / f"{stem}{source.ext}" for stem in source.stems]
+    targets = [frames_dir / name for name in source.output_names()]
     fprint = fingerprint(config, video, mask, source)
     run.fresh_manifest = start_manifest(out_dir, fprint, len(targets), config.resume)
     todo = [i for i, t in enumerate(targets) if not (config.resume and t.exists())]
@@ -181,7 +189,7 @@ def fill_and_write(video: Path, mask: Path, run: OutputRun, config: InpaintConfi
     if needed:
         with stages("prepare"):
             inp = prepare_engine_input(frames, raw_masks, config, scratch=scratch, tuning=tuning)
-        early = EarlyWriter(frames, raw_masks, inp.masks, targets, todo, config, threads)
+        early = EarlyWriter(frames, raw_masks, inp.masks, targets, todo, config, threads, save=source.write_frame)
         try:
             filled, engine = fill(inp, config, stages, engine=loader, on_final=early, tuning=tuning)
             with stages("finish_writes"):  # frames handed over early and still being written
@@ -189,12 +197,15 @@ def fill_and_write(video: Path, mask: Path, run: OutputRun, config: InpaintConfi
         finally:
             early.abort()
         write_frames(frames, filled, raw_masks, inp.masks, targets, todo, needed, out_dir, source.fps, config,
-                     stages, copy_through=engine is None, threads=threads, written=written)
+                     stages, copy_through=engine is None, threads=threads, written=written, save=source.write_frame)
     finish_manifest(out_dir, fprint, len(targets))
 
     loader.settle()  # (every mask empty: the engine was never waited for)
     report = build_report(video, mask, out_dir, config, stages, clock, source, engine, loader,
                           needed=bool(needed), written=len(todo))
+    report.update(command_line=warned.command_line if warned is not None else None, frame_numbers=source.numbers,
+                  mask_coverage=dict(zip(source.stems, coverage, strict=True)),
+                  warnings=list(warned.messages) if warned is not None else [])
     write_json(out_dir / REPORT_NAME, report)
     log.debug("report: %s", json.dumps(report["seconds"]))
     return report

@@ -12,7 +12,6 @@ from ..errors import InputError
 from ..io.stream import FrameStream
 from ..pipeline.compositing import composite_frame, processing_size, resize_frame, resize_mask
 from ..pipeline.stages import Stages
-from ..samples import to_unit
 from ..tuning import Tuning
 from .engines import EngineLoader, select_engine
 from .threads import batched_map, parallel_map
@@ -24,7 +23,9 @@ def prepare_engine_input(frames, raw_masks, config: InpaintConfig, scratch=None,
                          tuning: Tuning | None = None) -> EngineInput:
     """Frames and user masks at full size -> the engine's input at processing size.
 
-    Frames become float32 in [0, 1], except uint8 frames that need no resizing, which stay uint8.
+    Frames become float32 in [0, 1] in the clip's engine encoding (scene-linear floats through a log
+    encoding, :mod:`propainter_wire.io.colour`), except display-referred uint8 frames that need no
+    resizing, which stay uint8.
 
     Args:
         frames: a sequence (list, disk array or :class:`FrameStream`) of (H, W, 3) frames,
@@ -35,13 +36,15 @@ def prepare_engine_input(frames, raw_masks, config: InpaintConfig, scratch=None,
             independent of the clip's length), else stacked in memory.
         tuning: its ``threads()`` resize and dilate in parallel (default: ``Tuning()``).
     """
+    from ..io.colour import engine_encoding
     from ..io.masks import dilate
 
     threads = (Tuning() if tuning is None else tuning).threads()
     h, w = frames[0].shape[:2]
     ph, pw = processing_size(h, w, config)
     # 8-bit frames processed at their own size go to the engine as they are (no float round trip)
-    as_is = (ph, pw) == (h, w) and np.asarray(frames[0]).dtype == np.uint8
+    encoding = engine_encoding(config.colorspace, np.asarray(frames[0]).dtype)
+    as_is = (ph, pw) == (h, w) and np.asarray(frames[0]).dtype == np.uint8 and encoding.identity
     frame_dtype = np.uint8 if as_is else np.float32
 
     def masks_of(i: int):
@@ -57,7 +60,7 @@ def prepare_engine_input(frames, raw_masks, config: InpaintConfig, scratch=None,
         return EngineInput(frames=frames, masks=masks, flow_masks=flow_masks, raw_masks=proc_raw)
 
     def one(i: int):
-        frame = np.asarray(frames[i]) if as_is else resize_frame(to_unit(frames[i]), ph, pw).astype(np.float32)
+        frame = np.asarray(frames[i]) if as_is else resize_frame(encoding.encode(frames[i]), ph, pw).astype(np.float32)
         return (frame, *masks_of(i))
 
     if scratch is None:

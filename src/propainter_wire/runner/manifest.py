@@ -20,7 +20,8 @@ from ..io.output import FRAMES_DIR, MANIFEST_NAME, write_json
 # settings that change what is computed: a resumed run must have the same ones
 RESULT_SETTINGS = ("engine", "weights_dir", "device", "precision", "mask_dilation", "flow_mask_dilation",
                    "mask_threshold", "neighbor_length", "ref_stride", "subvideo_length", "raft_iters",
-                   "max_side", "width", "height", "resize_ratio", "classic_flow")
+                   "max_side", "width", "height", "resize_ratio", "classic_flow", "mask_channel", "invert_mask",
+                   "soft_matte", "frames", "start_number", "colorspace")
 
 
 def content_signature(path: Path) -> str:
@@ -50,6 +51,7 @@ def fingerprint(config: InpaintConfig, video: Path, mask: Path, source) -> dict:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
     return {"input": str(video.resolve()), "mask": str(mask.resolve()), "frames": len(source),
             "size": [source.width, source.height], "dtype": str(source.dtype), "stems_head": source.stems[:3],
+            "numbers_head": (source.numbers or [])[:3],
             "input_signature": content_signature(video), "mask_signature": content_signature(mask),
             "version": __version__, "settings": settings}
 

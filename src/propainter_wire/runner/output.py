@@ -21,6 +21,10 @@ from ..samples import to_uint8
 from .threads import batched_map
 
 
+def _save_image(index: int, target: Path, frame: np.ndarray) -> None:
+    write_image(target, frame)
+
+
 class OutputRun:
     """The output folder of one run, and how to undo it while no frame is written."""
 
@@ -90,11 +94,14 @@ class EarlyWriter:
         targets: one output path per frame.
         todo: the indices to write (a resumed run skips those already written).
         threads: writing threads.
+        save: ``save(index, target, frame)`` writes one frame (default: :func:`write_image`; a clip's
+            :meth:`~propainter_wire.io.source.FrameSource.write_frame` keeps its files' headers and channels).
     """
 
     def __init__(self, frames: list[np.ndarray], raw_masks: list[np.ndarray], masks: np.ndarray,
-                 targets: list[Path], todo: list[int], config: InpaintConfig, threads: int):
+                 targets: list[Path], todo: list[int], config: InpaintConfig, threads: int, save=None):
         self.frames, self.raw_masks, self.masks, self.targets, self.config = frames, raw_masks, masks, targets, config
+        self.save = save or _save_image
         self.todo = set(todo)
         self.threads = threads
         self.pending: dict[int, object] = {}
@@ -112,7 +119,7 @@ class EarlyWriter:
 
     def _finish(self, i: int, filled: np.ndarray) -> None:
         frame = composite_frame(self.frames[i], filled, self.raw_masks[i], self.masks[i], self.config)
-        write_image(self.targets[i], frame)
+        self.save(i, self.targets[i], frame)
 
     def _raise_failures(self) -> None:
         for future in self.pending.values():
@@ -134,12 +141,14 @@ class EarlyWriter:
 def write_frames(frames: list[np.ndarray], filled: np.ndarray, raw_masks: list[np.ndarray], masks: np.ndarray,
                  targets: list[Path], todo: list[int], needed: list[int], out_dir: Path, fps: float | None,
                  config: InpaintConfig, stages: Stages, copy_through: bool, threads: int,
-                 written: set[int] = frozenset()) -> None:
+                 written: set[int] = frozenset(), save=None) -> None:
     """Composite each needed frame at full resolution and write it (``todo`` only, less ``written``).
 
     With ``config.save_video`` every frame of ``needed`` also goes to the video, in order
-    (8-bit: 16-bit frames keep their high byte, float ones round to nearest).
+    (8-bit: 16-bit frames keep their high byte, float ones round to nearest). ``save``: as for
+    :class:`EarlyWriter`.
     """
+    save = save or _save_image
     writer = None
     if config.save_video:
         from ..io import VideoWriter
@@ -153,7 +162,7 @@ def write_frames(frames: list[np.ndarray], filled: np.ndarray, raw_masks: list[n
     def finish(i: int) -> np.ndarray:
         frame = frames[i] if copy_through else composite_frame(frames[i], filled[i], raw_masks[i], masks[i], config)
         if i in todo_set:
-            write_image(targets[i], frame)
+            save(i, targets[i], frame)
         return frame
 
     try:

@@ -315,3 +315,13 @@ def test_open_frames_names_output_after_input(tmp_path):
     clip = open_frames(plate, parse_frame_range("1002-1003"))
     assert clip.numbers == [1002, 1003] and clip.output_names() == ["plate.1002.exr", "plate.1003.exr"]
     assert clip.origin == (-6, -4) and clip.dtype == np.float32
+
+
+def test_grey_image_round_trip_matches_opencv(tmp_path):
+    from propainter_wire.io import read_image, write_image
+
+    grey = np.zeros((H, W), np.uint8)
+    grey[5:9, 20:30] = 255
+    write_image(tmp_path / "k.png", grey)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "k.png"), cv2.IMREAD_UNCHANGED), grey)
+    np.testing.assert_array_equal(read_image(tmp_path / "k.png"), grey)

@@ -309,7 +309,8 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
         raise ValueError(f"cannot write {image.dtype} samples to a '{ext}' file")
     if image.dtype == np.float64:
         image = image.astype(np.float32)
-    _write_parts(path, [_new_spec(image, ext)], [np.ascontiguousarray(image)])
+    pixels = image[:, :, None] if image.ndim == 2 else image  # OpenImageIO reads a 2-D array as one scanline
+    _write_parts(path, [_new_spec(image, ext)], [np.ascontiguousarray(pixels)])
 
 
 def _write_parts(path: Path, specs: list, parts: list[np.ndarray]) -> None:
@@ -378,7 +379,7 @@ def write_plate(source: str | Path, target: str | Path, colour: np.ndarray) -> N
                 values = _grey(values)
             for k, c in enumerate(layout.colour):
                 pixels[:, :, c] = values[:, :, min(k, values.shape[2] - 1)]
-        parts[0] = np.ascontiguousarray(pixels)
+        parts[0] = np.ascontiguousarray(pixels[:, :, None] if pixels.ndim == 2 else pixels)
         if target.suffix.lower() == ".png":  # lossless whatever the level: write it fast
             specs[0].attribute("png:compressionLevel", PNG_COMPRESSION_LEVEL)
     finally:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .io_stack import io_stack
 from .selftests import one_line
 
 
@@ -51,6 +52,7 @@ def versions() -> dict[str, str]:
         "opencv": module_version("cv2"),
         "pyav": module_version("av"),
         "tqdm": module_version("tqdm"),
+        **io_stack(),
     }
 
 

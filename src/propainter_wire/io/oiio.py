@@ -26,8 +26,10 @@ from ..errors import InputError
 __all__ = ["PlateLayout", "header", "image_size", "load_oiio", "read_channels", "read_image", "rgb_layout",
            "write_image", "write_plate"]
 
-# PNG: zlib level 1, as OpenCV wrote them (level 6, OpenImageIO's default, took several times longer).
+# PNG: zlib level 1 with the Sub filter only: 43 ms a 1080p frame, as OpenCV's writer (45 ms); level 1 with
+# libpng's adaptive filtering took 84 ms and OpenImageIO's default (level 6) 317 ms, files within 10 %.
 PNG_COMPRESSION_LEVEL = 1
+PNG_FILTER_SUB = 16
 JPEG_QUALITY = 95
 # OpenImageIO's "unknown" type reads the file's own sample type.
 _NATIVE = "unknown"
@@ -283,6 +285,7 @@ def _new_spec(image: np.ndarray, ext: str):
         spec.attribute("compression", "zip")
     elif ext == ".png":
         spec.attribute("png:compressionLevel", PNG_COMPRESSION_LEVEL)
+        spec.attribute("png:filter", PNG_FILTER_SUB)
     elif ext in (".jpg", ".jpeg"):
         spec.attribute("CompressionQuality", JPEG_QUALITY)
     return spec
@@ -382,6 +385,7 @@ def write_plate(source: str | Path, target: str | Path, colour: np.ndarray) -> N
         parts[0] = np.ascontiguousarray(pixels[:, :, None] if pixels.ndim == 2 else pixels)
         if target.suffix.lower() == ".png":  # lossless whatever the level: write it fast
             specs[0].attribute("png:compressionLevel", PNG_COMPRESSION_LEVEL)
+            specs[0].attribute("png:filter", PNG_FILTER_SUB)
     finally:
         inp.close()
     _write_parts(target, specs, parts)

@@ -38,6 +38,7 @@ def versions() -> dict:
     return {"propainter_wire": __version__, "python": platform.python_version(),
             "torch": torch.__version__ if torch is not None else dist("torch"), "torchvision": dist("torchvision"),
             "numpy": np.__version__, "opencv": cv2.__version__, "av": dist("av"),
+            "openimageio": dist("OpenImageIO"), "opencolorio": dist("opencolorio"),
             "cuda": torch.version.cuda if torch is not None else None}
 
 

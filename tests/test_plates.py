@@ -325,3 +325,28 @@ def test_grey_image_round_trip_matches_opencv(tmp_path):
     write_image(tmp_path / "k.png", grey)
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "k.png"), cv2.IMREAD_UNCHANGED), grey)
     np.testing.assert_array_equal(read_image(tmp_path / "k.png"), grey)
+
+
+def test_multi_part_exr_keeps_every_part(tmp_path):
+    from propainter_wire.io.oiio import read_image, write_plate
+
+    beauty = oiio.ImageSpec(8, 6, 3, "half")
+    beauty.channelnames = ("R", "G", "B")
+    beauty.attribute("name", "beauty")
+    depth = oiio.ImageSpec(8, 6, 1, "float")
+    depth.channelnames = ("Z",)
+    depth.attribute("name", "depth")
+    rgb = np.random.default_rng(0).random((6, 8, 3)).astype(np.float16)
+    z = np.random.default_rng(1).random((6, 8, 1)).astype(np.float32)
+    out = oiio.ImageOutput.create(str(tmp_path / "mp.exr"))
+    assert out.open(str(tmp_path / "mp.exr"), (beauty, depth)) and out.write_image(rgb)
+    assert out.open(str(tmp_path / "mp.exr"), depth, "AppendSubimage") and out.write_image(z) and out.close()
+    colour = read_image(tmp_path / "mp.exr")
+    colour[0, 0] = 5.0
+    write_plate(tmp_path / "mp.exr", tmp_path / "out.exr", colour)
+    inp = oiio.ImageInput.open(str(tmp_path / "out.exr"))
+    assert inp.spec().getattribute("name") == "beauty"
+    np.testing.assert_array_equal(inp.read_image(0, 0, 0, 3, "unknown")[0, 0], [5.0, 5.0, 5.0])
+    assert inp.seek_subimage(1, 0) and inp.spec().getattribute("name") == "depth"
+    np.testing.assert_array_equal(np.asarray(inp.read_image(1, 0, 0, 1, "unknown")).reshape(6, 8, 1), z)
+    inp.close()

@@ -95,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
     if args.split is not None and args.split < 1:
         raise InputError(f"--split must be >= 1, got {args.split}")
     sizes = probe(shots)
+    splits = {}
+    if args.split is not None and args.split > 1:
+        from ..batch.split import expand
+
+        shots_in, (shots, splits) = shots, expand(shots, {r: s[0] for r, s in sizes.items()}, args.split, args.resume)
+        sizes = probe(shots)
 
     def cost(shot) -> float:
         t, h, w = sizes.get(shot.row, (0, 0, 0))
@@ -115,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
                                 cost=cost)
     finally:
         progress.close()
+    if splits:
+        from ..batch.split import collect
+
+        outcome.results = collect(shots_in, splits, outcome.results)
     data = write_summary(outcome.results, jobs, paths, time.perf_counter() - clock, outcome.interrupted,
                          runner="ray" if args.ray is not None else "local")
     counts = ", ".join(f"{n} {s}" for s, n in sorted(data["status"].items()))

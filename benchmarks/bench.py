@@ -29,6 +29,10 @@ weights (speed does not depend on the weights' values).
     python benchmarks/bench.py --write-clip /tmp/c720 --source .devcarry/data/bmx-trees \\
         --width 1280 --height 720 --frames 80
     python benchmarks/bench.py --lengths 24,96 ...   # in-process, one subprocess per length
+    python benchmarks/bench.py --mode batch --shots 6 --engine classic --device cpu --frames 24
+
+``--mode batch``: ``--shots`` shots through one ``batch`` process against as many separate ``inpaint``
+processes (shots per hour of each, and their ratio).
 """
 
 from __future__ import annotations
@@ -229,6 +233,43 @@ def run_inprocess(args: argparse.Namespace, fdir: Path, mdir: Path, tmp: Path) -
             "host_rss_before_run_gib": _gib(rss_before)}
 
 
+def run_batch(args: argparse.Namespace, fdir: Path, mdir: Path, tmp: Path) -> dict:
+    """``--shots`` shots through one ``batch`` process against as many ``inpaint`` processes, back to back.
+
+    Both timed from the first process's start to the last one's exit; the shots are the same clip
+    into separate output folders. ``ratio``: batch shots per hour over separate processes'.
+    """
+    weights = args.weights_dir
+    if args.engine == "propainter" and weights is None:
+        weights = _stand_in_weights(tmp / "weights")
+    settings = ["--engine", args.engine, "--precision", args.precision, "--neighbor-length", str(args.neighbor_length),
+                "--subvideo-length", str(args.subvideo_length), "--raft-iters", str(args.raft_iters)]
+    if weights is not None:
+        settings += ["--weights-dir", str(weights)]
+    separate = 0.0
+    for i in range(args.shots):
+        wall, _, code = _timed_process([sys.executable, "-m", "propainter_wire", "inpaint", "-i", str(fdir), "-m",
+                                        str(mdir), "-o", str(tmp / "alone" / str(i)), "--device", args.device,
+                                        "--quiet", *settings], timeout=args.timeout)
+        if code != 0:
+            return {"program": "ours", "mode": "batch", "exit_code": code, "error": f"inpaint shot {i} failed"}
+        separate += wall
+    jobs = tmp / "shots.csv"
+    jobs.write_text("input,mask,output\n" + "".join(f"{fdir},{mdir},{tmp / 'batch' / str(i)}\n"
+                                                   for i in range(args.shots)))
+    devices = [] if args.device == "auto" else ["--devices", args.device]
+    wall, _, code = _timed_process([sys.executable, "-m", "propainter_wire", "batch", str(jobs), "--quiet",
+                                    *devices, *settings], timeout=args.timeout)
+    row = {"program": "ours", "mode": "batch", "shots": args.shots, "exit_code": code,
+           "separate_seconds": round(separate, 3), "batch_seconds": round(wall, 3),
+           "separate_shots_per_hour": round(args.shots * 3600 / separate, 1),
+           "batch_shots_per_hour": round(args.shots * 3600 / wall, 1), "ratio": round(separate / wall, 3)}
+    if code == 0:
+        summary = json.loads((tmp / "shots.summary.json").read_text())
+        row["ok"] = summary["ok"]
+    return row
+
+
 def run_once(args: argparse.Namespace) -> dict:
     """One timed run of ``args.mode``; the JSON line's fields."""
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
@@ -237,7 +278,8 @@ def run_once(args: argparse.Namespace) -> dict:
             fdir, mdir = args.clip / "frames", args.clip / "masks"
         else:
             fdir, mdir = write_clip(tmp / "clip", args.frames, args.height, args.width, args.source)
-        runner = {"process": run_process, "reference": run_reference, "inprocess": run_inprocess}[args.mode]
+        runner = {"process": run_process, "reference": run_reference, "inprocess": run_inprocess,
+                  "batch": run_batch}[args.mode]
         row = runner(args, fdir, mdir, tmp)
     head = {"name": args.name, "precision": args.precision, "scratch": args.scratch, "width": args.width,
             "height": args.height, "frames": args.frames,
@@ -259,7 +301,7 @@ def _lengths(args: argparse.Namespace, argv: list[str]) -> list[dict]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", choices=("inprocess", "process", "reference"), default="inprocess",
+    p.add_argument("--mode", choices=("inprocess", "process", "reference", "batch"), default="inprocess",
                    help="what is timed (see above)")
     p.add_argument("--name", default=None, help="a label copied into the JSON line")
     p.add_argument("--engine", default="classic", choices=("classic", "propainter"))
@@ -283,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="run with --overwrite (every frame decoded before the engine starts: an A/B of streaming)")
     p.add_argument("--keep-output", type=Path, default=None, help="copy our output frames here (for compare.py)")
+    p.add_argument("--shots", type=int, default=4, help="--mode batch: shots (each the same clip)")
     p.add_argument("--timeout", type=float, default=None, help="seconds before a timed process is killed")
     return p
 

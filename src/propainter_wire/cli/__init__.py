@@ -1,4 +1,4 @@
-"""Command line: ``propainter-wire inpaint|mask|demo|evaluate|weights|doctor``.
+"""Command line: ``propainter-wire inpaint|batch|mask|demo|evaluate|weights|doctor``.
 
 One module per command, each with ``add_arguments(parser)`` and ``run(args) -> exit code``.
 Bad input is one line on stderr and exit code 2 (a traceback only with ``--debug``);
@@ -25,6 +25,7 @@ PROG = "propainter-wire"
 # command -> (help, whether a failure to import its module only disables it)
 COMMANDS = {
     "inpaint": ("inpaint a clip", False),
+    "batch": ("inpaint many shots in warm workers, on this machine or a Ray cluster", False),
     "mask": ("make masks: find wires from a few clicks, or carry key masks by optical flow", False),
     "demo": ("inpaint a generated clip with ground truth", True),
     "evaluate": ("measure quality on ground-truth cases", True),

@@ -111,3 +111,19 @@ class EngineLoader:
     def settle(self) -> None:
         """Wait for the loading to end, whatever its outcome (its error, if any, is dropped)."""
         self._thread.join()
+
+
+class ReadyEngine(EngineLoader):
+    """An :class:`EngineLoader` for an engine loaded already (a warm batch worker's): nothing to wait for."""
+
+    def __init__(self, engine) -> None:  # no thread: the engine is there
+        self.device = getattr(engine, "device", "cpu")
+        self.seconds: dict[str, float] = {}
+        self._engine = engine
+        self._error = None
+
+    def result(self):
+        return self._engine
+
+    def settle(self) -> None:
+        pass

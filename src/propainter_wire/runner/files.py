@@ -25,7 +25,7 @@ from ..io.stream import FrameStream
 from ..pipeline.compositing import processing_size
 from ..pipeline.stages import Stages
 from ..tuning import Tuning
-from .engines import EngineLoader
+from .engines import EngineLoader, ReadyEngine
 from .inputs import fill, prepare_engine_input
 from .manifest import fingerprint, finish_manifest, start_manifest
 from .output import EarlyWriter, OutputRun, remove_stale_temp_files, write_frames
@@ -38,12 +38,13 @@ log = logging.getLogger("propainter_wire")
 
 def inpaint_files(video: str | Path, mask: str | Path, output: str | Path, config: InpaintConfig,
                   tuning: Tuning, start: float | None = None, startup: float | None = None,
-                  command_line: list[str] | None = None) -> dict:
+                  command_line: list[str] | None = None, engine=None) -> dict:
     """Inpaint a frame folder or video with its masks into ``output``; returns the report.
 
     ``config`` is validated already; ``start`` is the run's ``time.perf_counter()`` start
     (default: now); ``startup`` the seconds the process ran before it (interpreter start and
-    the command line's imports; None from the Python API); ``command_line`` the arguments, for the report. See
+    the command line's imports; None from the Python API); ``command_line`` the arguments, for the report;
+    ``engine`` an engine already loaded (a warm batch worker's; default: one loaded for this run). See
     :func:`propainter_wire.api.inpaint` for what is written and raised.
     """
     start = time.perf_counter() if start is None else start
@@ -60,14 +61,15 @@ def inpaint_files(video: str | Path, mask: str | Path, output: str | Path, confi
     run = OutputRun(out_path)
     try:
         with WarningLog(command_line) as warned:
-            return _read_then_fill(video, mask, run, config, tuning, stages, start, startup, warned)
+            return _read_then_fill(video, mask, run, config, tuning, stages, start, startup, warned, engine)
     except BaseException:
         run.discard_if_empty()
         raise
 
 
 def _read_then_fill(video: Path, mask: Path, run: OutputRun, config: InpaintConfig, tuning: Tuning,
-                    stages: Stages, start: float, startup: float | None, warned: WarningLog | None = None) -> dict:
+                    stages: Stages, start: float, startup: float | None, warned: WarningLog | None = None,
+                    engine=None) -> dict:
     from ..io import open_frames, open_masks
 
     threads = tuning.threads()
@@ -88,7 +90,7 @@ def _read_then_fill(video: Path, mask: Path, run: OutputRun, config: InpaintConf
                 if scratch is not None:
                     cleanup.enter_context(scratch)
                 # the inputs look sound: import torch, resolve the device and load the engine while they decode
-                loader = EngineLoader(config, config.device, tuning)
+                loader = EngineLoader(config, config.device, tuning) if engine is None else ReadyEngine(engine)
                 cleanup.callback(loader.settle)  # however the run ends, no loading thread outlives it
                 try:
                     # folders (frames, then masks) decode in parallel; a video decodes in order

@@ -49,7 +49,7 @@ def display_transform(frame: np.ndarray, colorspace: str | None = None, display:
         cpu = config.getProcessor(transform).getDefaultCPUProcessor()
     except ocio.Exception as exc:
         raise InputError(f"OpenColorIO: {exc}") from exc
-    rgb = np.ascontiguousarray(frame[..., :3], dtype=np.float32)
+    rgb = np.array(frame[..., :3], dtype=np.float32, order="C", copy=True)  # applyRGB works in place
     cpu.applyRGB(rgb)
     return np.clip(np.rint(np.nan_to_num(rgb) * 255.0), 0, 255).astype(np.uint8)
 

@@ -11,10 +11,18 @@ import argparse
 import dataclasses
 from fractions import Fraction
 
+from ..errors import InputError
 from .codecs import CODECS, DEFAULT_CODEC, get_codec
 from .timing import parse_rate
 
 REGRAIN_CHOICES = ("auto", "off")
+
+
+def _fps_argument(text: str) -> Fraction:
+    try:
+        return parse_rate(text)
+    except InputError as exc:  # argparse reports ArgumentTypeError as a usage error (exit code 2)
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--fps: ")) from None
 
 
 def add_delivery_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -24,7 +32,7 @@ def add_delivery_arguments(parser: argparse.ArgumentParser) -> argparse._Argumen
                        help="codec of the result video (with --save-video or --video-only): "
                             + "; ".join(f"{c.name} = {c.description}" for c in CODECS.values())
                             + f" (default: {DEFAULT_CODEC})")
-    group.add_argument("--fps", type=parse_rate, default=None, metavar="RATE",
+    group.add_argument("--fps", type=_fps_argument, default=None, metavar="RATE",
                        help="frame rate of an image-sequence input, e.g. 24, 25 or 23.976 (= 24000/1001); "
                             "a video input keeps its own rate (default: 24 for image sequences)")
     group.add_argument("--video-only", action="store_true",

@@ -306,4 +306,6 @@ def _existing_noise(residual: np.ndarray, luma: np.ndarray, inside: np.ndarray, 
 
     k = 2 * int(np.ceil(2 * HF_SIGMA)) + 1
     interior = cv2.erode(inside.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
-    return _per_level(residual, luma, interior, levels)
+    existing = _per_level(residual, luma, interior, levels)
+    # sparse levels take the nearest measured level's value; nothing measured = a clean fill (0)
+    return _fill_levels(existing) if np.any(~np.isnan(existing)) else np.zeros_like(existing)

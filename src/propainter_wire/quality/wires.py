@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 from ..wires.api import wire_masks_array
 from ..wires.synthetic import SynthWire, clicks, draw_wires
 
-DEFAULT_DATA = Path(os.environ.get("PROPAINTER_WIRE_SHARED", "../shared")) / "data"
+DEFAULT_DATA = Path("../shared/data")
 FRAMES = 24
 TARGETS = {"coverage_mean": 0.995, "coverage_worst": 0.97, "excess": 3.0, "psnr_gap_db": 0.5, "sec_per_frame": 0.05}
 

@@ -1,20 +1,7 @@
 """Quality harness: inpaint clips with a known ground truth and score every method.
 
-Cases (:mod:`.cases`) are built from real footage (``../shared/data`` by default) by drawing
-synthetic wires over it or by blanking a mask, so no method ever sees the truth:
-
-==================  ==========================================================
-case                what is removed
-==================  ==========================================================
-running_car-wires   2 synthetic wires over ``running_car/running_car.mp4``
-running_car-box     the static ``mask_square.png`` (video completion), blanked
-bmx-trees-wires     2 wires over the ``bmx-trees`` frames
-tennis-wires        2 wires over the ``tennis`` frames
-sample0-wires       3 wires over ``footage/test-sample0.mp4``
-sample0-object      a walking-person-shaped blob over the same clip, blanked
-sample1-wires       3 wires over ``footage/test-sample1.mp4``
-synthetic-wires     2 wires over a procedural clip (needs no data)
-==================  ==========================================================
+Cases (:mod:`.cases`, whose docstring lists them) are built from real footage by drawing synthetic
+wires over it or by blanking a mask, so no method ever sees the truth.
 
 Methods: ``telea`` and ``ns`` are per-frame ``cv2.inpaint`` (Telea's fast marching
 and Navier-Stokes) with a 3-pixel radius on the user's mask, no temporal

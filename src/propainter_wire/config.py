@@ -54,6 +54,13 @@ class InpaintConfig:
     scratch_dir: Path | None = None  # parent of the scratch directory (None: the system's temp dir)
     # output
     save_video: bool = False
+    # delivery (docs/delivery.md): master codec, image-sequence rate, master without frame files,
+    # review files, grain added to the fill
+    video_codec: str = "h264"  # a key of delivery.codecs.CODECS
+    fps: str | float | None = None  # "24", "23.976", "24000/1001" (None: the video's own; 24 for sequences)
+    video_only: bool = False
+    review: bool = False
+    regrain: str = "auto"  # "auto" (when the plate has measurable grain) or "off"
     overwrite: bool = False
     resume: bool = False
     quiet: bool = False
@@ -98,6 +105,7 @@ class InpaintConfig:
             raise InputError(f"unknown classic flow '{self.classic_flow}' (dis or farneback)")
         if self.scratch not in SCRATCH_MODES:
             raise InputError(f"unknown scratch mode '{self.scratch}' (choose from {', '.join(SCRATCH_MODES)})")
+        _check_delivery(self)
         ways = [self.max_side is not None, self.width is not None or self.height is not None,
                 self.resize_ratio is not None]
         if sum(ways) > 1:
@@ -113,6 +121,19 @@ class InpaintConfig:
         if self.resize_ratio is not None and not 0 < self.resize_ratio <= 1:
             raise InputError(f"--resize-ratio must be in (0, 1], got {self.resize_ratio}")
         return self
+
+
+def _check_delivery(config: InpaintConfig) -> None:
+    from .delivery.codecs import CODECS
+    from .delivery.options import REGRAIN_CHOICES
+    from .delivery.timing import parse_rate
+
+    if config.video_codec not in CODECS:
+        raise InputError(f"unknown video codec '{config.video_codec}' (choose from {', '.join(CODECS)})")
+    if config.regrain not in REGRAIN_CHOICES:
+        raise InputError(f"unknown regrain mode '{config.regrain}' (choose from {', '.join(REGRAIN_CHOICES)})")
+    if config.fps is not None:
+        parse_rate(str(config.fps))
 
 
 def _check_device_name(name: str) -> None:

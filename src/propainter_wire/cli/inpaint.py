@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import ENGINES, PRECISIONS, SCRATCH_MODES, InpaintConfig
+from ..delivery.options import add_delivery_arguments
 
 
 def _int(text: str) -> int:
@@ -71,6 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--resume", action="store_true", help="finish an interrupted run into the same output")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_delivery_arguments(p)
 
 
 def config_from_args(args: argparse.Namespace) -> InpaintConfig:
@@ -84,8 +86,9 @@ def config_from_args(args: argparse.Namespace) -> InpaintConfig:
         scratch=args.scratch, scratch_dir=args.scratch_dir, save_video=args.save_video, overwrite=args.overwrite,
         resume=args.resume, quiet=args.quiet, mask_channel=args.mask_channel, invert_mask=args.invert_mask,
         soft_matte=not args.hard_matte, frames=args.frames, start_number=args.start_number,
-        colorspace=args.colorspace,
-        debug=args.debug,
+        colorspace=args.colorspace, video_codec=args.video_codec,
+        fps=str(args.fps) if args.fps is not None else None, video_only=args.video_only, review=args.review,
+        regrain=args.regrain, debug=args.debug,
     )
 
 

@@ -40,6 +40,16 @@ _SIZES = np.round(np.concatenate([[0.0], np.arange(0.3, 3.01, 0.05)]), 3)
 # fine texture). 0.0025 (0.64 code values) is twice the rounding noise: a clean 8-bit or
 # float render stays off, grain of one code value or more turns regrain on.
 GRAIN_THRESHOLD = 0.0025
+# noise_floor: blocks of this many px, the quantile of their residual std taken.
+FLOOR_BLOCK = 16
+FLOOR_QUANTILE = 0.02
+# has_grain: noise floor above which a plate counts as grainy, unit range. Measured
+# (benchmarks/quality/grain/floor.md, median of 8 frames): the clean compressed clips
+# 0.0008-0.0021 (at most 0.0024 on one frame: H.264 and JPEG flatten smooth areas),
+# the same plates with synthetic grain of std 2/255 at 0-0.6 px 0.0037-0.0048, at 4/255
+# 0.0050-0.0057. 0.0030 sits between; grain of std 1/255, or 2/255 coarser than 1 px,
+# stays under it (too faint to need matching); a noisy camera plate (DAVIS tennis, 0.0073) is on.
+FLOOR_THRESHOLD = 0.0030
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,9 +218,57 @@ def estimate_grain(frame: np.ndarray, mask: np.ndarray | None = None, levels: in
                       size=_size_from_rho(rho), channel_corr=corr, pixels=int(flat.sum()))
 
 
-def has_grain(model: GrainModel, threshold: float = GRAIN_THRESHOLD) -> bool:
-    """The ``--regrain auto`` rule: the plate's median residual std exceeds ``threshold`` (unit range)."""
-    return model.pixels >= MIN_PIXELS and model.strength > threshold
+def noise_floor(frame: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """The residual std of the plate's flattest blocks: the noise that is everywhere, unit range.
+
+    The luma residual (``highpass`` of the channel mean) is cut into ``FLOOR_BLOCK`` px
+    blocks clear of the mask (``EXCLUDE_PX``) and of clipped values (a block whose mean is
+    within 2 code values of black or white cannot show grain); the ``FLOOR_QUANTILE``
+    quantile of their std is returned. Grain sets a floor under every block; compression
+    flattens smooth areas to almost nothing, and texture is absent from the flattest blocks.
+    Returns 0.0 when fewer than 16 blocks qualify.
+    """
+    import cv2
+
+    x = _luma(to_unit(np.asarray(frame)))
+    residual = highpass(x)
+    usable = np.ones(x.shape, bool)
+    if mask is not None and np.any(mask):
+        grown = cv2.dilate(np.asarray(mask).astype(np.uint8), np.ones((2 * EXCLUDE_PX + 1,) * 2, np.uint8))
+        usable = grown == 0
+    b = FLOOR_BLOCK
+    h, w = (x.shape[0] // b) * b, (x.shape[1] // b) * b
+
+    def blocks(a):
+        return a[:h, :w].reshape(h // b, b, w // b, b).swapaxes(1, 2).reshape(-1, b * b)
+
+    means = blocks(x).mean(axis=1)
+    keep = blocks(usable).all(axis=1) & (means > 2 / 255) & (means < 253 / 255)
+    if int(keep.sum()) < 16:
+        return 0.0
+    return float(np.quantile(blocks(residual)[keep].std(axis=1), FLOOR_QUANTILE))
+
+
+def has_grain(model: GrainModel, threshold: float = GRAIN_THRESHOLD, floor: float | None = None,
+              floor_threshold: float = FLOOR_THRESHOLD) -> bool:
+    """The ``--regrain auto`` rule.
+
+    The plate's median residual std exceeds ``threshold`` (unit range) and, when ``floor``
+    (``noise_floor``) is given, the noise floor exceeds ``floor_threshold``: compressed
+    footage carries residual in its texture but little in its flattest blocks.
+    """
+    ok = model.pixels >= MIN_PIXELS and model.strength > threshold
+    return ok and (floor is None or floor > floor_threshold)
+
+
+def auto_regrain(strength: float, floor: float) -> bool:
+    """The ``--regrain auto`` rule on a clip's measures (medians over a few frames, unit range).
+
+    ``strength``: ``GrainModel.strength`` above ``GRAIN_THRESHOLD``; ``floor``: ``noise_floor``
+    above ``FLOOR_THRESHOLD`` (compressed footage carries residual in its texture, not in its
+    flattest blocks; grain is under every block).
+    """
+    return strength > GRAIN_THRESHOLD and floor > FLOOR_THRESHOLD
 
 
 def grain_rng(seed: int, frame_index: int) -> np.random.Generator:

@@ -76,6 +76,13 @@ class DeliveryOptions:
         return get_codec(self.video_codec)
 
     @classmethod
+    def from_config(cls, config) -> DeliveryOptions:
+        """The options of an ``InpaintConfig``: its video_codec, fps, video_only, review and regrain."""
+        fps = parse_rate(str(config.fps)) if config.fps is not None else None
+        return cls(video_codec=config.video_codec, fps=fps, video_only=bool(config.video_only),
+                   review=bool(config.review), regrain=config.regrain)
+
+    @classmethod
     def from_args(cls, args: argparse.Namespace) -> DeliveryOptions:
         """The options from a namespace parsed with ``add_delivery_arguments``."""
         return cls(video_codec=args.video_codec, fps=args.fps, video_only=bool(args.video_only),

@@ -9,7 +9,8 @@ Layout of an output folder (names this tool owns)::
 
     out/
       frames/<input name>      FRAMES_DIR (each input frame's name, format and header)
-      inpainted.mp4            VIDEO_NAME (with --save-video)
+      inpainted.mp4            VIDEO_NAME (with --save-video; inpainted.mov for the .mov codecs)
+      review.mp4, review.png   with --review (docs/delivery.md)
       report.json              REPORT_NAME
       manifest.json            MANIFEST_NAME
 """
@@ -39,7 +40,8 @@ FRAMES_DIR = "frames"
 REPORT_NAME = "report.json"
 VIDEO_NAME = "inpainted.mp4"
 MANIFEST_NAME = "manifest.json"
-OUTPUT_ENTRIES = (FRAMES_DIR, REPORT_NAME, VIDEO_NAME, MANIFEST_NAME)
+# with the delivery files (docs/delivery.md): the .mov master and the review files
+OUTPUT_ENTRIES = (FRAMES_DIR, REPORT_NAME, VIDEO_NAME, MANIFEST_NAME, "inpainted.mov", "review.mp4", "review.png")
 TEMP_PREFIX = ".pw-tmp-"
 # Files operating systems drop into folders; never counted as someone's data.
 _JUNK = (".DS_Store", "Thumbs.db", "desktop.ini")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import InpaintConfig
+from ..delivery.options import DeliveryOptions
 from ..errors import InputError
 from ..io.output import FRAMES_DIR, REPORT_NAME, prepare_output_dir, write_json
 from ..io.sequence import parse_frame_range
@@ -25,6 +26,7 @@ from ..io.stream import FrameStream
 from ..pipeline.compositing import processing_size
 from ..pipeline.stages import Stages
 from ..tuning import Tuning
+from .delivery import Delivery, remove_empty_folder, wants_every_frame
 from .engines import EngineLoader, ReadyEngine
 from .inputs import fill, prepare_engine_input
 from .manifest import fingerprint, finish_manifest, start_manifest
@@ -184,27 +186,36 @@ def fill_and_write(video: Path, mask: Path, run: OutputRun, config: InpaintConfi
     if config.resume:
         remove_stale_temp_files(frames_dir)
         log.info("resuming: %d of %d frames already written", len(targets) - len(todo), len(targets))
+    delivery = Delivery(DeliveryOptions.from_config(config), config, out_dir, video, source, frames, raw_masks)
+    if config.video_only:  # the master alone: no frame files
+        todo = []
 
     engine = None
     written: set[int] = set()
-    needed = list(range(len(targets))) if config.save_video else todo
+    needed = list(range(len(targets))) if config.save_video or wants_every_frame(config) else todo
     if needed:
         with stages("prepare"):
             inp = prepare_engine_input(frames, raw_masks, config, scratch=scratch, tuning=tuning)
-        early = EarlyWriter(frames, raw_masks, inp.masks, targets, todo, config, threads, save=source.write_frame)
+        early = EarlyWriter(frames, raw_masks, inp.masks, targets, todo, config, threads, save=source.write_frame,
+                            compose=delivery.compose)
         try:
             filled, engine = fill(inp, config, stages, engine=loader, on_final=early, tuning=tuning)
             with stages("finish_writes"):  # frames handed over early and still being written
                 written = early.close()
         finally:
             early.abort()
-        write_frames(frames, filled, raw_masks, inp.masks, targets, todo, needed, out_dir, source.fps, config,
-                     stages, copy_through=engine is None, threads=threads, written=written, save=source.write_frame)
+        with delivery.writing() as sink:  # master and review: renamed into place only when complete
+            write_frames(frames, filled, raw_masks, inp.masks, targets, todo, needed, out_dir, source.fps, config,
+                         stages, copy_through=engine is None, threads=threads, written=written,
+                         save=source.write_frame, compose=delivery.compose, video=sink)
     finish_manifest(out_dir, fprint, len(targets))
+    if config.video_only:
+        remove_empty_folder(frames_dir)
 
     loader.settle()  # (every mask empty: the engine was never waited for)
     report = build_report(video, mask, out_dir, config, stages, clock, source, engine, loader,
                           needed=bool(needed), written=len(todo))
+    report["delivery"] = delivery.summary()
     report.update(command_line=warned.command_line if warned is not None else None, frame_numbers=source.numbers,
                   mask_coverage=dict(zip(source.stems, coverage, strict=True)),
                   warnings=list(warned.messages) if warned is not None else [])

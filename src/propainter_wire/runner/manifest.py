@@ -21,7 +21,7 @@ from ..io.output import FRAMES_DIR, MANIFEST_NAME, write_json
 RESULT_SETTINGS = ("engine", "weights_dir", "device", "precision", "mask_dilation", "flow_mask_dilation",
                    "mask_threshold", "neighbor_length", "ref_stride", "subvideo_length", "raft_iters",
                    "max_side", "width", "height", "resize_ratio", "classic_flow", "mask_channel", "invert_mask",
-                   "soft_matte", "frames", "start_number", "colorspace")
+                   "soft_matte", "frames", "start_number", "colorspace", "regrain")
 
 
 def content_signature(path: Path) -> str:

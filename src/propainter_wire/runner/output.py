@@ -25,6 +25,10 @@ def _save_image(index: int, target: Path, frame: np.ndarray) -> None:
     write_image(target, frame)
 
 
+def _compose(index: int, original, filled, raw_mask, mask, config: InpaintConfig) -> np.ndarray:
+    return composite_frame(original, filled, raw_mask, mask, config)
+
+
 class OutputRun:
     """The output folder of one run, and how to undo it while no frame is written."""
 
@@ -96,12 +100,15 @@ class EarlyWriter:
         threads: writing threads.
         save: ``save(index, target, frame)`` writes one frame (default: :func:`write_image`; a clip's
             :meth:`~propainter_wire.io.source.FrameSource.write_frame` keeps its files' headers and channels).
+        compose: ``compose(index, original, filled, raw_mask, mask, config)`` -> the full-size frame
+            (default: :func:`composite_frame`; a run's delivery also regrains the fill).
     """
 
     def __init__(self, frames: list[np.ndarray], raw_masks: list[np.ndarray], masks: np.ndarray,
-                 targets: list[Path], todo: list[int], config: InpaintConfig, threads: int, save=None):
+                 targets: list[Path], todo: list[int], config: InpaintConfig, threads: int, save=None, compose=None):
         self.frames, self.raw_masks, self.masks, self.targets, self.config = frames, raw_masks, masks, targets, config
         self.save = save or _save_image
+        self.compose = compose or _compose
         self.todo = set(todo)
         self.threads = threads
         self.pending: dict[int, object] = {}
@@ -118,7 +125,7 @@ class EarlyWriter:
         self.pending[index] = self.pool.submit(self._finish, index, np.array(filled, copy=True))
 
     def _finish(self, i: int, filled: np.ndarray) -> None:
-        frame = composite_frame(self.frames[i], filled, self.raw_masks[i], self.masks[i], self.config)
+        frame = self.compose(i, self.frames[i], filled, self.raw_masks[i], self.masks[i], self.config)
         self.save(i, self.targets[i], frame)
 
     def _raise_failures(self) -> None:
@@ -138,19 +145,37 @@ class EarlyWriter:
             self.pool = None
 
 
+class _IndexedVideo:
+    """A delivery sink inside ``write_frames``: its caller closes or aborts it."""
+
+    def __init__(self, sink):
+        self.sink = sink
+
+    def close(self) -> None:
+        pass
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
 def write_frames(frames: list[np.ndarray], filled: np.ndarray, raw_masks: list[np.ndarray], masks: np.ndarray,
                  targets: list[Path], todo: list[int], needed: list[int], out_dir: Path, fps: float | None,
                  config: InpaintConfig, stages: Stages, copy_through: bool, threads: int,
-                 written: set[int] = frozenset(), save=None) -> None:
+                 written: set[int] = frozenset(), save=None, compose=None, video=None) -> None:
     """Composite each needed frame at full resolution and write it (``todo`` only, less ``written``).
 
     With ``config.save_video`` every frame of ``needed`` also goes to the video, in order
-    (8-bit: 16-bit frames keep their high byte, float ones round to nearest). ``save``: as for
-    :class:`EarlyWriter`.
+    (8-bit: 16-bit frames keep their high byte, float ones round to nearest). ``save``,
+    ``compose``: as for :class:`EarlyWriter`. ``video``: instead of that video, an object
+    whose ``write(index, frame)`` takes every frame of ``needed`` in order (a run's delivery:
+    master and review); the caller opens and closes it.
     """
     save = save or _save_image
+    compose = compose or _compose
     writer = None
-    if config.save_video:
+    if video is not None:
+        writer = _IndexedVideo(video)
+    elif config.save_video:
         from ..io import VideoWriter
 
         h, w = frames[0].shape[:2]
@@ -160,7 +185,7 @@ def write_frames(frames: list[np.ndarray], filled: np.ndarray, raw_masks: list[n
         needed = [i for i in needed if i in todo_set]
 
     def finish(i: int) -> np.ndarray:
-        frame = frames[i] if copy_through else composite_frame(frames[i], filled[i], raw_masks[i], masks[i], config)
+        frame = frames[i] if copy_through else compose(i, frames[i], filled[i], raw_masks[i], masks[i], config)
         if i in todo_set:
             save(i, targets[i], frame)
         return frame
@@ -168,8 +193,10 @@ def write_frames(frames: list[np.ndarray], filled: np.ndarray, raw_masks: list[n
     try:
         with stages("write", total=len(needed)) as bar:
             # frames are composited and encoded in parallel batches; the video takes them in order
-            for _, frame in batched_map(finish, needed, threads):
-                if writer is not None:
+            for i, frame in batched_map(finish, needed, threads):
+                if isinstance(writer, _IndexedVideo):
+                    writer.sink.write(i, frame)
+                elif writer is not None:
                     writer.write(to_uint8(frame))
                 bar.update()
         if writer is not None:

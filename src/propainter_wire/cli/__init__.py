@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
             _add_optional_arguments(p, name)
         else:
             _command(name).add_arguments(p)
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="log every stage; show tracebacks")
     return parser
 
 

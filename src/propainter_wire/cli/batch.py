@@ -28,12 +28,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cut every shot into N time ranges run on different workers (see docs/batch.md)")
     p.add_argument("--quiet", action="store_true", help="no progress, only warnings and the final line")
     group = p.add_argument_group("defaults for every shot (a jobs-file column of the same name wins)")
+    helps = _inpaint_helps()
     for name, kind in OPTIONS.items():
         flag = "--" + name.replace("_", "-")
+        text = helps.get(flag) or f"the jobs file's {name} column, for every shot"
         if "bool" in kind:
-            group.add_argument(flag, dest=f"opt_{name}", action="store_true", default=None)
+            group.add_argument(flag, dest=f"opt_{name}", action="store_true", default=None, help=text)
         else:
-            group.add_argument(flag, dest=f"opt_{name}", default=None, metavar=name.upper())
+            group.add_argument(flag, dest=f"opt_{name}", default=None, metavar=name.upper(), help=text)
+
+
+def _inpaint_helps() -> dict[str, str]:
+    """Each ``inpaint`` option's help line, by flag (the batch defaults mean the same)."""
+    from .inpaint import add_arguments as add_inpaint_arguments
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_inpaint_arguments(parser)
+    return {flag: action.help for action in parser._actions for flag in action.option_strings if action.help}
 
 
 def defaults_from_args(args: argparse.Namespace) -> InpaintConfig:

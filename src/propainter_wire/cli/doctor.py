@@ -7,7 +7,7 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON only")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="device to check: auto, cpu, cuda or cuda:N")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..config import ENGINES, PRECISIONS, SCRATCH_MODES, InpaintConfig
@@ -23,7 +24,17 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+EXAMPLES = """\
+examples:
+  propainter-wire inpaint -i shot/plate.####.exr -m shot/roto.####.png -o out --engine classic
+  propainter-wire inpaint -i plate.mov -m wire.png -o out --video-only --video-codec prores --review
+  propainter-wire inpaint -i plate.mov -m masks -o out --resume --regrain off --quiet
+"""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EXAMPLES
     p.add_argument("-i", "--video", required=True, type=Path,
                    help="frame folder, sequence (shot/plate.####.exr, plate.%%04d.exr, plate.@@@@.exr) or video file")
     masks = p.add_mutually_exclusive_group(required=True)
@@ -36,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto: propainter when its checkpoints are found, else classic")
     p.add_argument("--weights-dir", type=Path, default=None, help="folder holding the three checkpoints")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="network arithmetic on the GPU: auto (bf16/fp16 where safe), fp32, tf32, fp16 or bf16")
     p.add_argument("--mask-dilation", type=_int, default=4, help="dilation of the fill region (pixels)")
     p.add_argument("--flow-mask-dilation", type=_int, default=None,
                    help="dilation of the untrusted-flow region (default: --mask-dilation)")
@@ -54,16 +66,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--colorspace", default=None,
                    help="the input's colour space, an OpenColorIO name ($OCIO, else the built-in ACES config); "
                         "default: scene-linear ACEScg for float files, display-referred for integer files")
-    p.add_argument("--neighbor-length", type=_int, default=10)
-    p.add_argument("--ref-stride", type=_int, default=10)
-    p.add_argument("--subvideo-length", type=_int, default=80)
-    p.add_argument("--raft-iters", type=_int, default=20)
+    p.add_argument("--neighbor-length", type=_int, default=10,
+                   help="propainter: frames the transformer fills together (default: 10)")
+    p.add_argument("--ref-stride", type=_int, default=10,
+                   help="propainter: every Nth frame of the clip is a reference (default: 10)")
+    p.add_argument("--subvideo-length", type=_int, default=80,
+                   help="propainter: frames per window of flow and propagation; less uses less memory (default: 80)")
+    p.add_argument("--raft-iters", type=_int, default=20, help="propainter: optical-flow refinements (default: 20)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--max-side", type=_int, default=None, help="scale so the longer side is at most N")
     size.add_argument("--resize-ratio", type=float, default=None, help="scale both sides by R (0 < R <= 1)")
     p.add_argument("--width", type=_int, default=None, help="processing width (with --height)")
     p.add_argument("--height", type=_int, default=None, help="processing height (with --width)")
-    p.add_argument("--classic-flow", choices=("dis", "farneback"), default="dis")
+    p.add_argument("--classic-flow", choices=("dis", "farneback"), default="dis",
+                   help="classic engine: OpenCV optical flow, dis (default) or farneback")
     p.add_argument("--scratch", choices=SCRATCH_MODES, default="auto",
                    help="where whole-clip arrays live: memory, disk (host memory flat with clip length), "
                         "auto (disk when the clip would need over half the RAM)")
@@ -93,7 +109,7 @@ def config_from_args(args: argparse.Namespace) -> InpaintConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Inpaint (the tuning switches read once here); print one summary line."""
+    """Inpaint (the tuning switches read once here); print one summary line on stderr."""
     from ..runner.files import inpaint_files
     from ..tuning import Tuning
 
@@ -109,10 +125,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         report = inpaint_files(args.video, args.mask, args.output, config, tuning, start=start, startup=startup,
                                command_line=getattr(args, "argv", None))
-    if not args.quiet:
+    if not args.quiet:  # one summary line on stderr (stdout stays free for pipes)
         secs = report["seconds"]["total"]
         print(f"{report['frames']} frames inpainted with the {report['engine']} engine in {secs:.1f} s "
-              f"-> {report['output']}")
+              f"-> {report['output']}", file=sys.stderr)
     return 0
 
 

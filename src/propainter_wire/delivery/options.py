@@ -29,7 +29,8 @@ def add_delivery_arguments(parser: argparse.ArgumentParser) -> argparse._Argumen
     """Add ``--video-codec``, ``--fps``, ``--video-only``, ``--review`` and ``--regrain``; return their group."""
     group = parser.add_argument_group("delivery")
     group.add_argument("--video-codec", choices=tuple(CODECS), default=DEFAULT_CODEC, metavar="CODEC",
-                       help="codec of the result video (with --save-video or --video-only): "
+                       help="codec of the result video (with --save-video or --video-only; a codec other than h264 "
+                            "writes it without them): "
                             + "; ".join(f"{c.name} = {c.description}" for c in CODECS.values())
                             + f" (default: {DEFAULT_CODEC})")
     group.add_argument("--fps", type=_fps_argument, default=None, metavar="RATE",

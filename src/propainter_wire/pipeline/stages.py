@@ -1,8 +1,9 @@
 """Stage timing and progress bars.
 
 A run is a sequence of named stages (read, flow, complete, propagate, transformer,
-composite, write ...). ``Stages`` times each one, draws one tqdm bar per stage
-unless quiet, and logs each stage's start at debug level.
+composite, write ...). ``Stages`` times each one, draws one progress bar per stage
+unless quiet (tqdm on a terminal, periodic lines otherwise: :mod:`.progress`), and
+logs each stage's start at debug level.
 
 A ``RuntimeError`` or ``MemoryError`` escaping a stage (a CUDA error, running out of
 GPU or host memory) is re-raised as ``StageError`` naming the innermost stage, so the
@@ -57,9 +58,9 @@ class Stages:
         start = time.perf_counter()
         bar = _NullBar()
         if not self.quiet and total:
-            from tqdm import tqdm
+            from .progress import progress_bar  # tqdm on a terminal, periodic lines in a log
 
-            bar = tqdm(total=total, desc=name, unit="it", leave=False, dynamic_ncols=True)
+            bar = progress_bar(total, name)
         outer, self.current = self.current, name
         cuda = _cuda_in_use()
         if cuda is not None:

@@ -30,28 +30,13 @@ import cv2
 import numpy as np
 
 from ..wires.api import wire_masks_array
+from . import metrics
+from .cases import load_clip
 from ..wires.synthetic import SynthWire, clicks, draw_wires
 
 DEFAULT_DATA = Path("../shared/data")
 FRAMES = 24
 TARGETS = {"coverage_mean": 0.995, "coverage_worst": 0.97, "excess": 3.0, "psnr_gap_db": 0.5, "sec_per_frame": 0.05}
-
-
-def _metrics():
-    """``metrics`` module wherever it lives (``quality.metrics`` after the package move, else top level)."""
-    try:
-        from . import metrics  # type: ignore[attr-defined]
-    except ImportError:
-        from .. import metrics
-    return metrics
-
-
-def _load_clip(path: Path, frames: int) -> np.ndarray:
-    try:
-        from .evaluate import load_clip  # type: ignore[import-not-found]
-    except ImportError:
-        from ..evaluate import load_clip
-    return load_clip(path, frames, None)
 
 
 @dataclass(frozen=True)
@@ -102,7 +87,7 @@ def make_wires(case: WireCase, height: int, width: int, frames: int) -> list[Syn
 
 def run_case(case: WireCase, data_dir: Path, frames: int = FRAMES, inpaint: bool = True) -> tuple[dict, dict]:
     """Score one case; returns (row, images for the contact sheet)."""
-    plate = _load_clip(data_dir / "footage" / case.footage, frames)
+    plate = load_clip(data_dir / "footage" / case.footage, frames, None)
     t_len, h, w = plate.shape[:3]
     wires = make_wires(case, h, w, t_len)
     clip, truth = draw_wires(plate, wires)
@@ -124,7 +109,6 @@ def run_case(case: WireCase, data_dir: Path, frames: int = FRAMES, inpaint: bool
     if inpaint:
         import propainter_wire as pw
 
-        metrics = _metrics()
         produced = pw.inpaint_arrays(clip, masks, engine="classic")
         ideal = pw.inpaint_arrays(clip, truth, engine="classic")
         row["psnr_produced_db"] = metrics.psnr(produced, plate, mask=truth)

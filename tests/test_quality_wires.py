@@ -19,7 +19,9 @@ def test_truth_holds_every_changed_pixel_and_oracle_covers_it():
     oracle = oracle_masks(wires, truth.shape, grow=0)
     row = score(plate, clip, truth, oracle, oracle, inpaint=False)
     assert row["changed_outside_truth"] == 0
-    assert row["coverage_worst"] >= 0.99  # width / 2 + the fringe reaches every touched pixel
+    # width / 2 + the fringe reaches almost every touched pixel (measured 98.2 %); the default grow adds 1 px
+    assert row["coverage_worst"] >= 0.97
+    assert score(plate, clip, truth, oracle_masks(wires, truth.shape, 1), oracle, False)["coverage_worst"] == 1.0
     assert row["excess"] == row["oracle_excess"]
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from propainter_wire.wires.api import WIRE_GROW, wire_masks_array
 from propainter_wire.wires.render import half_width
-from propainter_wire.wires.ridge import DARK, sample_strip, strip_response
+from propainter_wire.wires.ridge import DARK, strip_response
 from propainter_wire.wires.synthetic import SynthWire, clicks, draw_wires, textured_plate
 
 T, H, W = 8, 120, 200

@@ -18,12 +18,15 @@ import numpy as np
 from ..io import open_frames
 from ..pipeline.stages import Stages
 from .frames import to_grey_u8, to_rgb_u8
-from .output import REPORT, prepare_mask_dir, preview_writer, write_mask, write_report
+from .output import REPORT, prepare_mask_dir, write_masks, write_report
 from .points import WireSpec, frame_numbers, load_wires, parse_wires
-from .render import mask_thickness, overlay, render_mask
+from .render import mask_thickness, render_mask
 from .track import TrackSettings, WireFit, fits_report, track_wire
 
 WIRE_MASK_DIR = "wire_masks"
+
+
+WIRE_GROW = 1  # px beyond each wire's soft edge (see render.py)
 
 
 def read_wires(points, source) -> list[WireSpec]:
@@ -43,7 +46,7 @@ def find_wires(greys: np.ndarray, wires: list[WireSpec], settings: TrackSettings
     return [track_wire(grey_at, len(greys), spec, settings, progress) for spec in wires]
 
 
-def wire_masks_array(frames: np.ndarray, wires, grow: int = 2, settings: TrackSettings = TrackSettings()
+def wire_masks_array(frames: np.ndarray, wires, grow: float = WIRE_GROW, settings: TrackSettings = TrackSettings()
                      ) -> tuple[np.ndarray, list[list[WireFit]]]:
     """In-memory form: (T, H, W, 3) RGB frames and parsed wires (or their JSON) -> (T, H, W) bool masks, fits."""
     frames = np.asarray(frames)
@@ -55,7 +58,7 @@ def wire_masks_array(frames: np.ndarray, wires, grow: int = 2, settings: TrackSe
     return masks, fits
 
 
-def make_wire_masks(video: str | Path, points, output: str | Path, grow: int = 2, quiet: bool = True,
+def make_wire_masks(video: str | Path, points, output: str | Path, grow: float = WIRE_GROW, quiet: bool = True,
                     preview: bool = False, overwrite: bool = False,
                     settings: TrackSettings = TrackSettings()) -> dict:
     """Find the wires listed in ``points`` in every frame of ``video`` and write their masks.
@@ -64,7 +67,8 @@ def make_wire_masks(video: str | Path, points, output: str | Path, grow: int = 2
         video: frame folder or video file.
         points: the wires file (path) or its decoded JSON (see ``points.py`` for the format).
         output: mask folder (created; see ``output.prepare_mask_dir``).
-        grow: pixels added on each side of the measured wire width.
+        grow: pixels of margin on each side beyond the wire's soft edge (measured width plus
+            its anti-aliased fringe); 1 covers the harness's wires fully at 1.3-2.1x their area.
         quiet: no progress bars.
         preview: also write ``preview.mp4``, the masks tinted over the plate.
         overwrite: replace earlier masks in ``output``.
@@ -93,18 +97,8 @@ def make_wire_masks(video: str | Path, points, output: str | Path, grow: int = 2
                 bar.update()
         with stages("track", total=t_len * len(wires)) as bar:
             fits = find_wires(greys, wires, settings, lambda n: bar.update(n))
-        with stages("write", total=t_len) as bar:
-            writer = preview_writer(out, source.fps, h, w) if preview else None
-            try:
-                for t, stem in enumerate(source.stems):
-                    mask = render_mask((h, w), [f[t] for f in fits], grow)
-                    write_mask(out, stem, mask)
-                    if writer is not None:
-                        writer.write(overlay(to_rgb_u8(source[t]), mask))
-                    bar.update()
-            finally:
-                if writer is not None:
-                    writer.close()
+        write_masks(out, source.stems, lambda t: render_mask((h, w), [f[t] for f in fits], grow),
+                    lambda t: to_rgb_u8(source[t]), stages, source.fps, preview)
     finally:
         source.close()
     seconds = time.perf_counter() - began
@@ -118,7 +112,7 @@ def make_wire_masks(video: str | Path, points, output: str | Path, grow: int = 2
     return report
 
 
-def masks_for_inpaint(video: str | Path, wires_path: str | Path, work_dir: str | Path, grow: int = 2,
+def masks_for_inpaint(video: str | Path, wires_path: str | Path, work_dir: str | Path, grow: float = WIRE_GROW,
                       quiet: bool = True) -> Path:
     """Masks for ``inpaint --wires WIRES.json``: written to ``work_dir/wire_masks`` (replaced if there).
 

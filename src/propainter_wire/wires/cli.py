@@ -13,6 +13,9 @@ import json
 import sys
 from pathlib import Path
 
+WIRE_GROW = 1  # = api.WIRE_GROW (this module stays import-light); see wires/render.py
+TRACK_GROW = 2
+
 
 def _non_negative(text: str) -> int:
     try:
@@ -24,11 +27,11 @@ def _non_negative(text: str) -> int:
     return value
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, grow: int, grow_help: str) -> None:
     p.add_argument("-i", "--video", required=True, type=Path, help="the clip: a frame folder or a video file")
     p.add_argument("-o", "--output", required=True, type=Path,
                    help="mask folder: one 8-bit PNG per frame named like the frame (what `inpaint -m` reads)")
-    p.add_argument("--grow", type=_non_negative, default=2, help="pixels added around the mask (default 2)")
+    p.add_argument("--grow", type=_non_negative, default=grow, help=f"{grow_help} (default {grow})")
     p.add_argument("--preview", action="store_true", help="also write preview.mp4: the masks tinted over the plate")
     p.add_argument("--overwrite", action="store_true", help="replace earlier masks in the output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -41,13 +44,13 @@ def add_mask_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     sub.required = True
     wire = sub.add_parser("wire", help="find wires marked roughly on keyframes in every frame",
                           description="Find each wire of WIRES.json in every frame and write its mask.")
-    _common(wire)
+    _common(wire, WIRE_GROW, "pixels of margin beyond each wire's soft edge")
     wire.add_argument("--points", required=True, type=Path,
                       help='wires file: {"wires": [{"keys": [{"frame": 0, "points": [[x, y], ...]}]}]} '
                            "(see docs/wires.md)")
     track = sub.add_parser("track", help="carry masks painted on keyframes to every frame by optical flow",
                            description="Carry key masks to every frame by optical flow, both ways, blended.")
-    _common(track)
+    _common(track, TRACK_GROW, "pixels added around the carried mask")
     track.add_argument("-k", "--keymasks", required=True, type=Path,
                        help="a folder of masks named like their frames, or one mask image (with --frame)")
     track.add_argument("--frame", type=int, default=None,

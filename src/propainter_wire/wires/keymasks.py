@@ -24,9 +24,8 @@ from ..flow.classic import FlowEstimator
 from ..io import binarize, list_images, mask_to_grey, open_frames, read_image
 from ..pipeline.stages import Stages
 from .frames import to_grey_u8, to_rgb_u8
-from .output import TRACK_REPORT, prepare_mask_dir, preview_writer, write_mask, write_report
+from .output import TRACK_REPORT, prepare_mask_dir, write_masks, write_report
 from .points import frame_numbers
-from .render import overlay
 
 
 def _read_mask(path: Path, height: int, width: int) -> np.ndarray:
@@ -135,18 +134,8 @@ def track_key_masks(video: str | Path, keymasks: str | Path, output: str | Path,
                 bar.update()
         with stages("track", total=max(t_len - 1, 1) * 2) as bar:
             soft = carry(greys, keys, bar.update)
-        with stages("write", total=t_len) as bar:
-            writer = preview_writer(out, source.fps, h, w) if preview else None
-            try:
-                for t, stem in enumerate(source.stems):
-                    mask = grow_mask(soft[t] >= 0.5, grow)
-                    write_mask(out, stem, mask)
-                    if writer is not None:
-                        writer.write(overlay(to_rgb_u8(source[t]), mask))
-                    bar.update()
-            finally:
-                if writer is not None:
-                    writer.close()
+        write_masks(out, source.stems, lambda t: grow_mask(soft[t] >= 0.5, grow), lambda t: to_rgb_u8(source[t]),
+                    stages, source.fps, preview)
     finally:
         source.close()
     seconds = time.perf_counter() - began

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import IMAGE_EXTS, VideoWriter, write_image, write_json
+from .render import overlay
 
 REPORT = "wires_report.json"
 TRACK_REPORT = "track_report.json"
@@ -48,6 +49,31 @@ def prepare_mask_dir(out: str | Path, stems: list[str], overwrite: bool, inputs:
 def write_mask(out: Path, stem: str, mask: np.ndarray) -> None:
     """Write one (H, W) mask (bool or 0/255 uint8) as ``<stem>.png``, 0/255, atomically."""
     write_image(out / f"{stem}.png", np.where(np.asarray(mask) > 0, 255, 0).astype(np.uint8))
+
+
+def write_masks(out: Path, stems: list[str], mask_at, frame_at, stages, fps: float | None, preview: bool) -> None:
+    """The ``write`` stage shared by ``mask wire`` and ``mask track``: one PNG per frame, and the preview.
+
+    Args:
+        stems: frame stems, in order; ``mask_at(t)`` gives frame ``t``'s (H, W) mask and
+            ``frame_at(t)`` its (H, W, 3) uint8 RGB plate (read only for the preview).
+        stages: the run's ``Stages`` (a ``write`` bar).
+    """
+    with stages("write", total=len(stems)) as bar:
+        writer = None
+        try:
+            for t, stem in enumerate(stems):
+                mask = mask_at(t)
+                write_mask(out, stem, mask)
+                if preview:
+                    frame = frame_at(t)
+                    if writer is None:
+                        writer = preview_writer(out, fps, frame.shape[0], frame.shape[1])
+                    writer.write(overlay(frame, mask))
+                bar.update()
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def write_report(path: Path, report: dict) -> None:

@@ -57,7 +57,24 @@ def sample_strip(grey: np.ndarray, centres: np.ndarray, normals: np.ndarray, off
     return cv2.remap(grey, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def strip_response(strip: np.ndarray, polarity: int, sigmas=SIGMAS, along: float = 1.0
+def _symmetry(smooth: np.ndarray, polarity: int, reach: int) -> np.ndarray:
+    """(N, M) weight in [0, 1]: how much a line at each column stands out on *both* sides.
+
+    With ``L`` and ``R`` the contrasts (of the line's polarity) against the smoothed strip
+    ``reach`` columns to the left and right, the weight is ``min(L, R) / mean(L, R)``:
+    1 for a bar on a flat background, 0 on the dark side of a step edge, which the
+    second derivative alone mistakes for a line (a board's edge next to a thin wire
+    pulls a tracker onto it).
+    """
+    pad = np.pad(smooth, ((0, 0), (reach, reach)), mode="edge")
+    left = polarity * (pad[:, : -2 * reach] - smooth)
+    right = polarity * (pad[:, 2 * reach:] - smooth)
+    low = np.minimum(left, right)
+    mean = 0.5 * (left + right)
+    return np.where(low > 0, low / np.maximum(mean, 1e-3), 0.0).astype(np.float32)
+
+
+def strip_response(strip: np.ndarray, polarity: int, sigmas=SIGMAS, along: float = 1.0, symmetric: bool = True
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Line response of a strip (see the module doc).
 
@@ -74,8 +91,11 @@ def strip_response(strip: np.ndarray, polarity: int, sigmas=SIGMAS, along: float
     best = np.full(strip.shape, -np.inf, np.float32)
     which = np.zeros(strip.shape, np.int8)
     for i, sigma in enumerate(sigmas):
-        d2, _ = _kernels(float(sigma))
+        d2, g = _kernels(float(sigma))
         r = cv2.sepFilter2D(strip, cv2.CV_32F, d2 * float(polarity), g_along, borderType=cv2.BORDER_REPLICATE)
+        if symmetric:
+            r *= _symmetry(cv2.sepFilter2D(strip, cv2.CV_32F, g, g_along, borderType=cv2.BORDER_REPLICATE),
+                           polarity, max(1, int(round(2.0 * sigma))))
         better = r > best
         best[better] = r[better]
         which[better] = i

@@ -49,8 +49,8 @@ def _run(folder, out, *flags):
 def grainy(tmp_path_factory):
     folder = tmp_path_factory.mktemp("grainy")
     clip, mask = _write_clip(folder, grain=True)
-    on, report = _run(folder, folder / "on")
-    off, _ = _run(folder, folder / "off", "--regrain", "off")
+    on, report = _run(folder, folder / "on", "--regrain", "auto")
+    off, _ = _run(folder, folder / "off")  # the default: off
     return clip, mask, on, off, report
 
 
@@ -87,7 +87,7 @@ def test_added_grain_is_new_every_frame(grainy):
 
 def test_clean_plate_stays_clean(tmp_path):
     _write_clip(tmp_path, grain=False)
-    auto, report = _run(tmp_path, tmp_path / "auto")
-    off, _ = _run(tmp_path, tmp_path / "off", "--regrain", "off")
+    auto, report = _run(tmp_path, tmp_path / "auto", "--regrain", "auto")
+    off, _ = _run(tmp_path, tmp_path / "off")
     assert report["delivery"]["regrain_measured"]["on"] is False
     assert np.array_equal(auto, off)

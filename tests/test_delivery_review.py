@@ -78,7 +78,7 @@ def test_options_help_and_values():
     assert opts == DeliveryOptions("prores", Fraction(24000, 1001), True, True, "off")
     assert opts.codec.encoder == "prores_ks"
     default = DeliveryOptions.from_args(parser.parse_args([]))
-    assert default == DeliveryOptions() and default.regrain == "auto" and default.video_codec == "h264"
+    assert default == DeliveryOptions() and default.regrain == "off" and default.video_codec == "h264"
     help_text = parser.format_help()
     for flag in ("--video-codec", "--fps", "--video-only", "--review", "--regrain"):
         assert flag in help_text

@@ -60,7 +60,7 @@ class InpaintConfig:
     fps: str | float | None = None  # "24", "23.976", "24000/1001" (None: the video's own; 24 for sequences)
     video_only: bool = False
     review: bool = False
-    regrain: str = "auto"  # "auto" (when the plate has measurable grain) or "off"
+    regrain: str = "off"  # "auto" (grain when the plate has measurable grain) or "off" (the reference's fill)
     overwrite: bool = False
     resume: bool = False
     quiet: bool = False

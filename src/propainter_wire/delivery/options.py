@@ -41,10 +41,9 @@ def add_delivery_arguments(parser: argparse.ArgumentParser) -> argparse._Argumen
     group.add_argument("--review", action="store_true",
                        help="also write review.mp4 (input with the mask outlined beside the result, frame numbers "
                             "burnt in) and review.png (a contact sheet with close-ups of the fill)")
-    group.add_argument("--regrain", choices=REGRAIN_CHOICES, default="auto",
+    group.add_argument("--regrain", choices=REGRAIN_CHOICES, default="off",
                        help="add grain matching the plate to the filled pixels: auto = when the plate has "
-                            "measurable grain; off = leave the fill clean (when you regrain in compositing) "
-                            "(default: auto)")
+                            "measurable grain; off = leave the fill clean, as the reference does (default: off)")
     return group
 
 
@@ -64,7 +63,7 @@ class DeliveryOptions:
     fps: Fraction | None = None
     video_only: bool = False
     review: bool = False
-    regrain: str = "auto"
+    regrain: str = "off"
 
     def __post_init__(self):
         get_codec(self.video_codec)  # InputError for an unknown name

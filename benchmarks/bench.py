@@ -32,7 +32,8 @@ weights (speed does not depend on the weights' values).
     python benchmarks/bench.py --mode batch --shots 6 --engine classic --device cpu --frames 24
 
 ``--mode batch``: ``--shots`` shots through one ``batch`` process against as many separate ``inpaint``
-processes (shots per hour of each, and their ratio).
+processes (shots per hour of each, and their ratio); ``--workers 2`` gives the batch two workers on
+``--device`` (``cpu,cpu`` or ``cuda:0,cuda:0``), the separate processes still run one at a time.
 """
 
 from __future__ import annotations
@@ -117,6 +118,17 @@ def write_clip(folder: Path, frames: int, height: int, width: int, source: Path 
         cv2.imwrite(str(fdir / f"{i:05d}.png"), clip[i][..., ::-1])
         cv2.imwrite(str(mdir / f"{i:05d}.png"), masks[i].astype(np.uint8) * 255)
     return fdir, mdir
+
+
+def clip_size(folder: Path) -> tuple[int, int, int]:
+    """(frames, height, width) of a clip written by :func:`write_clip`: its frame count and first frame's size."""
+    import cv2
+
+    names = sorted(p for p in (folder / "frames").iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    first = cv2.imread(str(names[0]), cv2.IMREAD_UNCHANGED) if names else None
+    if first is None:
+        raise SystemExit(f"bench.py: --clip {folder}: no readable frame in {folder / 'frames'}")
+    return len(names), first.shape[0], first.shape[1]
 
 
 def _stand_in_weights(folder: Path) -> Path:
@@ -257,10 +269,18 @@ def run_batch(args: argparse.Namespace, fdir: Path, mdir: Path, tmp: Path) -> di
     jobs = tmp / "shots.csv"
     jobs.write_text("input,mask,output\n" + "".join(f"{fdir},{mdir},{tmp / 'batch' / str(i)}\n"
                                                    for i in range(args.shots)))
-    devices = [] if args.device == "auto" else ["--devices", args.device]
+    # --workers N: the batch's worker list is the device N times (two workers sharing one GPU); the
+    # separate processes above keep --device. --split 1: whole shots, as the separate processes run them
+    device = args.device
+    if args.workers > 1 and device in ("auto", "cuda"):
+        import torch
+
+        device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    devices = [] if device == "auto" else ["--devices", ",".join([device] * args.workers)]
     wall, _, code = _timed_process([sys.executable, "-m", "propainter_wire", "batch", str(jobs), "--quiet",
-                                    *devices, *settings], timeout=args.timeout)
-    row = {"program": "ours", "mode": "batch", "shots": args.shots, "exit_code": code,
+                                    "--split", "1", *devices, *settings], timeout=args.timeout)
+    row = {"program": "ours", "mode": "batch", "shots": args.shots, "workers": args.workers,
+           "batch_devices": devices[1:], "exit_code": code,
            "separate_seconds": round(separate, 3), "batch_seconds": round(wall, 3),
            "separate_shots_per_hour": round(args.shots * 3600 / separate, 1),
            "batch_shots_per_hour": round(args.shots * 3600 / wall, 1), "ratio": round(separate / wall, 3)}
@@ -313,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, default=240)
     p.add_argument("--source", type=Path, default=None, help="folder with frames/ and masks/ to scale")
     p.add_argument("--clip", type=Path, default=None,
-                   help="a clip written earlier with --write-clip (its size and length must match the flags)")
+                   help="a clip written earlier with --write-clip (its own size and length are reported; "
+                        "--width/--height/--frames are ignored)")
     p.add_argument("--write-clip", type=Path, default=None, help="only write the clip (frames/, masks/) here")
     p.add_argument("--ref", type=Path, default=None, help="checkout of the reference ProPainter (--mode reference)")
     p.add_argument("--weights-dir", type=Path, default=None, help="real checkpoints (default: stand-ins)")
@@ -326,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run with --overwrite (every frame decoded before the engine starts: an A/B of streaming)")
     p.add_argument("--keep-output", type=Path, default=None, help="copy our output frames here (for compare.py)")
     p.add_argument("--shots", type=int, default=4, help="--mode batch: shots (each the same clip)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="--mode batch: batch workers, each on --device (cpu,cpu or cuda:0,cuda:0: the overhead of "
+                        "sharing one device); the separate processes run one at a time on --device")
     p.add_argument("--timeout", type=float, default=None, help="seconds before a timed process is killed")
     return p
 
@@ -341,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.lengths:
         print(json.dumps(_lengths(args, argv)))
         return 0
+    if args.workers < 1:
+        build_parser().error("--workers must be >= 1")
+    if args.clip is not None:  # the JSON line reports the clip's real size and length, not the flags'
+        args.frames, args.height, args.width = clip_size(args.clip)
     row = run_once(args)
     print(json.dumps(row))
     return 0 if row.get("exit_code", 0) == 0 and not row.get("error") else 1

@@ -27,6 +27,7 @@ from .jobs import Shot
 from .worker import DONE, FINISHED, ShotResult, result_for
 
 PARTS_DIR = ".parts"
+PLAN_NAME = "split.json"  # under PARTS_DIR: the parts requested, so --resume cuts the shot the same way
 
 
 def schedule(length: int, parts: int, config) -> list[Span] | None:
@@ -73,6 +74,7 @@ def split_shot(shot: Shot, length: int, parts: int) -> SplitShot | None:
         return None
     frames = list_images(shot.input)
     masks = list_images(shot.mask) if Path(shot.mask).is_dir() else None
+    write_json(shot.output / PARTS_DIR / PLAN_NAME, {"requested": parts, "parts": len(spans)})
     config = shot.config.replace(save_video=False)
     out = []
     for k, span in enumerate(spans):
@@ -89,17 +91,30 @@ def part_row(row: int, k: int) -> int:
     return -(row * 10_000 + k + 1)
 
 
-def expand(shots: list[Shot], lengths: dict[int, int], parts: int, resume: bool = False
+def requested_parts(output: Path) -> int | None:
+    """The parts an earlier, unfinished split run of the shot at ``output`` requested (None: none)."""
+    import json
+
+    try:
+        return int(json.loads((output / PARTS_DIR / PLAN_NAME).read_text())["requested"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def expand(shots: list[Shot], lengths: dict[int, int], parts: int | dict[int, int], resume: bool = False
            ) -> tuple[list[Shot], dict[int, SplitShot]]:
     """The shots to run (parts in place of the shots that split) and row -> :class:`SplitShot`.
 
-    With ``resume`` a shot finished earlier is not split again (its worker skips it).
+    ``parts``: one count for every shot, or row -> count (a row left out runs whole). With ``resume`` a
+    shot finished earlier is not split again (its worker skips it).
     """
     from .worker import finished_report
 
     to_run, splits = [], {}
     for shot in shots:
-        split = None if resume and finished_report(shot.output) else split_shot(shot, lengths.get(shot.row, 0), parts)
+        n = parts if isinstance(parts, int) else parts.get(shot.row, 1)
+        split = None if n < 2 or (resume and finished_report(shot.output)) else split_shot(
+            shot, lengths.get(shot.row, 0), n)
         if split is None:
             to_run.append(shot)
         else:
@@ -134,7 +149,7 @@ def join(split: SplitShot, results: list[ShotResult]) -> ShotResult:
     if failed:
         worst = failed[0]
         return result_for(shot, worst.status, error=worst.error and f"part {worst.name}: {worst.error}",
-                          attempts=max(r.attempts for r in results))
+                          attempts=max(r.attempts for r in results), split=len(split.parts))
     frames_dir = shot.output / FRAMES_DIR
     frames_dir.mkdir(parents=True, exist_ok=True)
     for part, span in zip(split.parts, split.spans, strict=True):
@@ -156,7 +171,7 @@ def join(split: SplitShot, results: list[ShotResult]) -> ShotResult:
                       peak_host_bytes=max((r.peak_host_bytes or 0) for r in results) or None,
                       peak_gpu_bytes=max((r.peak_gpu_bytes or 0) for r in results) or None, engine=first.engine,
                       worker=",".join(sorted({r.worker or "" for r in results})),
-                      attempts=max(r.attempts for r in results))
+                      attempts=max(r.attempts for r in results), split=len(split.parts))
 
 
 def _natural(name: str):

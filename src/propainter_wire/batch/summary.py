@@ -1,4 +1,8 @@
-"""The batch summary: ``JOBS_STEM.summary.json`` and ``.md``, one row per shot."""
+"""The batch summary: ``JOBS_STEM.summary.json`` and ``.md``, one row per shot.
+
+A shot split over several workers (``--split``) is one row; its ``split`` field (JSON) and column
+(Markdown) give the number of time ranges it ran as.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 from ..io.output import _atomic_write_bytes, write_json
 from .worker import FAILED, FINISHED, ShotResult
 
-COLUMNS = ("shot", "frames", "size", "seconds", "frames/s", "peak memory", "status", "error")
+COLUMNS = ("shot", "frames", "size", "split", "seconds", "frames/s", "peak memory", "status", "error")
 
 
 def summary_paths(jobs: Path, summary: Path | None) -> tuple[Path, Path]:
@@ -44,7 +48,8 @@ def markdown(results: list[ShotResult], total: dict, jobs: Path) -> str:
         memory = " / ".join(m for m in (_gib(r.peak_host_bytes), _gib(r.peak_gpu_bytes) + " GPU"
                                         if r.peak_gpu_bytes else "") if m)
         error = (r.error or "").replace("|", "\\|")
-        cells = (r.name, r.frames if r.frames is not None else "", size,
+        split = f"{r.split} ranges" if r.split else ""
+        cells = (r.name, r.frames if r.frames is not None else "", size, split,
                  f"{r.seconds:.2f}" if r.seconds is not None else "",
                  f"{r.frames_per_second:.2f}" if r.frames_per_second is not None else "", memory, r.status, error)
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")

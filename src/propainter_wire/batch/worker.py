@@ -35,7 +35,8 @@ class ShotResult:
 
     ``seconds`` is the shot's own wall time in its worker (engine loading included the first time
     a worker meets an engine); ``peak_host_bytes`` is the worker process's peak resident memory up
-    to the end of the shot; ``error`` the one-line error of a failed shot.
+    to the end of the shot; ``error`` the one-line error of a failed shot; ``split`` the number of time
+    ranges a shot split over several workers ran as (None: it ran whole).
     """
 
     row: int
@@ -53,6 +54,7 @@ class ShotResult:
     worker: str | None = None
     attempts: int = 1
     error: str | None = None
+    split: int | None = None
 
     def replace(self, **changes) -> ShotResult:
         return dataclasses.replace(self, **changes)
@@ -124,7 +126,8 @@ class WarmWorker:
             report = finished_report(shot.output)
             if report is not None:
                 return result_for(shot, SKIPPED, frames=report.get("frames"), width=report.get("width"),
-                                  height=report.get("height"), engine=report.get("engine"), worker=self.device)
+                                  height=report.get("height"), engine=report.get("engine"), worker=self.device,
+                                  split=len(report["split"]) if isinstance(report.get("split"), list) else None)
         config = shot.config.replace(quiet=True)
         if resume and (shot.output / MANIFEST_NAME).exists():
             config = config.replace(resume=True, overwrite=False)

@@ -24,8 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run on Ray: a local instance, or the cluster at ADDRESS ('auto': the one this node "
                         "joined); needs pip install propainter-wire[ray]")
-    p.add_argument("--split", type=int, default=None, metavar="N",
-                   help="cut every shot into N time ranges run on different workers (see docs/batch.md)")
+    p.add_argument("--split", default="auto", metavar="N",
+                   help="cut every shot into N time ranges run on different workers; auto (default): long "
+                        "shots over workers the batch leaves idle; 1: never (see docs/batch.md)")
     p.add_argument("--quiet", action="store_true", help="no progress, only warnings and the final line")
     group = p.add_argument_group("defaults for every shot (a jobs-file column of the same name wins)")
     helps = _inpaint_helps()
@@ -103,14 +104,20 @@ def run(args: argparse.Namespace) -> int:
     jobs = args.jobs.expanduser().resolve()
     shots = load_jobs(jobs, defaults_from_args(args))
     paths = summary_paths(jobs, args.summary.expanduser().resolve() if args.summary else None)
-    if args.split is not None and args.split < 1:
-        raise InputError(f"--split must be >= 1, got {args.split}")
+    from ..batch.plan import parse_split, split_counts
+
+    split = parse_split(args.split)
+    devices = parse_devices(args.devices) if args.ray is None else None
+    # on Ray the cluster's actors are counted only once it is joined: auto splits over --devices' entries
+    workers = len(devices) if devices is not None else len(parse_devices(args.devices)) if args.devices else 1
     sizes = probe(shots)
+    lengths = {r: s[0] for r, s in sizes.items()}
+    counts = split_counts(shots, lengths, split, workers, args.resume)
     splits = {}
-    if args.split is not None and args.split > 1:
+    if any(n > 1 for n in counts.values()):
         from ..batch.split import expand
 
-        shots_in, (shots, splits) = shots, expand(shots, {r: s[0] for r, s in sizes.items()}, args.split, args.resume)
+        shots_in, (shots, splits) = shots, expand(shots, lengths, counts, args.resume)
         sizes = probe(shots)
 
     def cost(shot) -> float:
@@ -128,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             from ..batch.local import run_local
 
-            outcome = run_local(shots, parse_devices(args.devices), tuning, resume=args.resume, progress=progress,
+            outcome = run_local(shots, devices, tuning, resume=args.resume, progress=progress,
                                 cost=cost)
     finally:
         progress.close()

@@ -186,7 +186,23 @@ def encoder_frame(frame: np.ndarray, codec: VideoCodec, colorspace: int | None =
     try:
         from av.video.reformatter import ColorRange, Colorspace
 
-        return src.reformat(format=codec.pix_fmt, dst_colorspace=Colorspace[matrix],
-                            dst_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG)
+        picture = src.reformat(format=codec.pix_fmt, dst_colorspace=Colorspace[matrix],
+                               dst_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG)
     except (ImportError, TypeError, KeyError):  # PyAV before 14: no range argument, limited range
-        return src.reformat(format=codec.pix_fmt, dst_colorspace=matrix.lower())
+        picture = src.reformat(format=codec.pix_fmt, dst_colorspace=matrix.lower())
+    if codec.alpha:
+        _round_alpha(picture, rgb[:, :, 3], codec.bit_depth)
+    return picture
+
+
+def _round_alpha(picture, alpha: np.ndarray, bits: int) -> None:
+    """Overwrite ``picture``'s alpha plane (the last) with ``alpha`` (uint16) rounded to the nearest
+    ``bits``-bit level. swscale's 16 -> 10-bit rescale lands up to one level off (an 8-bit alpha came
+    back from a ProRes 4444 master 80/65535 away, 1.25 levels); rounded here it stays within half a
+    level, and a 10-bit alpha (a ProRes 4444 source's) comes back exactly."""
+    peak = (1 << bits) - 1
+    plane = picture.planes[-1]
+    dtype = np.dtype("<u2") if bits > 8 else np.dtype(np.uint8)
+    rows = np.frombuffer(plane, dtype).reshape(plane.height, -1)
+    h, w = alpha.shape
+    rows[:h, :w] = np.rint(alpha.astype(np.float32) * (peak / 65535.0)).astype(dtype)

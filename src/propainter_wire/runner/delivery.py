@@ -3,7 +3,8 @@
 ``Delivery.start(...)`` is built once the inputs are read; the frame writers call
 ``compose`` (composite, then regrain the filled pixels) and the ordered writer hands
 every composited frame to ``write``; ``close`` finishes the master (``inpainted.mp4`` /
-``.mov``), ``review.mp4`` and ``review.png``.
+``.mov``), ``review.mp4`` and ``review.png``. A master with an alpha plane (prores4444) takes the
+input's own alpha, read again frame by frame (:mod:`propainter_wire.io.alpha`); opaque without one.
 
 Resume: the master and the review are written whole at the end of a run, from the
 composited frames in memory; a resumed run recomputes the frames already on disk for
@@ -127,7 +128,9 @@ class Delivery:
         self.info = _probe(video) if source.kind == "video" else None
         self.rate = self._rate(source)
         self.regrain = Regrain(options.regrain, frames, raw_masks) if options.regrain != "off" else None
+        self.source = source
         self.master = None
+        self.alpha = None  # the input's alpha, read per frame for an alpha master (io.alpha)
         self.review = None
         self.sheet: dict[int, tuple] = {}
         self.sheet_picks = _sheet_picks(raw_masks) if options.review else set()
@@ -167,6 +170,10 @@ class Delivery:
             else:
                 self.master = self._writer(path, self.options.codec, self.size, source_info=self.info,
                                            fps=self.options.fps)
+                if self.options.codec.alpha:
+                    from ..io.alpha import open_alpha
+
+                    self.alpha = open_alpha(self.source)
             self.paths.append(path)
         if self.options.review:
             w, h = self.size
@@ -197,7 +204,7 @@ class Delivery:
         from ..delivery.review import side_by_side
 
         if self.master is not None:
-            self.master.write(frame)
+            self.master.write(frame if self.alpha is None else _with_alpha(frame, self.alpha(index)))
         if self.review is not None:
             number = self.numbers[index]
             self.review.write(side_by_side(self.frames[index], frame, self.raw_masks[index], number,
@@ -210,6 +217,7 @@ class Delivery:
         from ..delivery.review import contact_sheet
         from ..io.output import write_image
 
+        self._close_alpha()
         for writer in (self.master, self.review):
             if writer is not None:
                 writer.close()
@@ -222,24 +230,39 @@ class Delivery:
 
     def abort(self) -> None:
         """Drop the partial master and review video (safe to call more than once)."""
+        self._close_alpha()
         for writer in (self.master, self.review):
             if writer is not None:
                 writer.abort()
+
+    def _close_alpha(self) -> None:
+        if self.alpha is not None:
+            self.alpha.close()
 
     def _colorspace(self) -> str | None:
         colorspace = self.config.colorspace
         return None if colorspace in (None, "display", "srgb_display") else colorspace
 
     def summary(self) -> dict:
-        """What the report records: the files written, the master's codec and rate, the regrain decision."""
+        """What the report records: the files written, the master's codec, rate and alpha ("input" or
+        "opaque", alpha codecs only), the regrain decision."""
         out = {"files": [p.name for p in self.paths], "video_codec": self.options.video_codec,
                "rate": str(self.rate), "video_only": self.options.video_only, "regrain": self.options.regrain}
+        if self.master is not None and self.options.codec.alpha:
+            out["alpha"] = "input" if self.alpha is not None else "opaque"
         if self.regrain is not None and self.regrain.measured:
             out["regrain_measured"] = self.regrain.measured
         if self.info is not None:
             out.update(timecode=self.info.timecode, audio_streams=len(self.info.audio),
                        variable_rate=self.info.variable_rate)
         return out
+
+
+def _with_alpha(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB and the input's (H, W) uint16 alpha -> (H, W, 4) uint16 RGBA (the master's samples)."""
+    from ..delivery.codecs import to_rgb16
+
+    return np.concatenate([to_rgb16(frame, alpha=False), alpha[:, :, None]], axis=2)
 
 
 class _Uint8Video:

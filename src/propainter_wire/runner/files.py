@@ -120,7 +120,7 @@ def _read_then_fill(video: Path, mask: Path, run: OutputRun, config: InpaintConf
             finally:
                 source.close()
         if source.has_alpha:
-            log.info("%s: alpha channel ignored (output frames are RGB)", video)
+            log.info("%s: alpha channel kept as it is (the fill changes colour only)", video)
         return fill_and_write(video, mask, run, config, tuning, stages, (start, startup), source, frames, raw_masks,
                               out_dir, scratch, loader, warned)
 

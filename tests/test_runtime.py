@@ -219,3 +219,23 @@ def test_auto_device_skips_a_self_check_that_passed_before(monkeypatch, tmp_path
     assert resolve_device("auto") == torch.device("cpu")
     assert resolve_device("auto") == torch.device("cpu")
     assert len(calls) == 3  # a failure is never remembered
+
+
+def test_remembered_checks_are_separate_per_name_and_failures_rerun(monkeypatch, tmp_path):
+    from propainter_wire.runtime import check_cache
+
+    monkeypatch.setattr(check_cache, "stack_key", lambda device: "stack-1")
+    calls = []
+
+    def check(result):
+        return lambda: calls.append(result) or result
+
+    assert check_cache.remembered("fused", "cuda", check(None), tmp_path) is None
+    assert check_cache.remembered("fused", "cuda", check("wrong"), tmp_path) is None  # remembered: not run
+    assert calls == [None]
+    assert check_cache.remembered("self-check", "cuda", check("bad"), tmp_path) == "bad"  # another check
+    assert check_cache.remembered("self-check", "cuda", check("bad"), tmp_path) == "bad"  # failures rerun
+    assert calls == [None, "bad", "bad"]
+    monkeypatch.setattr(check_cache, "stack_key", lambda device: 1 / 0)  # unreadable stack: always run
+    assert check_cache.remembered("fused", "cuda", check(None), tmp_path) is None
+    assert len(calls) == 4

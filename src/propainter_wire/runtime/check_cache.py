@@ -1,11 +1,13 @@
-"""A passed GPU self-check, remembered per machine and software stack.
+"""Passed GPU checks, remembered per machine and software stack.
 
 ``--device auto`` checks the GPU before trusting it (see :mod:`.device`). The check's
 outcome depends only on the GPU, its driver and the libraries that run it, so a pass
 is recorded in the user's cache folder under a key of exactly those versions; a later
 run with the same key skips the check. Any change (a driver update, another torch or
 GPU) makes a new key and the check runs again. Failures are never recorded: a GPU that
-failed is checked again on every run.
+failed is checked again on every run. Two checks use it: the device self-check
+(``--device auto``) and the fused convolution + ReLU check before RAFT takes cuDNN's fused
+kernels; each has its own name in the key.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 CACHE_FILE = "gpu-self-check.json"
@@ -83,3 +86,18 @@ def record_pass(key: str, folder: Path | None = None, keep: int = 16) -> None:
         os.replace(tmp, path)
     except OSError:
         pass
+
+
+def remembered(name: str, device, check: Callable[[], str | None], folder: Path | None = None) -> str | None:
+    """``check()`` (None when it passes, else the problem in one line), skipped when the check
+    called ``name`` passed before on ``device``'s GPU and software stack (:func:`stack_key`)."""
+    try:
+        key = f"{name}:{stack_key(device)}"
+    except Exception:  # a property torch cannot read: check every time
+        key = None
+    if key is not None and passed_before(key, folder):
+        return None
+    problem = check()
+    if problem is None and key is not None:
+        record_pass(key, folder)
+    return problem

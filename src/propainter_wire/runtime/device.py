@@ -73,16 +73,7 @@ def _remembered_self_check(device: torch.device) -> str | None:
     """``gpu_self_check``, skipped when it passed before on the same GPU and software stack."""
     from . import check_cache
 
-    try:
-        key = check_cache.stack_key(device)
-    except Exception:  # a property torch cannot read: check every time
-        key = None
-    if key is not None and check_cache.passed_before(key):
-        return None
-    failure = gpu_self_check(device)
-    if failure is None and key is not None:
-        check_cache.record_pass(key)
-    return failure
+    return check_cache.remembered("self-check", device, lambda: gpu_self_check(device))
 
 
 # ---------------------------------------------------------------------------

@@ -155,8 +155,10 @@ def configure_fused_epilogues(raft: torch.nn.Module, mode: str, device: torch.de
     raft_dtype = precision.stage_dtype("raft")
     if mode != "0" and raft_dtype is not None and device.type == "cuda" and torch.cuda.is_available():
         from ...flow.raft import fused_conv_relu_check
+        from ...runtime.check_cache import remembered
 
-        problem = fused_conv_relu_check(device, raft_dtype)
+        # a pass is remembered per GPU and software stack: the check's first cuDNN plan costs a cold run
+        problem = remembered(f"fused-conv-relu-{raft_dtype}", device, lambda: fused_conv_relu_check(device, raft_dtype))
         if problem is not None:  # a cuDNN without the fused engines, or a wrong result: the library layers
             log.warning("cuDNN's fused convolution + ReLU failed its check (%s); RAFT uses the separate "
                         "layers", problem)

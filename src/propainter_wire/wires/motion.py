@@ -13,7 +13,7 @@ shift (sway, drift, camera pan), a tilt and a swing of the middle.
 ``c0`` is searched every pixel over the search radius; ``c1``, ``c2`` every 3 px up to
 6 px per frame (a wire swaying 8 px with a 14-frame period moves its middle by at most
 3.6 px per frame). The response is first max-filtered over 5 columns, so every
-displacement within 1.5 px of a hypothesis is scored by it; the narrow fit that follows
+displacement within 2 px of a hypothesis is scored by it; the narrow fit that follows
 settles the rest.
 """
 

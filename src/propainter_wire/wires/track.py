@@ -63,6 +63,7 @@ class TrackSettings:
     # reported as doubtful (its fit is kept): measured 0.48-0.74 where the harness's thin wire
     # fades over a dark crowd, 0.61-1.5 on frames tracked within 1 px
     doubt_ratio: float = 0.8
+    smooth_radius: int = 2  # frames either side of the temporal smoothing of the curves (``smooth.py``)
     sigmas: tuple[float, ...] = SIGMAS
 
 
@@ -432,7 +433,9 @@ def track_wire(grey_at: Callable[[int], np.ndarray], num_frames: int, spec: Wire
                 fits[t] = fit
                 if progress:
                     progress(1)
-    return [fits[t] for t in range(num_frames)]
+    from .smooth import smooth_fits
+
+    return smooth_fits([fits[t] for t in range(num_frames)], [k.index for k in keys], settings.smooth_radius)
 
 
 def low_confidence(fits: Sequence[WireFit]) -> list[int]:

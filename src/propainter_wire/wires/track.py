@@ -3,8 +3,9 @@
 Per frame and wire: stations every ``step`` px along the curve predicted from the
 neighbouring frame (the previous curve plus its damped motion: a wire sways on its
 own, so its own motion, not the background's, predicts it), the line response of a
-strip across the curve (``ridge.strip_response``), the strongest response within
-``search_radius`` of each station, then a robust fit (iteratively reweighted least
+strip across the curve (``ridge.strip_response``), the motion with the most support
+along the whole curve within ``search_radius`` (``motion.py``), the strongest response
+within ``motion_radius`` of that motion at each station, then a robust fit (iteratively reweighted least
 squares, Tukey's biweight with a shrinking scale) pulled weakly towards the
 prediction where nothing was found, and a second, narrow search (``refine_radius``)
 around that fit to settle the curve to ~0.3 px.
@@ -13,6 +14,9 @@ Confidence is the share of the stations inside the frame where a response of at
 least ``found_ratio`` of the wire's running strength lies within ``inlier_px`` of
 the fitted curve. Below ``min_confidence`` the frame keeps the curve carried from
 its neighbour and is reported.
+
+A frame whose whole-curve support drops below ``doubt_ratio`` of its running value keeps
+its fit but is reported as doubtful. The curves are then smoothed in time (``smooth.py``).
 
 Several keyframes: the wire is tracked from each key forwards and backwards to the
 next key; a frame between two keys blends the two curves with weights falling

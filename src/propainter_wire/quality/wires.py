@@ -33,7 +33,7 @@ from ..wires.api import WIRE_GROW, wire_masks_array
 from ..wires.curve import Axes, fit_curve
 from ..wires.render import render_mask
 from ..wires.synthetic import SynthWire, clicks, draw_wires
-from ..wires.track import WireFit
+from ..wires.track import WireFit, low_confidence
 from . import metrics
 from .cases import load_clip
 
@@ -161,8 +161,7 @@ def run_case(case: WireCase, data_dir: Path, frames: int = FRAMES, inpaint: bool
            "widths_px": [wire.thickness for wire in wires],
            "measured_widths_px": [round(float(np.median([f.width for f in fw])), 2) for fw in fits],
            **scores, "sec_per_frame": float(sec),
-           "low_confidence_frames": [[t for t, f in enumerate(fw) if f.carried and np.isfinite(f.confidence)]
-                                     for fw in fits]}
+           "low_confidence_frames": [low_confidence(fw) for fw in fits]}
     return row, images
 
 

@@ -3,8 +3,9 @@
 Per frame and wire: stations every ``step`` px along the curve predicted from the
 neighbouring frame (the previous curve plus its damped motion: a wire sways on its
 own, so its own motion, not the background's, predicts it), the line response of a
-strip across the curve (``ridge.strip_response``), the strongest response within
-``search_radius`` of each station, then a robust fit (iteratively reweighted least
+strip across the curve (``ridge.strip_response``), the motion with the most support
+along the whole curve within ``search_radius`` (``motion.py``), the strongest response
+within ``motion_radius`` of that motion at each station, then a robust fit (iteratively reweighted least
 squares, Tukey's biweight with a shrinking scale) pulled weakly towards the
 prediction where nothing was found, and a second, narrow search (``refine_radius``)
 around that fit to settle the curve to ~0.3 px.
@@ -13,6 +14,9 @@ Confidence is the share of the stations inside the frame where a response of at
 least ``found_ratio`` of the wire's running strength lies within ``inlier_px`` of
 the fitted curve. Below ``min_confidence`` the frame keeps the curve carried from
 its neighbour and is reported.
+
+A frame whose whole-curve support drops below ``doubt_ratio`` of its running value keeps
+its fit but is reported as doubtful. The curves are then smoothed in time (``smooth.py``).
 
 Several keyframes: the wire is tracked from each key forwards and backwards to the
 next key; a frame between two keys blends the two curves with weights falling
@@ -28,6 +32,7 @@ import numpy as np
 from numpy.polynomial import chebyshev as cheb
 
 from .curve import Axes, Curve, fit_curve, frame_span
+from .motion import best_motion
 from .points import WireSpec
 from .ridge import BRIGHT, DARK, SIGMAS, peak_offsets, profile_widths, sample_strip, strip_response
 
@@ -54,14 +59,23 @@ class TrackSettings:
     # A wire seldom ends inside the shot; where it fades into the background near an end
     # (a dark wire over a dark sign) the mask still follows its continuation to the edge.
     to_edges: bool = True
+    # The motion is chosen by the support along the whole moved curve (``motion.py``), then
+    # the stations are searched within ``motion_radius`` of it; False: per-station search only.
+    whole_curve: bool = True
+    motion_radius: int = 5
+    # a frame whose whole-curve support falls below this share of its running value is
+    # reported as doubtful (its fit is kept): measured 0.48-0.74 where the harness's thin wire
+    # fades over a dark crowd, 0.61-1.5 on frames tracked within 1 px
+    doubt_ratio: float = 0.8
+    smooth_radius: int = 2  # frames either side of the temporal smoothing of the curves (``smooth.py``)
     sigmas: tuple[float, ...] = SIGMAS
 
 
 @dataclass(frozen=True)
 class WireFit:
     """A wire in one frame: its curve, width (px), confidence (0..1, nan when out of frame),
-    whether the curve was carried from a neighbour, its response strength (grey levels)
-    and the span of ``u`` where it was found."""
+    whether the curve was carried from a neighbour, its response strength (grey levels),
+    the span of ``u`` where it was found and whether the fit is doubtful (``doubt_ratio``)."""
 
     curve: Curve
     width: float
@@ -69,6 +83,7 @@ class WireFit:
     carried: bool
     strength: float
     seen: tuple[float, float]  # span of u where the wire was found
+    doubtful: bool = False  # tracked, but with much less support along the curve than before
 
 
 @dataclass(frozen=True)
@@ -122,7 +137,7 @@ def _scales(radius: float) -> tuple[float, ...]:
 def _found(obs: _Observation, ref: float, s: TrackSettings) -> tuple[np.ndarray, np.ndarray]:
     """Stations with a response of at least ``found_ratio * ref``, and their data weights."""
     found = obs.inside & (obs.peak > s.found_ratio * ref)
-    return found, np.where(found, np.clip(obs.peak / ref, 0.0, 2.0), 0.0)
+    return found, np.where(found, np.clip(obs.peak / ref, 0.0, 2.0) ** 2, 0.0)
 
 
 def _robust_fit(obs: _Observation, axes: Axes, ref: float, radius: float, s: TrackSettings
@@ -178,7 +193,10 @@ def _motion_fit(obs: _Observation, prev: Curve, ref: float, radius: float, s: Tr
         return None
     a, b = min(prev.lo, lo), max(prev.hi, hi)
     grid = np.linspace(a, b, max(16, int((b - a) / s.step)))
-    moved = prev.v(grid) + cheb.chebval(np.clip((2.0 * grid - lo - hi) / max(hi - lo, 1e-6), -1.0, 1.0), coef)
+    # beyond the stations where it was seen the wire moves with its last seen part: a
+    # polynomial displacement extrapolated over an unseen end swings it onto stray lines
+    held = np.clip(grid, float(u[inliers].min()), float(u[inliers].max()))
+    moved = prev.v(grid) + cheb.chebval(np.clip((2.0 * held - lo - hi) / max(hi - lo, 1e-6), -1.0, 1.0), coef)
     return fit_curve(prev.axes, grid, moved, np.ones_like(grid), prev.start, prev.end, a, b), inliers
 
 
@@ -208,6 +226,21 @@ def _visible_span(curve: Curve, inliers_u: np.ndarray, shape: tuple[int, int], s
     return start, end
 
 
+def _whole_curve_motion(grey: np.ndarray, curve: Curve, u: np.ndarray, shift: np.ndarray | None, polarity: int,
+                        ref: float, s: TrackSettings, radius: int | None = None):
+    """The best whole-curve motion (``motion.best_motion``) across the predicted curve, or None."""
+    h, w = grey.shape
+    centres = curve.xy(u)
+    normals = curve.normals(u)
+    if shift is not None:
+        centres = centres + shift[:, None] * normals
+    half = s.search_radius + s.flank
+    strip = sample_strip(grey, centres, normals, np.arange(-half, half + 1, dtype=np.float64))
+    gated, _ = strip_response(strip, polarity, s.sigmas, symmetric=True)
+    inside = (centres[:, 0] >= 0) & (centres[:, 0] <= w - 1) & (centres[:, 1] >= 0) & (centres[:, 1] <= h - 1)
+    return best_motion(gated, half, s.search_radius if radius is None else radius, inside, ref)
+
+
 def _coast(prev: WireFit, before: WireFit | None, s: TrackSettings) -> Curve:
     """The curve carried into a frame where the wire is not found: the last frame's, moved on
     by its last motion times ``damping`` (a wire leaving the frame keeps leaving; one that fades
@@ -229,6 +262,7 @@ class WireTracker:
         self.polarity = DARK
         self.ref = 1.0
         self.key_fraction = 1.0  # share of stations found at the keyframe: confidence 1 means "as well as there"
+        self.support = 0.0  # running whole-curve support (``motion.Motion.support``) of the frames tracked
 
     def start(self, grey: np.ndarray, points: np.ndarray) -> WireFit:
         """Fit the wire near a keyframe's clicked ``points`` (N, 2) and follow it to its ends.
@@ -276,6 +310,9 @@ class WireTracker:
         got = _robust_fit(obs, self.axes, self.ref, s.search_radius, s)
         if got is not None:
             self.key_fraction = max(float(got[1].sum()) / max(int(obs.inside.sum()), 1), 0.05)
+        if s.whole_curve:
+            still = _whole_curve_motion(grey, fit.curve, u, None, self.polarity, self.ref, s, radius=0)
+            self.support = still.support if still is not None else 0.0
         return WireFit(fit.curve, fit.width, 1.0, False, fit.strength, fit.seen)
 
     def step(self, grey: np.ndarray, prev: WireFit, before: WireFit | None) -> WireFit:
@@ -288,8 +325,14 @@ class WireTracker:
         if before is not None and not before.carried:
             shift = s.damping * (prev.curve.v(u) - before.curve.v(u))
             shift = np.clip(shift, -s.search_radius / 2, s.search_radius / 2)
-        obs = _observe(grey, prev.curve, u, s.search_radius, self.polarity, s, shift)
-        got = _motion_fit(obs, prev.curve, self.ref, s.search_radius, s)
+        radius, motion = s.search_radius, None
+        if s.whole_curve:
+            motion = _whole_curve_motion(grey, prev.curve, u, shift, self.polarity, self.ref, s)
+            if motion is not None:
+                shift = motion.shift if shift is None else shift + motion.shift
+                radius = s.motion_radius
+        obs = _observe(grey, prev.curve, u, radius, self.polarity, s, shift)
+        got = _motion_fit(obs, prev.curve, self.ref, radius, s)
         # judged where the wire was seen last frame: its continuation past there may miss it
         seen = obs.inside & (u >= prev.seen[0] - s.step) & (u <= prev.seen[1] + s.step)
         if not seen.any():
@@ -300,7 +343,11 @@ class WireTracker:
         if got is None or confidence < s.min_confidence:
             return WireFit(_coast(prev, before, s), prev.width, confidence, True, prev.strength, prev.seen)
         fit = self._finish(grey, got[0], prev.width)
-        return WireFit(fit.curve, fit.width, confidence, False, fit.strength, fit.seen)
+        doubtful = False
+        if motion is not None:
+            doubtful = motion.support < s.doubt_ratio * self.support
+            self.support = 0.8 * self.support + 0.2 * motion.support
+        return WireFit(fit.curve, fit.width, confidence, False, fit.strength, fit.seen, doubtful)
 
     def _finish(self, grey: np.ndarray, curve: Curve, prior_width: float | None) -> WireFit:
         """Narrow search around ``curve``: the final curve, its span, width, strength and seen span."""
@@ -349,7 +396,8 @@ def blend_fits(a: WireFit, b: WireFit, wa: float, wb: float) -> WireFit:
     width = (wa * a.width + wb * b.width) / (wa + wb)
     conf = np.nanmax([a.confidence, b.confidence]) if np.isfinite([a.confidence, b.confidence]).any() else np.nan
     seen = (min(a.seen[0], b.seen[0]), max(a.seen[1], b.seen[1]))
-    return WireFit(curve, width, float(conf), a.carried and b.carried, max(a.strength, b.strength), seen)
+    return WireFit(curve, width, float(conf), a.carried and b.carried, max(a.strength, b.strength), seen,
+                   a.doubtful and b.doubtful)
 
 
 def track_wire(grey_at: Callable[[int], np.ndarray], num_frames: int, spec: WireSpec,
@@ -389,12 +437,19 @@ def track_wire(grey_at: Callable[[int], np.ndarray], num_frames: int, spec: Wire
                 fits[t] = fit
                 if progress:
                     progress(1)
-    return [fits[t] for t in range(num_frames)]
+    from .smooth import smooth_fits
+
+    return smooth_fits([fits[t] for t in range(num_frames)], [k.index for k in keys], settings.smooth_radius)
+
+
+def low_confidence(fits: Sequence[WireFit]) -> list[int]:
+    """Frames to check: carried from a neighbour at low confidence, or tracked but doubtful."""
+    return [t for t, f in enumerate(fits) if (f.carried and np.isfinite(f.confidence)) or f.doubtful]
 
 
 def fits_report(name: str, fits: Sequence[WireFit]) -> dict:
     """Per-wire summary: frames carried at low confidence, out of the frame, widths (px)."""
-    low = [t for t, f in enumerate(fits) if f.carried and np.isfinite(f.confidence)]
+    low = low_confidence(fits)
     out = [t for t, f in enumerate(fits) if not np.isfinite(f.confidence)]
     widths = np.array([f.width for f in fits])
     conf = np.array([f.confidence for f in fits], np.float64)

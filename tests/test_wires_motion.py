@@ -1,0 +1,76 @@
+"""Whole-curve motion search: a wire's motion is chosen by its support along the whole curve."""
+
+import numpy as np
+import pytest
+
+from propainter_wire.wires.api import wire_masks_array
+from propainter_wire.wires.motion import best_motion, curve_support
+from propainter_wire.wires.synthetic import SynthWire, clicks, draw_wires, textured_plate
+from propainter_wire.wires.track import TrackSettings, WireFit, low_confidence
+
+T, H, W = 20, 120, 200
+
+
+def _strip(n=60, m=57):
+    return np.zeros((n, m), np.float32)
+
+
+def test_best_motion_prefers_the_line_along_the_whole_curve():
+    r = _strip()
+    centre = 28
+    r[:, centre + 4] = 10.0  # the wire, moved 4 px, visible at every station
+    r[5:15, centre - 9] = 40.0  # a short, much stronger stroke (a letter) elsewhere
+    rows = np.arange(60)
+    r[rows, np.clip(centre - 12 + rows // 3, 0, 56)] = 12.0  # an edge slanting against the curve
+    m = best_motion(r, centre, 14, np.ones(60, bool), ref=10.0)
+    assert np.abs(m.shift - 4.0).max() <= 2.0  # within the max filter's reach; the narrow fit settles it
+    assert m.support >= 0.95
+
+
+def test_best_motion_follows_a_swing_of_the_middle():
+    r = _strip()
+    centre = 28
+    t = np.linspace(-1, 1, 60)
+    d = np.rint(-2 + 6 * (1 - t ** 2)).astype(int)
+    r[np.arange(60), centre + d] = 10.0
+    m = best_motion(r, centre, 14, np.ones(60, bool), ref=10.0)
+    assert np.abs(m.shift - d).max() <= 2.5  # the max filter's reach plus the rounding of d
+    assert curve_support(r, centre, m.shift, np.ones(60, bool), 10.0) > 0.95
+
+
+def test_best_motion_needs_stations_inside():
+    assert best_motion(_strip(), 28, 14, np.zeros(60, bool), 10.0) is None
+
+
+def _lettered_plate():
+    """A busy panning background with rows of short dark strokes (lettering) near the wire's path."""
+    plate = textured_plate(T, H, W, seed=5).astype(np.float32)
+    rng = np.random.default_rng(1)
+    for x in range(10, W - 10, 14):
+        y = int(rng.integers(44, 60))
+        plate[:, y:y + 2, x:x + 9] = 40.0  # horizontal strokes, the wire's polarity and width
+    return plate.astype(np.uint8)
+
+
+@pytest.mark.parametrize("whole_curve", [True, False])
+def test_thin_wire_drifting_over_lettering(whole_curve):
+    plate = _lettered_plate()
+    wire = SynthWire((-10, 66), (210, 62), sag=14, thickness=1.5, value=35.0, sway=3, period=20, drift=(0.0, -1.5))
+    clip, truth = draw_wires(plate, [wire])
+    spec = {"wires": [{"keys": [{"frame": 0, "points": clicks(wire, 0, H, W, 8, 2.0, seed=2)}]}]}
+    masks, fits = wire_masks_array(clip, spec, settings=TrackSettings(whole_curve=whole_curve))
+    area = truth.sum(axis=(1, 2))
+    cover = (masks & truth).sum(axis=(1, 2))[area > 0] / area[area > 0]
+    assert cover.mean() >= 0.99 and cover.min() >= 0.95  # measured 1.000 / 1.000 either way
+
+
+def test_doubtful_frames_are_reported():
+    from propainter_wire.wires.curve import Axes, fit_curve
+
+    axes = Axes.from_points(np.array([[0.0, 0.0], [10.0, 0.0]]))
+    curve = fit_curve(axes, np.array([0.0, 10.0]), np.zeros(2), np.ones(2), 0.0, 10.0)
+    fits = [WireFit(curve, 1.0, 1.0, False, 1.0, (0.0, 10.0)),
+            WireFit(curve, 1.0, 1.0, False, 1.0, (0.0, 10.0), doubtful=True),
+            WireFit(curve, 1.0, 0.2, True, 1.0, (0.0, 10.0)),
+            WireFit(curve, 1.0, float("nan"), True, 1.0, (0.0, 10.0))]
+    assert low_confidence(fits) == [1, 2]

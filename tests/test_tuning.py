@@ -35,6 +35,7 @@ def test_empty_environment_gives_the_defaults():
     ("PREFETCH_GATHER", "torch", "numpy_gather", False),
     ("CUDNN_BENCHMARK", "flow,transformer", "cudnn_benchmark", frozenset({"flow", "transformer"})),
     ("PRELOAD", "1", "preload", True),
+    ("BYTECODE_CACHE", "0", "bytecode_cache", False),
 ])
 def test_each_variable_is_parsed(name, value, field, expected):
     tuning = Tuning.from_env({P + name: value})
@@ -46,7 +47,7 @@ def test_every_variable_has_a_case():
     assert {v.removeprefix(P) for v in Tuning.variables()} == {
         "WEIGHTS", "IO_THREADS", "CUDA_GRAPHS", "RAFT_BUDGET_GIB", "TRANSFORMER_BUDGET_GIB", "RAFT_HALF_PYRAMID",
         "CHANNELS_LAST", "WINDOW_BATCH", "BATCH_DIRECTIONS", "FUSED_EPILOGUES", "PREFETCH_GATHER",
-        "CUDNN_BENCHMARK", "PRELOAD"}
+        "CUDNN_BENCHMARK", "PRELOAD", "BYTECODE_CACHE"}
     assert "raft_encoders" in CHANNELS_LAST_PARTS
 
 
@@ -63,6 +64,7 @@ def test_every_variable_has_a_case():
     ("PREFETCH_GATHER", "gpu"),
     ("CUDNN_BENCHMARK", "flow,everything"),
     ("PRELOAD", "on"),
+    ("BYTECODE_CACHE", "yes"),
 ])
 def test_each_bad_value_is_refused_naming_the_variable(name, value):
     with pytest.raises(TuningError, match=P + name) as info:

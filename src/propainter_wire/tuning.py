@@ -5,7 +5,8 @@
 these variables. Tests construct ``Tuning(...)`` directly instead of patching the
 environment. ``docs/tuning.md`` documents each switch and the measurement behind its default.
 
-Only ``PROPAINTER_WIRE_WEIGHTS`` and ``PROPAINTER_WIRE_IO_THREADS`` are for users; the others
+Only ``PROPAINTER_WIRE_WEIGHTS``, ``PROPAINTER_WIRE_IO_THREADS`` and
+``PROPAINTER_WIRE_BYTECODE_CACHE`` are for users; the others
 are benchmark switches for A/B runs, and their defaults are the measured best.
 """
 
@@ -55,6 +56,8 @@ class Tuning:
     numpy_gather: bool = True  # PROPAINTER_WIRE_PREFETCH_GATHER=torch: window rows gathered by ATen
     cudnn_benchmark: frozenset[str] = field(default_factory=frozenset)  # PROPAINTER_WIRE_CUDNN_BENCHMARK=a,b
     preload: bool | None = None  # PROPAINTER_WIRE_PRELOAD=0|1: later stages' kernels loaded during RAFT
+    # PROPAINTER_WIRE_BYTECODE_CACHE=0|1: compiled modules kept in the user cache (None: where none exist)
+    bytecode_cache: bool | None = None
 
     def __post_init__(self) -> None:
         if self.io_threads is not None and self.io_threads < 1:
@@ -110,6 +113,7 @@ class Tuning:
             numpy_gather=get.choice("PREFETCH_GATHER", ("numpy", "torch"), default="numpy") == "numpy",
             cudnn_benchmark=get.stages("CUDNN_BENCHMARK"),
             preload=get.flag("PRELOAD", default=None),
+            bytecode_cache=get.flag("BYTECODE_CACHE", default=None),
         )
 
     @classmethod
@@ -120,7 +124,7 @@ class Tuning:
 
 _VARIABLES = ("WEIGHTS", "IO_THREADS", "CUDA_GRAPHS", "RAFT_BUDGET_GIB", "TRANSFORMER_BUDGET_GIB",
               "RAFT_HALF_PYRAMID", "CHANNELS_LAST", "WINDOW_BATCH", "BATCH_DIRECTIONS", "FUSED_EPILOGUES",
-              "PREFETCH_GATHER", "CUDNN_BENCHMARK", "PRELOAD")
+              "PREFETCH_GATHER", "CUDNN_BENCHMARK", "PRELOAD", "BYTECODE_CACHE")
 assert len(_VARIABLES) == len(fields(Tuning))
 
 

@@ -106,6 +106,20 @@ def _dispatch(args: argparse.Namespace) -> int:
     return _command(args.command).run(args)
 
 
+def _bytecode_cache() -> None:
+    """Compiled modules kept in the user cache where the environment keeps none (see
+    :mod:`propainter_wire.runtime.bytecode`)."""
+    from ..runtime import bytecode
+    from ..runtime.check_cache import user_cache_dir
+    from ..tuning import Tuning
+
+    try:
+        setting = Tuning.from_env().bytecode_cache
+    except TuningError:
+        return  # the command itself refuses the variable, in one line
+    bytecode.apply(setting, user_cache_dir())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
@@ -121,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # a run's clock starts here; a process started for this command also reports what came before
     clock = (time.perf_counter(), seconds_since_start() if argv is None else None)
+    if argv is None:  # a process started for this command: before anything imports torch
+        _bytecode_cache()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

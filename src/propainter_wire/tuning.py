@@ -5,8 +5,8 @@
 these variables. Tests construct ``Tuning(...)`` directly instead of patching the
 environment. ``docs/tuning.md`` documents each switch and the measurement behind its default.
 
-Only ``PROPAINTER_WIRE_WEIGHTS``, ``PROPAINTER_WIRE_IO_THREADS`` and
-``PROPAINTER_WIRE_BYTECODE_CACHE`` are for users; the others
+Only ``PROPAINTER_WIRE_WEIGHTS``, ``PROPAINTER_WIRE_IO_THREADS``, ``PROPAINTER_WIRE_BYTECODE_CACHE``
+and ``PROPAINTER_WIRE_FAST_EXIT`` are for users; the others
 are benchmark switches for A/B runs, and their defaults are the measured best.
 """
 
@@ -58,6 +58,7 @@ class Tuning:
     preload: bool | None = None  # PROPAINTER_WIRE_PRELOAD=0|1: later stages' kernels loaded during RAFT
     # PROPAINTER_WIRE_BYTECODE_CACHE=0|1: compiled modules kept in the user cache (None: where none exist)
     bytecode_cache: bool | None = None
+    fast_exit: bool = True  # PROPAINTER_WIRE_FAST_EXIT=0: the command's process ends with the interpreter's teardown
 
     def __post_init__(self) -> None:
         if self.io_threads is not None and self.io_threads < 1:
@@ -114,6 +115,7 @@ class Tuning:
             cudnn_benchmark=get.stages("CUDNN_BENCHMARK"),
             preload=get.flag("PRELOAD", default=None),
             bytecode_cache=get.flag("BYTECODE_CACHE", default=None),
+            fast_exit=get.flag("FAST_EXIT", default=True),
         )
 
     @classmethod
@@ -124,7 +126,7 @@ class Tuning:
 
 _VARIABLES = ("WEIGHTS", "IO_THREADS", "CUDA_GRAPHS", "RAFT_BUDGET_GIB", "TRANSFORMER_BUDGET_GIB",
               "RAFT_HALF_PYRAMID", "CHANNELS_LAST", "WINDOW_BATCH", "BATCH_DIRECTIONS", "FUSED_EPILOGUES",
-              "PREFETCH_GATHER", "CUDNN_BENCHMARK", "PRELOAD", "BYTECODE_CACHE")
+              "PREFETCH_GATHER", "CUDNN_BENCHMARK", "PRELOAD", "BYTECODE_CACHE", "FAST_EXIT")
 assert len(_VARIABLES) == len(fields(Tuning))
 
 

@@ -61,8 +61,9 @@ class EngineLoader:
     video decoding release the GIL). ``result()`` waits and returns the engine, or raises
     what loading raised (so errors surface where a synchronous load would raise them);
     ``device`` is known once it returns. ``seconds`` times the loader's own steps (on its
-    thread, overlapping the caller's work): ``torch`` (the import), ``device``, ``engine``. The
-    classic engine needs neither torch nor a device: its ``device`` is ``"cpu"``.
+    thread, overlapping the caller's work): ``torch`` (the import, or the wait for one started
+    early), ``device``, ``engine``. The classic engine needs neither torch nor a device: its
+    ``device`` is ``"cpu"``.
     A run that fails before ``result()`` calls ``settle()``: a thread still inside torch
     when the interpreter exits aborts the process (``terminate called without an active
     exception``, exit code 134 instead of the run's own).

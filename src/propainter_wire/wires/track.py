@@ -78,6 +78,13 @@ class TrackSettings:
     # reported as doubtful (its fit is kept): measured 0.48-0.74 where the harness's thin wire
     # fades over a dark crowd, 0.61-1.5 on frames tracked within 1 px
     doubt_ratio: float = 0.8
+    # a tracked frame whose curve has tilted since the keyframe by more than this is reported as doubtful
+    # (px at the ends of the part in the frame: the tilt term of a shift + tilt + swing fitted to the
+    # change; one end held while the other moves 16 px is 8): on the independent bright-wire
+    # set it lists 12 of the 21 frames under 97 % coverage that nothing else listed and no new frame at
+    # >= 99.5 %; the harness's wires never tilt, a real one tilts with a camera roll (1.4 deg across
+    # 640 px) or a moving anchor, when the list over-reports
+    tilt_doubt: float = 8.0
     smooth_radius: int = 2  # frames either side of the temporal smoothing of the curves (``smooth.py``)
     sigmas: tuple[float, ...] = SIGMAS
     # After the keyframe only the scales up to this many above the wire's own (``ridge.scales_for``)
@@ -171,6 +178,7 @@ class WireTracker:
         self.ref = 1.0
         self.key_fraction = 1.0  # share of stations found at the keyframe: confidence 1 means "as well as there"
         self.key_width: float | None = None  # measured at the keyframe
+        self.key_curve: Curve | None = None
         self.support = 0.0  # running whole-curve support (``motion.Motion.support``) of the frames tracked
 
     def start(self, grey: np.ndarray, points: np.ndarray) -> WireFit:
@@ -219,7 +227,7 @@ class WireTracker:
         if fit is None:
             return carried
         u = _stations(curve, grey.shape, s)
-        self.key_width = fit.width
+        self.key_width, self.key_curve = fit.width, fit.curve
         if s.scale_lock >= 0:
             self._lock_scales(grey, curve, u, fit.width)
             s = self.s
@@ -256,6 +264,16 @@ class WireTracker:
         wide = obs.widths > self.s.width_gate * self.key_width + 1.0
         return replace(obs, peak=np.where(wide, 0.0, obs.peak)), wide
 
+    def _tilted(self, curve: Curve, u: np.ndarray) -> bool:
+        """Whether ``curve`` has turned by more than ``tilt_doubt`` px across stations ``u`` since the keyframe
+        (the tilt of a shift + tilt + swing fitted to the difference)."""
+        if self.key_curve is None or self.s.tilt_doubt <= 0 or len(u) < 3:
+            return False
+        t = np.linspace(-1.0, 1.0, len(u))
+        basis = np.stack([np.ones_like(t), t, 1.0 - t ** 2], axis=1)
+        coef, *_ = np.linalg.lstsq(basis, curve.v(u) - self.key_curve.v(u), rcond=None)
+        return bool(abs(coef[1]) > self.s.tilt_doubt)
+
     def step(self, grey: np.ndarray, prev: WireFit, before: WireFit | None) -> WireFit:
         """The wire in the next frame (either direction) from the last two fits."""
         s = self.s
@@ -286,9 +304,9 @@ class WireTracker:
         if got is None or confidence < s.min_confidence:
             return WireFit(_coast(prev, before, s), prev.width, confidence, True, prev.strength, prev.seen)
         fit = self._finish(grey, got[0], prev.width)
-        doubtful = False
+        doubtful = self._tilted(fit.curve, u)
         if motion is not None:
-            doubtful = motion.support < s.doubt_ratio * self.support
+            doubtful = doubtful or motion.support < s.doubt_ratio * self.support
             self.support = 0.8 * self.support + 0.2 * motion.support
         return WireFit(fit.curve, fit.width, confidence, False, fit.strength, fit.seen, doubtful)
 

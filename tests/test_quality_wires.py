@@ -31,3 +31,12 @@ def test_every_psnr_on_the_same_region():
     # identical masks give identical results: the gaps are exactly zero
     assert row["psnr_gap_db"] == 0.0 and row["tracking_gap_db"] == 0.0
     assert np.isfinite(row["psnr_true_mask_db"])
+
+
+def test_coverage_of_the_inpainted_masks_is_reported_apart():
+    plate, clip, truth, wires = _clip()
+    wide, tight = oracle_masks(wires, truth.shape, grow=1), oracle_masks(wires, truth.shape, grow=0)
+    row = score(plate, clip, truth, wide, tight, inpaint=False, fill=tight)
+    assert row["coverage_worst"] == 1.0
+    assert row["fill_coverage_mean"] <= row["coverage_mean"]
+    assert score(plate, clip, truth, wide, tight, inpaint=False)["fill_coverage_mean"] == row["coverage_mean"]

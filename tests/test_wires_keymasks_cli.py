@@ -78,3 +78,20 @@ def test_mask_wire_cli_end_to_end(tmp_path):
     with pytest.raises(InputError, match="unknown frame 7"):
         mask_command(_parse(["mask", "wire", "-i", str(folder), "--points", str(bad), "-o", str(tmp_path / "x"),
                              "--quiet"]))
+
+
+@pytest.mark.parametrize("extra, grow", [([], 0), (["--wire-grow", "1"], 1)])
+def test_inpaint_wires_fills_masks_without_margin(tmp_path, extra, grow):
+    from propainter_wire.cli import main
+
+    plate = textured_plate(6, 64, 96, seed=4)
+    wire = SynthWire((-10, 25), (106, 35), sag=8, thickness=1.5, value=30.0, sway=2, period=12)
+    clip, _ = draw_wires(plate, [wire])
+    folder = _clip_folder(tmp_path, clip)
+    points = tmp_path / "wires.json"
+    points.write_text(json.dumps({"wires": [{"keys": [{"frame": 1001, "points": clicks(wire, 0, 64, 96)}]}]}))
+    out = tmp_path / "out"
+    assert main(["inpaint", "-i", str(folder), "--wires", str(points), "-o", str(out), "--engine", "classic",
+                 "--quiet", *extra]) == 0
+    report = json.loads((out / "wire_masks" / "wires_report.json").read_text())
+    assert report["grow"] == grow

@@ -74,3 +74,21 @@ def test_doubtful_frames_are_reported():
             WireFit(curve, 1.0, 0.2, True, 1.0, (0.0, 10.0)),
             WireFit(curve, 1.0, float("nan"), True, 1.0, (0.0, 10.0))]
     assert low_confidence(fits) == [1, 2]
+
+
+def test_a_curve_turned_since_its_keyframe_is_doubtful():
+    from propainter_wire.wires.curve import Axes, fit_curve
+    from propainter_wire.wires.track import WireTracker
+
+    axes = Axes(np.array([320.0, 100.0]), np.array([1.0, 0.0]))
+    u = np.linspace(-320, 320, 81)
+    sag = 30 * (1 - (u / 320) ** 2)
+    tracker = WireTracker(TrackSettings(), axes)
+    tracker.key_curve = fit_curve(axes, u, sag, np.ones_like(u), -320, 320)
+
+    def moved(v):
+        return fit_curve(axes, u, v, np.ones_like(u), -320, 320)
+
+    # drift, pan and a swing of the middle are what wires do; one end held while the rest moves is not
+    assert not tracker._tilted(moved(sag - 9 + 6 * (1 - (u / 320) ** 2)), u)
+    assert tracker._tilted(moved(sag - 20 * (1 - u / 320) / 2), u)  # one end 20 px up, the other held

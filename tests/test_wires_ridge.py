@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from propainter_wire.wires.ridge import BRIGHT, DARK, profile_widths, ridge_map, sample_strip, strip_response
+from propainter_wire.wires.ridge import (
+    BRIGHT,
+    DARK,
+    SIGMAS,
+    profile_widths,
+    ridge_map,
+    sample_strip,
+    scales_for,
+    strip_response,
+)
 from propainter_wire.wires.synthetic import coverage
 
 
@@ -41,3 +50,11 @@ def test_strip_peak_and_width(width_px, value, polarity):
     assert np.all(np.abs(offsets[col] + 3.0) <= 1.0)
     width = np.median(profile_widths(strip, col.astype(float), polarity))
     assert abs(width - width_px) <= 0.6
+
+
+def test_scales_for_keeps_one_scale_above_the_wire():
+    assert scales_for(1.0) == SIGMAS[:2]
+    assert scales_for(3.0) == SIGMAS[:3]
+    assert scales_for(6.0) == SIGMAS
+    assert scales_for(1.0, above=0) == SIGMAS[:1]
+    assert scales_for(float("nan")) == SIGMAS

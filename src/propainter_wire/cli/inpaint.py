@@ -9,12 +9,24 @@ from pathlib import Path
 from ..config import ENGINES, PRECISIONS, SCRATCH_MODES, InpaintConfig
 from ..delivery.options import add_delivery_arguments
 
+# The masks `inpaint --wires` fills: no margin past the wire's soft edge. Every extra pixel of hole is
+# filled from frames further away; on the wire harness grow 0 against 1 gains 0.6-2.6 dB inside the
+# wire with the classic engine (the tinted pixels a tighter mask leaves cost less than refilling them).
+INPAINT_WIRE_GROW = 0  # = wires.api.INPAINT_WIRE_GROW (this module stays import-light)
+
 
 def _int(text: str) -> int:
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _non_negative(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def _float(text: str) -> float:
@@ -42,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     masks.add_argument("--wires", type=Path, default=None,
                        help="make the masks from a wires file first (see `mask wire`); they are kept in "
                             "OUTPUT/wire_masks")
+    p.add_argument("--wire-grow", type=_non_negative, default=INPAINT_WIRE_GROW,
+                   help="with --wires: pixels of margin beyond each wire's soft edge in the masks inpainted "
+                        f"(default {INPAINT_WIRE_GROW}; `mask wire` draws 1: see docs/wires.md)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto: propainter when its checkpoints are found, else classic")
@@ -161,7 +176,7 @@ def _inpaint_wires(args: argparse.Namespace, config: InpaintConfig, tuning, star
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".wire-masks-", dir=output.parent))
     try:
-        masks = masks_for_inpaint(args.video, args.wires, work, quiet=args.quiet)
+        masks = masks_for_inpaint(args.video, args.wires, work, grow=args.wire_grow, quiet=args.quiet)
         report = inpaint_files(args.video, masks, output, config, tuning, start=start, startup=startup,
                                command_line=getattr(args, "argv", None))
         kept = output / masks.name

@@ -6,11 +6,12 @@ some crossing, some drifting out of the frame) over a clip with real camera moti
 only the first frame's polyline per wire: 8 points spread along the true wire with
 uniform +-2 px noise. Scores per case:
 
-- coverage: share of the true wire pixels (any coverage) inside the produced mask,
-  mean over frames and worst frame;
+- coverage: share of the true wire pixels (any coverage) inside the produced mask
+  (``mask wire``'s, at ``grow``), mean over frames and worst frame;
 - excess: produced mask area / true area (summed over the clip);
-- PSNR (dB) inside the true wire pixels after the classic engine, with the produced
-  masks and with the true masks (same settings), and their difference;
+- PSNR (dB) inside the true wire pixels after the classic engine, with the masks
+  ``inpaint --wires`` fills (the same fits drawn at ``inpaint_grow``) and with the true
+  masks (same settings), and their difference; the coverage of those masks too;
 - s/frame of ``mask wire`` (tracking + drawing, frames in memory).
 
 Run: ``python -m propainter_wire.quality.wires -o benchmarks/quality/wires``.
@@ -29,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..wires.api import WIRE_GROW, wire_masks_array
+from ..wires.api import INPAINT_WIRE_GROW, WIRE_GROW, wire_masks_array
 from ..wires.curve import Axes, fit_curve
 from ..wires.render import render_mask
 from ..wires.synthetic import SynthWire, clicks, draw_wires
@@ -106,33 +107,37 @@ def oracle_masks(wires: list[SynthWire], shape: tuple[int, int, int], grow: floa
 
 
 def score(plate: np.ndarray, clip: np.ndarray, truth: np.ndarray, masks: np.ndarray, oracle: np.ndarray,
-          inpaint: bool = True) -> dict:
+          inpaint: bool = True, fill: np.ndarray | None = None) -> dict:
     """Coverage, excess and (``inpaint``) PSNR of produced masks against the true wire.
 
     Args:
         plate, clip: (T, H, W, 3) uint8, without and with the wires.
         truth: (T, H, W) bool, every pixel the wires touch (a superset of the pixels they change).
-        masks, oracle: (T, H, W) bool, the produced masks and ``oracle_masks``.
+        masks, oracle: (T, H, W) bool, the produced masks and ``oracle_masks`` (at the margin of ``fill``).
+        fill: (T, H, W) bool, the masks inpainted for the produced PSNR (default ``masks``).
     Returns:
         coverage_mean / coverage_worst (share of ``truth`` inside ``masks``), excess (area ratio),
         changed_outside_truth (pixels ``clip != plate`` outside ``truth``: 0 for a fair harness) and,
         with ``inpaint``, PSNR (dB) inside ``truth`` of the classic engine's result with the true,
-        oracle and produced masks, with the gaps true - produced and oracle - produced.
+        oracle and produced (``fill``) masks, with the gaps true - produced and oracle - produced, and
+        fill_coverage_mean / fill_coverage_worst.
         Every PSNR is measured over the same pixels (``truth``) of the same clip.
     """
-    inter = (masks & truth).sum(axis=(1, 2))
+    fill = masks if fill is None else fill
     area = truth.sum(axis=(1, 2))
-    cover = inter[area > 0] / area[area > 0]
+    cover = (masks & truth).sum(axis=(1, 2))[area > 0] / area[area > 0]
+    fill_cover = (fill & truth).sum(axis=(1, 2))[area > 0] / area[area > 0]
     changed = np.any(clip != plate, axis=-1)
     row = {"coverage_mean": float(cover.mean()), "coverage_worst": float(cover.min()),
            "excess": float(masks.sum() / max(truth.sum(), 1)),
            "oracle_excess": float(oracle.sum() / max(truth.sum(), 1)),
-           "changed_outside_truth": int((changed & ~truth).sum())}
+           "changed_outside_truth": int((changed & ~truth).sum()),
+           "fill_coverage_mean": float(fill_cover.mean()), "fill_coverage_worst": float(fill_cover.min())}
     if inpaint:
         import propainter_wire as pw
 
         results = {}
-        for name, m in (("produced", masks), ("true_mask", truth), ("oracle", oracle)):
+        for name, m in (("produced", fill), ("true_mask", truth), ("oracle", oracle)):
             results[name] = pw.inpaint_arrays(clip, m, engine="classic")
             row[f"psnr_{name}_db"] = metrics.psnr(results[name], plate, mask=truth)
         row["psnr_gap_db"] = row["psnr_true_mask_db"] - row["psnr_produced_db"]
@@ -141,8 +146,8 @@ def score(plate: np.ndarray, clip: np.ndarray, truth: np.ndarray, masks: np.ndar
     return row
 
 
-def run_case(case: WireCase, data_dir: Path, frames: int = FRAMES, inpaint: bool = True, grow: float = WIRE_GROW
-             ) -> tuple[dict, dict]:
+def run_case(case: WireCase, data_dir: Path, frames: int = FRAMES, inpaint: bool = True, grow: float = WIRE_GROW,
+             inpaint_grow: float = INPAINT_WIRE_GROW) -> tuple[dict, dict]:
     """Score one case; returns (row, images for the contact sheet)."""
     plate = load_clip(data_dir / "footage" / case.footage, frames, None)
     t_len, h, w = plate.shape[:3]
@@ -153,7 +158,9 @@ def run_case(case: WireCase, data_dir: Path, frames: int = FRAMES, inpaint: bool
     began = time.perf_counter()
     masks, fits = wire_masks_array(clip, spec, grow=grow)
     sec = (time.perf_counter() - began) / t_len
-    scores = score(plate, clip, truth, masks, oracle_masks(wires, truth.shape, grow), inpaint)
+    fill = np.stack([render_mask((h, w), [f[t] for f in fits], inpaint_grow) > 0 for t in range(t_len)])
+    scores = score(plate, clip, truth, masks, oracle_masks(wires, truth.shape, inpaint_grow), inpaint, fill)
+    scores["oracle_excess"] = float(oracle_masks(wires, truth.shape, grow).sum() / max(truth.sum(), 1))
     images = {"clip": clip, "masks": masks, "truth": truth}
     if "result" in scores:
         images["result"] = scores.pop("result")
@@ -187,9 +194,9 @@ def contact_row(images: dict, name: str, size: tuple[int, int] = (320, 180)) -> 
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| case | wires (px) | measured (px) | coverage mean | coverage worst | excess (oracle) "
-             "| PSNR produced / oracle / true mask (dB) | gap to true mask | gap to oracle | s/frame "
-             "| low-conf. frames |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| inpainted masks: coverage mean / worst | PSNR produced / oracle / true mask (dB) | gap to true mask "
+             "| gap to oracle | s/frame | low-conf. frames |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         psnr = (f"{r['psnr_produced_db']:.2f} / {r['psnr_oracle_db']:.2f} / {r['psnr_true_mask_db']:.2f}"
                 if "psnr_produced_db" in r else "-")
@@ -199,7 +206,8 @@ def markdown(rows: list[dict]) -> str:
         widths = ", ".join(f"{x:g}" for x in r["widths_px"])
         measured = ", ".join(f"{x:.1f}" for x in r["measured_widths_px"])
         lines.append(f"| {r['case']} | {widths} | {measured} | {100 * r['coverage_mean']:.2f} % "
-                     f"| {100 * r['coverage_worst']:.2f} % | {r['excess']:.2f}x ({r['oracle_excess']:.2f}x) | {psnr} "
+                     f"| {100 * r['coverage_worst']:.2f} % | {r['excess']:.2f}x ({r['oracle_excess']:.2f}x) "
+                     f"| {100 * r['fill_coverage_mean']:.2f} / {100 * r['fill_coverage_worst']:.2f} % | {psnr} "
                      f"| {gap} | {track} | {r['sec_per_frame']:.4f} | {low} |")
     t = TARGETS
     lines += ["", f"Targets: coverage mean >= {100 * t['coverage_mean']:.1f} %, worst frame >= "
@@ -240,17 +248,18 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def run(out_dir: str | Path, data_dir: str | Path = DEFAULT_DATA, frames: int = FRAMES, inpaint: bool = True,
-        cases=CASES, grow: float = WIRE_GROW) -> list[dict]:
+        cases=CASES, grow: float = WIRE_GROW, inpaint_grow: float = INPAINT_WIRE_GROW) -> list[dict]:
     """Run every case and write the JSON, markdown table, plot and contact sheet into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, sheet = [], []
     for case in cases:
-        row, images = run_case(case, Path(data_dir), frames, inpaint, grow)
+        row, images = run_case(case, Path(data_dir), frames, inpaint, grow, inpaint_grow)
         rows.append(row)
         sheet.append(contact_row(images, case.name))
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
     settings = {"frames": frames, "clicks": "8 points, +-2 px uniform noise, first frame only", "grow": grow,
+                "inpaint_grow": inpaint_grow,
                 "cases": [asdict(c) for c in cases]}
     (out / "wires_results.json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
     (out / "wires_results.md").write_text(markdown(rows))
@@ -266,9 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder (holds footage/)")
     p.add_argument("--frames", type=int, default=FRAMES, help="frames per case")
     p.add_argument("--grow", type=float, default=WIRE_GROW, help="mask margin (px), as `mask wire --grow`")
+    p.add_argument("--inpaint-grow", type=float, default=INPAINT_WIRE_GROW,
+                   help="margin (px) of the masks inpainted, as `inpaint --wires --wire-grow`")
     p.add_argument("--no-inpaint", action="store_true", help="masks only: skip the classic-engine PSNR")
     args = p.parse_args(argv)
-    run(args.output, args.data, args.frames, not args.no_inpaint, grow=args.grow)
+    run(args.output, args.data, args.frames, not args.no_inpaint, grow=args.grow, inpaint_grow=args.inpaint_grow)
     return 0
 
 

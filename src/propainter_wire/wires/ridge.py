@@ -24,8 +24,10 @@ import cv2
 import numpy as np
 
 SIGMAS = (0.8, 1.4, 2.2, 3.2)
+BAR_WIDTHS = (1.0, 2.5, 4.0, 6.5)  # px, the bar width each of ``SIGMAS`` answers best
 DARK, BRIGHT = 1, -1  # polarity: the sign that makes a dark / bright line's response positive
-SAMPLING_BLUR_SQ = 3.2  # px**2, see profile_widths
+SAMPLING_BLUR_SQ = 2.0  # px**2, see profile_widths
+RUN_FLOOR = 0.05  # of the peak contrast, see profile_widths
 
 
 @lru_cache(maxsize=32)
@@ -38,6 +40,17 @@ def _kernels(sigma: float) -> tuple[np.ndarray, np.ndarray]:
     d2 = (x ** 2 / sigma ** 4 - 1.0 / sigma ** 2) * g
     d2 -= d2.mean()  # zero response to a constant
     return (d2 * sigma ** 2).astype(np.float32), g.astype(np.float32)
+
+
+def scales_for(width: float, above: int = 1, sigmas=SIGMAS) -> tuple[float, ...]:
+    """The scales of ``sigmas`` a line ``width`` px wide needs: up to ``above`` above its own (``BAR_WIDTHS``).
+
+    Sigmas not in ``SIGMAS`` are all kept.
+    """
+    if tuple(sigmas) != SIGMAS or not np.isfinite(width):
+        return tuple(sigmas)
+    own = int(np.argmin(np.abs(np.log(np.array(BAR_WIDTHS) / max(float(width), 0.5)))))
+    return tuple(sigmas[: own + 1 + above])
 
 
 def sample_strip(grey: np.ndarray, centres: np.ndarray, normals: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -164,9 +177,17 @@ def profile_widths(strip: np.ndarray, centre_col: np.ndarray, polarity: int, rea
     bg = np.median(strip[rows, np.clip(c[:, None] + fl[None, :], 0, m - 1)], axis=1)
     core = strip[rows, np.clip(c[:, None] + np.arange(-reach, reach + 1)[None, :], 0, m - 1)]
     contrast = np.maximum(polarity * (bg[:, None] - core), 0.0)
-    peak = contrast.max(axis=1)
+    peak = contrast[:, reach - 1: reach + 2].max(axis=1)
+    # only the run of columns around the centre that stays above RUN_FLOOR of the peak: texture of
+    # the line's polarity next to it (a bright board beside a bright wire) is not the line's area;
+    # summed over the whole window it read a 1-px bright wire over bright texture as 2.4-6.7 px
+    above = contrast > RUN_FLOOR * peak[:, None]
+    run = np.zeros_like(above)
+    run[:, reach] = True
+    for side in (1, -1):
+        run[:, reach + side:: side][:, :reach] = np.cumprod(above[:, reach + side:: side][:, :reach], axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        raw = np.where(peak > 0, contrast.sum(axis=1) / peak, np.nan)
+        raw = np.where(peak > 0, np.where(run, contrast, 0.0).sum(axis=1) / peak, np.nan)
     # Bilinear resampling spreads a line: measured on synthetic anti-aliased wires 1..6 px
     # wide, raw = sqrt(w**2 + 3.2) within 0.15 px (1 px reads 2.05, 6 px reads 6.33).
     return np.sqrt(np.maximum(raw ** 2 - SAMPLING_BLUR_SQ, 1.0))

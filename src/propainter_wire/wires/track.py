@@ -18,6 +18,12 @@ its neighbour and is reported.
 A frame whose whole-curve support drops below ``doubt_ratio`` of its running value keeps
 its fit but is reported as doubtful. The curves are then smoothed in time (``smooth.py``).
 
+At a keyframe the wire is looked for within ``click_radius`` of the clicked polyline and pulled
+towards it (``click_weight``) where it is not seen: a thin wire can vanish over a surface of its
+own grey while a wide stripe of its polarity runs a few px away. The wire's width measured there
+sets the filter scales used from then on (``scale_lock``) and the widest line a station may
+count (``width_gate``).
+
 Several keyframes: the wire is tracked from each key forwards and backwards to the
 next key; a frame between two keys blends the two curves with weights falling
 linearly with the distance to each key, times each side's confidence.
@@ -26,17 +32,15 @@ linearly with the distance to each key, times each side's confidence.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from numpy.polynomial import chebyshev as cheb
 
 from .curve import Axes, Curve, fit_curve, frame_span
 from .motion import best_motion
+from .observe import merge, motion_fit, observe, robust_fit
 from .points import WireSpec
-from .ridge import BRIGHT, DARK, SIGMAS, peak_offsets, profile_widths, sample_strip, strip_response
-
-MOTION_DEGREE = 2  # of a wire's frame-to-frame displacement along its length
+from .ridge import BRIGHT, DARK, SIGMAS, sample_strip, scales_for, strip_response
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,13 @@ class TrackSettings:
     search_radius: int = 14  # per-frame search across the predicted curve; sway up to ~10 px/frame
     refine_radius: int = 3
     key_radius: int = 8  # around a keyframe's clicked polyline (points within ~5 px)
+    # Within the clicked span the keyframe's wire is looked for only this close to the clicked
+    # polyline: a 1-px bright wire over a white board is invisible there, and at 8 px the fit
+    # locked onto the board's 6-px bright edge stripe instead (8 px off, coverage 8-13 %).
+    click_radius: int = 4
+    # prior weight of the clicked polyline where the wire is not seen there (``prior_weight`` elsewhere):
+    # a few stations on a stray line 4 px off otherwise bent the fit 7 px away from the clicks
+    click_weight: float = 0.5
     step: float = 4.0  # between stations along the wire
     flank: int = 10  # strip columns beyond the search, for the filter and the width
     found_ratio: float = 0.3  # of the running strength, for a station to count as found
@@ -67,8 +78,26 @@ class TrackSettings:
     # reported as doubtful (its fit is kept): measured 0.48-0.74 where the harness's thin wire
     # fades over a dark crowd, 0.61-1.5 on frames tracked within 1 px
     doubt_ratio: float = 0.8
+    # a tracked frame whose curve has tilted since the keyframe by more than this is reported as doubtful
+    # (px at the ends of the part in the frame: the tilt term of a shift + tilt + swing fitted to the
+    # change; one end held while the other moves 16 px is 8): on the independent bright-wire
+    # set it lists 12 of the 21 frames under 97 % coverage that nothing else listed and no new frame at
+    # >= 99.5 %; the harness's wires never tilt, a real one tilts with a camera roll (1.4 deg across
+    # 640 px) or a moving anchor, when the list over-reports
+    tilt_doubt: float = 8.0
     smooth_radius: int = 2  # frames either side of the temporal smoothing of the curves (``smooth.py``)
     sigmas: tuple[float, ...] = SIGMAS
+    # After the keyframe only the scales up to this many above the wire's own (``ridge.scales_for``)
+    # are searched: a thin wire's filter then barely answers wide bright bands and board edges.
+    # Independent 1-1.5 px bright-wire set (64 clips): 19 under target with every scale, 13 with one above.
+    # in the per-frame fit, responses on lines wider than this times the keyframe's width + 1 px do
+    # not count (0: off): on the independent bright-wire set (64 clips) frames under 97 % coverage
+    # 55 -> 38, those not reported 43 -> 21; a board's foot line held a 1-px wire's end in place
+    width_gate: float = 3.0
+    # stations whose response was dropped by ``width_gate`` are left out of the confidence (a wide line
+    # over the wire hides it there): a 1.5-px wire over a dark crowd was otherwise carried 3 frames, 81 %
+    gate_unjudged: bool = True
+    scale_lock: int = 1  # -1: every scale
 
 
 @dataclass(frozen=True)
@@ -84,120 +113,6 @@ class WireFit:
     strength: float
     seen: tuple[float, float]  # span of u where the wire was found
     doubtful: bool = False  # tracked, but with much less support along the curve than before
-
-
-@dataclass(frozen=True)
-class _Observation:
-    u: np.ndarray  # (N,) station positions along the prediction
-    v_pred: np.ndarray  # (N,) predicted v there
-    uv: np.ndarray  # (N, 2) where the strongest response lies, wire axes
-    peak: np.ndarray  # (N,) its response
-    inside: np.ndarray  # (N,) bool, station inside the frame
-    widths: np.ndarray  # (N,) measured width there (nan: none)
-
-
-def _observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity: int, s: TrackSettings,
-             shift: np.ndarray | None = None, symmetric: bool = True) -> _Observation:
-    h, w = grey.shape
-    centres = curve.xy(u)
-    normals = curve.normals(u)
-    if shift is not None:
-        centres = centres + shift[:, None] * normals
-    half = radius + s.flank
-    offsets = np.arange(-half, half + 1, dtype=np.float64)
-    strip = sample_strip(grey, centres, normals, offsets)
-    # The symmetric response (step edges suppressed) measures strength everywhere and picks the
-    # candidate in wide searches; the plain second derivative places it in the narrow search
-    # (0.15 px median error on the harness, against 1.2 px for the symmetric one on a 6-px wire).
-    gated, _ = strip_response(strip, polarity, s.sigmas, symmetric=True)
-    window = slice(s.flank, s.flank + 2 * radius + 1)
-    if symmetric:
-        col, peak = peak_offsets(gated, window)
-    else:
-        col, _ = peak_offsets(strip_response(strip, polarity, s.sigmas, symmetric=False)[0], window)
-        near = np.clip(np.rint(col).astype(int)[:, None] + np.arange(-1, 2)[None, :], 0, strip.shape[1] - 1)
-        peak = gated[np.arange(len(col))[:, None], near].max(axis=1)
-    points = centres + (col - half)[:, None] * normals
-    inside = ((centres[:, 0] >= 0) & (centres[:, 0] <= w - 1) & (centres[:, 1] >= 0) & (centres[:, 1] <= h - 1)
-              & (points[:, 0] >= 0) & (points[:, 0] <= w - 1) & (points[:, 1] >= 0) & (points[:, 1] <= h - 1))
-    widths = profile_widths(strip, col, polarity)
-    return _Observation(u, curve.axes.to_uv(centres)[:, 1], curve.axes.to_uv(points), peak.astype(np.float64),
-                        inside, widths)
-
-
-def _tukey(residual: np.ndarray, scale: float) -> np.ndarray:
-    return np.where(np.abs(residual) < scale, (1.0 - (residual / scale) ** 2) ** 2, 0.0)
-
-
-def _scales(radius: float) -> tuple[float, ...]:
-    """IRLS scales, wide to narrow (px): a first fit at the search radius never lets outliers steer."""
-    return tuple(max(x, 3.0) for x in (radius, radius / 2, 6.0, 4.0, 3.0, 3.0))
-
-
-def _found(obs: _Observation, ref: float, s: TrackSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Stations with a response of at least ``found_ratio * ref``, and their data weights."""
-    found = obs.inside & (obs.peak > s.found_ratio * ref)
-    return found, np.where(found, np.clip(obs.peak / ref, 0.0, 2.0) ** 2, 0.0)
-
-
-def _robust_fit(obs: _Observation, axes: Axes, ref: float, radius: float, s: TrackSettings
-                ) -> tuple[Curve, np.ndarray] | None:
-    """IRLS fit of ``v(u)`` to an observation, pulled towards the prediction where nothing was found.
-
-    The domain is the span of the stations, so the prediction carries the curve
-    where the wire is not seen. Returns the curve (span unset) and the (N,) inlier mask, or None.
-    """
-    found, data_w = _found(obs, ref, s)
-    if found.sum() < 3:
-        return None
-    u_all = np.concatenate([obs.uv[:, 0], obs.u])
-    v_all = np.concatenate([obs.uv[:, 1], obs.v_pred])
-    prior = np.full(len(obs.u), s.prior_weight)
-    residual = obs.uv[:, 1] - obs.v_pred
-    lo, hi = float(obs.u.min()), float(obs.u.max())
-    for scale in _scales(radius):
-        robust = _tukey(residual, scale)
-        curve = fit_curve(axes, u_all, v_all, np.concatenate([data_w * robust, prior]), lo, hi, lo, hi)
-        residual = obs.uv[:, 1] - curve.v(obs.uv[:, 0])
-    inliers = found & (np.abs(residual) < s.inlier_px)
-    return (curve, inliers) if inliers.sum() >= 3 else None
-
-
-def _motion_fit(obs: _Observation, prev: Curve, ref: float, radius: float, s: TrackSettings
-                ) -> tuple[Curve, np.ndarray] | None:
-    """The previous curve moved by a smooth displacement ``d(u)`` (degree ``MOTION_DEGREE``).
-
-    A wire moves as a whole (sway, drift, a swing of its middle), so a low-degree
-    displacement fitted where it is seen carries the parts not seen this frame
-    (low contrast, crossings) along with it. Returns the moved curve and inliers, or None.
-    """
-    found, data_w = _found(obs, ref, s)
-    if found.sum() < 3:
-        return None
-    u = obs.uv[:, 0]
-    d = obs.uv[:, 1] - prev.v(u)
-    d_pred = obs.v_pred - prev.v(obs.u)
-    lo, hi = float(obs.u.min()), float(obs.u.max())
-    t = np.clip((2.0 * np.concatenate([u, obs.u]) - lo - hi) / max(hi - lo, 1e-6), -1.0, 1.0)
-    basis = cheb.chebvander(t, MOTION_DEGREE)
-    targets = np.concatenate([d, d_pred])
-    prior = np.full(len(obs.u), s.prior_weight)
-    residual = d - d_pred
-    coef = np.zeros(MOTION_DEGREE + 1)
-    for scale in _scales(radius):
-        w = np.sqrt(np.concatenate([data_w * _tukey(residual, scale), prior]))
-        coef, *_ = np.linalg.lstsq(basis * w[:, None], targets * w, rcond=None)
-        residual = d - basis[: len(u)] @ coef
-    inliers = found & (np.abs(residual) < s.inlier_px)
-    if inliers.sum() < 3:
-        return None
-    a, b = min(prev.lo, lo), max(prev.hi, hi)
-    grid = np.linspace(a, b, max(16, int((b - a) / s.step)))
-    # beyond the stations where it was seen the wire moves with its last seen part: a
-    # polynomial displacement extrapolated over an unseen end swings it onto stray lines
-    held = np.clip(grid, float(u[inliers].min()), float(u[inliers].max()))
-    moved = prev.v(grid) + cheb.chebval(np.clip((2.0 * held - lo - hi) / max(hi - lo, 1e-6), -1.0, 1.0), coef)
-    return fit_curve(prev.axes, grid, moved, np.ones_like(grid), prev.start, prev.end, a, b), inliers
 
 
 def _stations(curve: Curve, shape: tuple[int, int], s: TrackSettings, limit: tuple[float, float] | None = None
@@ -262,6 +177,8 @@ class WireTracker:
         self.polarity = DARK
         self.ref = 1.0
         self.key_fraction = 1.0  # share of stations found at the keyframe: confidence 1 means "as well as there"
+        self.key_width: float | None = None  # measured at the keyframe
+        self.key_curve: Curve | None = None
         self.support = 0.0  # running whole-curve support (``motion.Motion.support``) of the frames tracked
 
     def start(self, grey: np.ndarray, points: np.ndarray) -> WireFit:
@@ -281,22 +198,26 @@ class WireTracker:
             return carried
         strengths = {}
         for polarity in (DARK, BRIGHT):
-            obs = _observe(grey, curve, u, s.key_radius, polarity, s)
+            obs = observe(grey, curve, u, s.key_radius, polarity, s)
             strengths[polarity] = float(np.median(obs.peak[obs.inside])) if obs.inside.any() else 0.0
         self.polarity = max(strengths, key=strengths.get)
         self.ref = strengths[self.polarity]
         if self.ref <= 0:
             return carried
-        span, radius, fit = (a, b), s.key_radius, None
+        span, radius, fit, clicked = (a, b), s.key_radius, None, curve
         for _ in range(s.key_rounds):  # grow from the clicked span towards the wire's ends
             u = _stations(curve, grey.shape, s, (span[0] - s.key_growth, span[1] + s.key_growth))
             if len(u) < 3:
                 break
-            obs = _observe(grey, curve, u, radius, self.polarity, s)
-            got = _robust_fit(obs, self.axes, self.ref, radius, s)
+            within = (u >= a) & (u <= b)
+            obs = observe(grey, clicked, u[within], s.click_radius, self.polarity, s, interior=True)
+            if not within.all():
+                obs = merge(obs, observe(grey, curve, u[~within], radius, self.polarity, s))
+            prior = np.where((obs.u >= a) & (obs.u <= b), s.click_weight, s.prior_weight)
+            got = robust_fit(obs, self.axes, self.ref, radius, s, prior)
             if got is None:
                 break
-            fit = self._finish(grey, got[0], None)
+            fit = self._finish(grey, got[0], None, (clicked, a, b))
             curve = fit.curve
             new_span = fit.seen
             radius = max(s.refine_radius + 2, radius // 2)
@@ -306,14 +227,52 @@ class WireTracker:
         if fit is None:
             return carried
         u = _stations(curve, grey.shape, s)
-        obs = _observe(grey, curve, u, s.search_radius, self.polarity, s)
-        got = _robust_fit(obs, self.axes, self.ref, s.search_radius, s)
+        self.key_width, self.key_curve = fit.width, fit.curve
+        if s.scale_lock >= 0:
+            self._lock_scales(grey, curve, u, fit.width)
+            s = self.s
+        obs = observe(grey, curve, u, s.search_radius, self.polarity, s)
+        got = robust_fit(obs, self.axes, self.ref, s.search_radius, s)
         if got is not None:
             self.key_fraction = max(float(got[1].sum()) / max(int(obs.inside.sum()), 1), 0.05)
         if s.whole_curve:
             still = _whole_curve_motion(grey, fit.curve, u, None, self.polarity, self.ref, s, radius=0)
             self.support = still.support if still is not None else 0.0
         return WireFit(fit.curve, fit.width, 1.0, False, fit.strength, fit.seen)
+
+    def _lock_scales(self, grey: np.ndarray, curve: Curve, u: np.ndarray, width: float) -> None:
+        """Keep the scales a wire ``width`` px wide needs (``scale_lock``) and rescale the running
+        strength by how the wire answers them against every scale, at the keyframe: over texture the
+        strongest answer near an unseen wire came from a wider scale, and the strength set from
+        every scale left a locked 1.5-px wire below ``found_ratio`` (carried, 3-7 px off)."""
+        s = self.s
+        locked = replace(s, sigmas=scales_for(width, s.scale_lock, s.sigmas))
+        if locked.sigmas != s.sigmas and len(u) >= 3:
+            before = observe(grey, curve, u, s.refine_radius, self.polarity, s)
+            after = observe(grey, curve, u, s.refine_radius, self.polarity, locked)
+            if before.inside.any():
+                full = float(np.median(before.peak[before.inside]))
+                if full > 0:
+                    self.ref *= float(np.clip(np.median(after.peak[after.inside]) / full, 0.25, 1.0))
+        self.s = locked
+
+    def _gate(self, obs):
+        """Responses on a line much wider than the wire at its keyframe (``width_gate``) do not count;
+        returns the observation and the (N,) stations where one was dropped."""
+        if self.s.width_gate <= 0 or self.key_width is None:
+            return obs, np.zeros(len(obs.u), bool)
+        wide = obs.widths > self.s.width_gate * self.key_width + 1.0
+        return replace(obs, peak=np.where(wide, 0.0, obs.peak)), wide
+
+    def _tilted(self, curve: Curve, u: np.ndarray) -> bool:
+        """Whether ``curve`` has turned by more than ``tilt_doubt`` px across stations ``u`` since the keyframe
+        (the tilt of a shift + tilt + swing fitted to the difference)."""
+        if self.key_curve is None or self.s.tilt_doubt <= 0 or len(u) < 3:
+            return False
+        t = np.linspace(-1.0, 1.0, len(u))
+        basis = np.stack([np.ones_like(t), t, 1.0 - t ** 2], axis=1)
+        coef, *_ = np.linalg.lstsq(basis, curve.v(u) - self.key_curve.v(u), rcond=None)
+        return bool(abs(coef[1]) > self.s.tilt_doubt)
 
     def step(self, grey: np.ndarray, prev: WireFit, before: WireFit | None) -> WireFit:
         """The wire in the next frame (either direction) from the last two fits."""
@@ -331,30 +290,44 @@ class WireTracker:
             if motion is not None:
                 shift = motion.shift if shift is None else shift + motion.shift
                 radius = s.motion_radius
-        obs = _observe(grey, prev.curve, u, radius, self.polarity, s, shift)
-        got = _motion_fit(obs, prev.curve, self.ref, radius, s)
+        obs, wide = self._gate(observe(grey, prev.curve, u, radius, self.polarity, s, shift))
+        got = motion_fit(obs, prev.curve, self.ref, radius, s)
         # judged where the wire was seen last frame: its continuation past there may miss it
         seen = obs.inside & (u >= prev.seen[0] - s.step) & (u <= prev.seen[1] + s.step)
         if not seen.any():
             seen = obs.inside
+        if s.gate_unjudged and (seen & ~wide).sum() >= 3:  # a wide line over the wire hides it: not judged there
+            seen = seen & ~wide
         confidence = 0.0
         if got is not None:
             confidence = min(1.0, float((got[1] & seen).sum()) / max(int(seen.sum()), 1) / self.key_fraction)
         if got is None or confidence < s.min_confidence:
             return WireFit(_coast(prev, before, s), prev.width, confidence, True, prev.strength, prev.seen)
         fit = self._finish(grey, got[0], prev.width)
-        doubtful = False
+        doubtful = self._tilted(fit.curve, u)
         if motion is not None:
-            doubtful = motion.support < s.doubt_ratio * self.support
+            doubtful = doubtful or motion.support < s.doubt_ratio * self.support
             self.support = 0.8 * self.support + 0.2 * motion.support
         return WireFit(fit.curve, fit.width, confidence, False, fit.strength, fit.seen, doubtful)
 
-    def _finish(self, grey: np.ndarray, curve: Curve, prior_width: float | None) -> WireFit:
-        """Narrow search around ``curve``: the final curve, its span, width, strength and seen span."""
+    def _finish(self, grey: np.ndarray, curve: Curve, prior_width: float | None,
+                clicked: tuple[Curve, float, float] | None = None) -> WireFit:
+        """Narrow search around ``curve``: the final curve, its span, width, strength and seen span.
+        ``clicked``: a keyframe's clicked curve and span, which responses farther than
+        ``click_radius`` from it do not count within."""
         s = self.s
         u = _stations(curve, grey.shape, s)
-        obs = _observe(grey, curve, u, s.refine_radius, self.polarity, s, symmetric=False) if len(u) >= 3 else None
-        got = _robust_fit(obs, self.axes, self.ref, s.refine_radius, s) if obs is not None else None
+        obs, prior = None, None
+        if len(u) >= 3:
+            obs = observe(grey, curve, u, s.refine_radius, self.polarity, s, symmetric=False,
+                           interior=clicked is not None)
+        if obs is not None and clicked is not None:
+            near, a, b = clicked
+            within = (obs.u >= a) & (obs.u <= b)
+            far = within & (np.abs(obs.uv[:, 1] - near.v(obs.uv[:, 0])) > s.click_radius)
+            obs = replace(obs, peak=np.where(far, 0.0, obs.peak))
+            prior = np.where(within, s.click_weight, s.prior_weight)
+        got = robust_fit(obs, self.axes, self.ref, s.refine_radius, s, prior) if obs is not None else None
         if got is None:
             seen = (curve.lo, curve.hi)
             start, end = _visible_span(curve, np.array(seen), grey.shape, s)

@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-PACKAGE = f"{Path('propainter_wire')}"
+PACKAGE = "propainter_wire"
 
 
 def _label(frame) -> str:

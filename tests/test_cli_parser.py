@@ -39,7 +39,7 @@ def test_module_entry_point_runs(tmp_path):
 def test_inpaint_wires_margin():
     parser = build_parser()
     args = parser.parse_args(["inpaint", "-i", "v", "--wires", "w.json", "-o", "o"])
-    from propainter_wire.wires.api import INPAINT_WIRE_GROW
+    from propainter_wire.config import INPAINT_WIRE_GROW
 
     assert args.wire_grow == INPAINT_WIRE_GROW == 0  # the masks inpainted stop at the wire's soft edge
     assert parser.parse_args(["inpaint", "-i", "v", "--wires", "w.json", "-o", "o", "--wire-grow", "2"]).wire_grow == 2

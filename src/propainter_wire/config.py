@@ -11,6 +11,10 @@ from .errors import InputError
 ENGINES = ("auto", "propainter", "classic")
 PRECISIONS = ("auto", "fp32", "tf32", "fp16", "bf16")
 SCRATCH_MODES = ("auto", "memory", "disk")
+# px of margin past each wire's soft edge in the masks `inpaint --wires` fills (`mask wire` draws 1): every
+# extra pixel of hole is filled from frames further away; on the wire harness grow 0 against 1 gains
+# 0.6-2.6 dB inside the wire with the classic engine (the tinted pixels a tighter mask leaves cost less)
+INPAINT_WIRE_GROW = 0
 
 
 @dataclass(frozen=True)

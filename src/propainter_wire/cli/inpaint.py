@@ -6,13 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..config import ENGINES, PRECISIONS, SCRATCH_MODES, InpaintConfig
+from ..config import ENGINES, INPAINT_WIRE_GROW, PRECISIONS, SCRATCH_MODES, InpaintConfig
 from ..delivery.options import add_delivery_arguments
-
-# The masks `inpaint --wires` fills: no margin past the wire's soft edge. Every extra pixel of hole is
-# filled from frames further away; on the wire harness grow 0 against 1 gains 0.6-2.6 dB inside the
-# wire with the classic engine (the tinted pixels a tighter mask leaves cost less than refilling them).
-INPAINT_WIRE_GROW = 0  # = wires.api.INPAINT_WIRE_GROW (this module stays import-light)
 
 
 def _int(text: str) -> int:

@@ -30,7 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..wires.api import INPAINT_WIRE_GROW, WIRE_GROW, wire_masks_array
+from ..config import INPAINT_WIRE_GROW
+from ..wires.api import WIRE_GROW, wire_masks_array
 from ..wires.curve import Axes, fit_curve
 from ..wires.render import render_mask
 from ..wires.synthetic import SynthWire, clicks, draw_wires

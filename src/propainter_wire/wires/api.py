@@ -27,7 +27,6 @@ WIRE_MASK_DIR = "wire_masks"
 
 
 WIRE_GROW = 1  # px beyond each wire's soft edge (see render.py)
-INPAINT_WIRE_GROW = 0  # the same for the masks `inpaint --wires` fills (see cli/inpaint.py)
 
 
 def read_wires(points, source) -> list[WireSpec]:

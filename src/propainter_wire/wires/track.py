@@ -87,9 +87,6 @@ class TrackSettings:
     tilt_doubt: float = 8.0
     smooth_radius: int = 2  # frames either side of the temporal smoothing of the curves (``smooth.py``)
     sigmas: tuple[float, ...] = SIGMAS
-    # After the keyframe only the scales up to this many above the wire's own (``ridge.scales_for``)
-    # are searched: a thin wire's filter then barely answers wide bright bands and board edges.
-    # Independent 1-1.5 px bright-wire set (64 clips): 19 under target with every scale, 13 with one above.
     # in the per-frame fit, responses on lines wider than this times the keyframe's width + 1 px do
     # not count (0: off): on the independent bright-wire set (64 clips) frames under 97 % coverage
     # 55 -> 38, those not reported 43 -> 21; a board's foot line held a 1-px wire's end in place
@@ -97,6 +94,9 @@ class TrackSettings:
     # stations whose response was dropped by ``width_gate`` are left out of the confidence (a wide line
     # over the wire hides it there): a 1.5-px wire over a dark crowd was otherwise carried 3 frames, 81 %
     gate_unjudged: bool = True
+    # After the keyframe only the scales up to this many above the wire's own (``ridge.scales_for``)
+    # are searched: a thin wire's filter then barely answers wide bright bands and board edges.
+    # Independent 1-1.5 px bright-wire set (64 clips): 19 under target with every scale, 13 with one above.
     scale_lock: int = 1  # -1: every scale
 
 

@@ -65,7 +65,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command and flag; with ``only``, the arguments of that command alone.
 
     Each command's arguments live in its module: building them all imports every command's
-    code (0.15 s on a 2-core CPU), which a run of one command does not need.
+    code (0.11-0.13 s more than one command's on a 2-core CPU), which a run of one command does not need.
     """
     parser = _Parser(prog=PROG, description="Remove wires, rigs and objects from video.")
     parser.add_argument("--debug", action="store_true", help="log every stage; show tracebacks")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
     ((4, 6, (3, 3, 3)), {"padding": (1, 1, 1)}),  # not separable: the plain 3-D path
 ])
 def test_conv3d_as_2d_equals_conv3d(args, options):
-    from propainter_wire.models.flow_completion import Conv3dAs2d
+    from propainter_wire.models.flow_completion_blocks import Conv3dAs2d
 
     torch.manual_seed(0)
     ours = Conv3dAs2d(*args, **options).double()
@@ -33,7 +33,8 @@ def test_conv3d_as_2d_equals_conv3d(args, options):
 
 
 def test_flow_completion_builds_its_3d_convolutions_as_2d():
-    from propainter_wire.models.flow_completion import Conv3dAs2d, RecurrentFlowCompleteNet
+    from propainter_wire.models.flow_completion import RecurrentFlowCompleteNet
+    from propainter_wire.models.flow_completion_blocks import Conv3dAs2d
 
     convs = [m for m in RecurrentFlowCompleteNet().modules() if isinstance(m, torch.nn.Conv3d)]
     assert convs and all(isinstance(m, Conv3dAs2d) for m in convs)
@@ -42,7 +43,7 @@ def test_flow_completion_builds_its_3d_convolutions_as_2d():
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device"))])
 def test_raft_instance_norm_matches_the_library(device):
-    from propainter_wire.flow.raft import InstanceNorm
+    from propainter_wire.flow.raft_encoder import InstanceNorm
 
     x = (torch.randn(2, 5, 30, 41) * 3 + 1).to(device)
     want = F.instance_norm(x)

@@ -126,12 +126,12 @@ def test_engine_falls_back_to_library_layers_when_the_fused_check_fails(monkeypa
     """A cuDNN without fused engines (or a wrong fused result) is caught before RAFT runs: the engine warns
     and keeps the separate layers. Settings only: the check is stubbed, no GPU is touched."""
     from propainter_wire.engines.propainter import ProPainterEngine, ProPainterModels
-    from propainter_wire.flow import raft as raft_mod
+    from propainter_wire.flow import fused_conv as fused_mod
     from propainter_wire.flow.raft import RAFT
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     for verdict, fused in (("RuntimeError: no valid execution plans", False), (None, True)):
-        monkeypatch.setattr(raft_mod, "fused_conv_relu_check", lambda device, dtype, v=verdict: v)
+        monkeypatch.setattr(fused_mod, "fused_conv_relu_check", lambda device, dtype, v=verdict: v)
         models = ProPainterModels(RAFT(), nn.Conv2d(2, 2, 3), _stand_in_inpainter())
         with caplog.at_level("WARNING", logger="propainter_wire"):
             ProPainterEngine(None, device="cuda", precision="fp16", models=models)

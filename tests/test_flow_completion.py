@@ -11,7 +11,8 @@ import torch
 from torchvision.ops import deform_conv2d
 
 from conftest import manifest_section
-from propainter_wire.models.flow_completion import ModulatedDeformConv2d, RecurrentFlowCompleteNet
+from propainter_wire.models.flow_completion import RecurrentFlowCompleteNet
+from propainter_wire.models.flow_completion_blocks import ModulatedDeformConv2d
 from propainter_wire.testing import det_state_dict
 from propainter_wire.weights import load_flow_completion
 
@@ -126,7 +127,8 @@ def test_nan_and_inf_inputs_do_not_crash():
     """NaN flows must not reach deform_conv2d offsets (the CPU kernel segfaults): run in a subprocess."""
     script = textwrap.dedent("""
         import torch
-        from propainter_wire.models.flow_completion import ModulatedDeformConv2d, RecurrentFlowCompleteNet
+        from propainter_wire.models.flow_completion import RecurrentFlowCompleteNet
+        from propainter_wire.models.flow_completion_blocks import ModulatedDeformConv2d
         torch.manual_seed(0)
         net = RecurrentFlowCompleteNet().eval()
         for p in net.parameters():

@@ -68,7 +68,7 @@ def test_correlation_of_half_features_on_tf32_is_exact(dtype):
 
 
 def _update_block_inputs(dtype: torch.dtype, device: str = "cpu"):
-    from propainter_wire.flow.raft import BasicUpdateBlock
+    from propainter_wire.flow.raft_update import BasicUpdateBlock
     from propainter_wire.testing import det_state_dict
 
     block = BasicUpdateBlock()
@@ -80,11 +80,18 @@ def _update_block_inputs(dtype: torch.dtype, device: str = "cpu"):
     return block, torch.tanh(hidden), torch.relu(context), corr, flow
 
 
+def _force_fused(monkeypatch, allowed, fused_conv_relu) -> None:
+    """Take the fused path off the GPU: ``allowed(x, conv)`` decides, ``fused_conv_relu`` stands in for cuDNN's."""
+    from propainter_wire.flow import fused_conv, raft_encoder, raft_update
+
+    for module in (fused_conv, raft_encoder, raft_update):
+        monkeypatch.setattr(module, "fuses_epilogue", allowed)
+    monkeypatch.setattr(torch, "cudnn_convolution_relu", fused_conv_relu, raising=False)
+
+
 def test_fused_epilogues_compute_the_library_layers(monkeypatch):
     """The GPU half path's arithmetic, checked in float64 on the CPU: convolution + bias + ReLU as one call,
     and the GRU's biases folded into its context terms, give the update block's results."""
-    from propainter_wire.flow import raft as raft_mod
-
     block, hidden, context, corr, flow = _update_block_inputs(torch.float64)
     with torch.no_grad():
         expected = block(hidden, block.gru.prepare(context), corr, flow)
@@ -94,8 +101,7 @@ def test_fused_epilogues_compute_the_library_layers(monkeypatch):
             calls.append(weight.shape)
             return torch.relu(nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups))
 
-        monkeypatch.setattr(raft_mod, "_fused_epilogue", lambda x, conv: conv.out_channels % 8 == 0)
-        monkeypatch.setattr(raft_mod.torch, "cudnn_convolution_relu", fused_conv_relu, raising=False)
+        _force_fused(monkeypatch, lambda x, conv: conv.out_channels % 8 == 0, fused_conv_relu)
         prepared = block.gru.prepare(context)
         assert all(bias is None for _, bias in prepared.gate_weights.values())  # folded
         got = block(hidden, prepared, corr, flow)
@@ -115,7 +121,7 @@ def test_update_block_on_the_cpu_keeps_the_library_layers():
 @needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_fused_conv_relu_on_the_gpu_is_as_close_as_the_library(dtype):
-    from propainter_wire.flow.raft import conv_relu
+    from propainter_wire.flow.fused_conv import conv_relu
 
     torch.manual_seed(0)
     conv = nn.Conv2d(64, 128, 3, padding=1).cuda().to(dtype).to(memory_format=torch.channels_last)
@@ -146,10 +152,10 @@ def test_update_block_fused_in_half_is_close_to_float32():
 
 def test_context_encoder_with_folded_batch_norm_computes_the_library_layers(monkeypatch):
     """Batch norm folded into the convolutions of the context encoder (GPU half path), in float64 on the CPU."""
-    from propainter_wire.flow import raft as raft_mod
+    from propainter_wire.flow.raft_encoder import BasicEncoder
 
     torch.manual_seed(5)
-    encoder = raft_mod.BasicEncoder(output_dim=256, norm="batch").double().eval()
+    encoder = BasicEncoder(output_dim=256, norm="batch").double().eval()
     for module in encoder.modules():  # statistics and affine terms away from the identity
         if isinstance(module, nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)
@@ -165,8 +171,7 @@ def test_context_encoder_with_folded_batch_norm_computes_the_library_layers(monk
             calls.append(weight.shape)
             return torch.relu(nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups))
 
-        monkeypatch.setattr(raft_mod, "_fused_epilogue", lambda x, conv: True)
-        monkeypatch.setattr(raft_mod.torch, "cudnn_convolution_relu", fused_conv_relu, raising=False)
+        _force_fused(monkeypatch, lambda x, conv: True, fused_conv_relu)
         got = encoder(images)
     assert len(calls) == 1 + 12  # the stem and both convolutions of the six residual blocks
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
@@ -175,7 +180,7 @@ def test_context_encoder_with_folded_batch_norm_computes_the_library_layers(monk
 @needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_fused_conv_relu_check_passes_on_this_gpu(dtype):
-    from propainter_wire.flow.raft import fused_conv_relu_check
+    from propainter_wire.flow.fused_conv import fused_conv_relu_check
 
     assert fused_conv_relu_check(torch.device("cuda"), dtype) is None
 

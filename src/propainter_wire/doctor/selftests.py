@@ -153,7 +153,7 @@ def _fused_conv_test(tag: str) -> Callable[[torch.device], str]:
     """cuDNN's fused convolution + bias + ReLU, which RAFT uses in half precision on a GPU."""
 
     def run(device: torch.device) -> str:
-        from ..flow.raft import fused_conv_relu_check
+        from ..flow.fused_conv import fused_conv_relu_check
 
         dtype = torch.float16 if tag == "fp16" else torch.bfloat16
         problem = fused_conv_relu_check(device, dtype)

@@ -14,6 +14,9 @@ towards image 2 says where each image-1 pixel is found in image 2.
 Sizes: the reference needs H and W multiples of 8 and returns NaN when the
 coarsest correlation level is a single pixel high or wide. Here inputs are
 replicate-padded when (and only when) needed and the flow is cropped back.
+
+Parts: the encoders in :mod:`.raft_encoder`, the update block in :mod:`.raft_update`, the GPU's fused
+convolution epilogues in :mod:`.fused_conv`; the correlation volumes and lookups in :mod:`.corr`.
 """
 
 from __future__ import annotations
@@ -25,357 +28,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..runtime.cuda_graph import GraphCache
+from ..tuning import FUSED_EPILOGUE_MODES
 from .corr import DEFAULT_CORR_BUDGET_BYTES, CorrFn, all_pairs_bytes, build_corr, choose_corr_mode
+from .raft_encoder import BasicEncoder, ResidualBlock
+from .raft_update import (
+    CONTEXT_DIM,
+    CORR_LEVELS,
+    CORR_RADIUS,
+    DOWNSAMPLE,
+    HIDDEN_DIM,
+    BasicUpdateBlock,
+    memory_format_of,
+)
 
-HIDDEN_DIM = 128
-CONTEXT_DIM = 128
 FEATURE_DIM = 256
-CORR_LEVELS = 4
-CORR_RADIUS = 4
-DOWNSAMPLE = 8
-FUSED_EPILOGUE_MODES = ("1", "update", "0")  # see RAFT.use_fused_epilogues
 
 
-# ---------------------------------------------------------------------------
-# encoders
-# ---------------------------------------------------------------------------
-class InstanceNorm(nn.Module):
-    """Instance normalisation without affine parameters or running statistics (no state), float32 out.
-
-    The same function as ``nn.InstanceNorm2d(channels)`` (which autocast also runs in
-    float32). On a GPU it is computed with one reduction and one fused multiply-add:
-    the library form runs it as a training-mode batch norm over N*C "channels", which
-    spreads a 64-channel, 360x640 map over too few thread blocks (0.3 ms per call at
-    720p on an H100). On the CPU the library form is the faster one and is used.
-    """
-
-    def __init__(self, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, C, H, W) float32, each (n, c) map at zero mean and unit (biased) variance."""
-        if x.device.type == "cpu":
-            with torch.autocast("cpu", enabled=False):
-                return F.instance_norm(x.float(), eps=self.eps)
-        x = x.float()
-        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, unbiased=False)  # (N, C, 1, 1)
-        scale = torch.rsqrt(var + self.eps)
-        return torch.addcmul(-mean * scale, x, scale)
-
-
-def _norm_layer(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return InstanceNorm()  # no affine, no running stats: no state
-    raise ValueError(f"unsupported norm {kind!r}")
-
-
-class ResidualBlock(nn.Module):
-    """Two 3x3 conv + norm + ReLU with a skip; strided blocks project the skip with 1x1 conv + norm."""
-
-    def __init__(self, in_channels: int, out_channels: int, norm: str, stride: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        self.relu = nn.ReLU(inplace=True)
-        self.norm1 = _norm_layer(norm, out_channels)
-        self.norm2 = _norm_layer(norm, out_channels)
-        self.downsample = None
-        if stride != 1:
-            # the checkpoint stores this norm twice (as norm3 and downsample.1): one shared module
-            self.norm3 = _norm_layer(norm, out_channels)
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride), self.norm3)
-        self.fused_epilogues = True  # batch norm folded into the convolutions where conv_relu fuses
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C_in, H, W) -> (N, C_out, H/stride, W/stride)."""
-        if self.fused_epilogues and _foldable(self.norm1) and _fused_epilogue(x, self.conv1):
-            y = conv_relu(self.conv1, x, norm=self.norm1)
-            y = conv_relu(self.conv2, y, norm=self.norm2)
-            skip = x if self.downsample is None else F.conv2d(x, *_fold_norm(self.downsample[0], self.norm3),
-                                                              self.downsample[0].stride)
-            return torch.relu_(skip + y)
-        y = self.relu(self.norm1(self.conv1(x)))
-        y = self.relu(self.norm2(self.conv2(y)))
-        skip = x if self.downsample is None else self.downsample(x)
-        return self.relu(skip + y)
-
-
-class BasicEncoder(nn.Module):
-    """7x7/2 stem and three residual stages (64, 96/2, 128/2): (N, 3, H, W) -> (N, out, H/8, W/8)."""
-
-    def __init__(self, output_dim: int, norm: str):
-        super().__init__()
-        self.norm1 = _norm_layer(norm, 64)
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3)  # (N, 64, H/2, W/2)
-        self.relu1 = nn.ReLU(inplace=True)
-        widths = ((64, 1), (96, 2), (128, 2))
-        channels = 64
-        for index, (width, stride) in enumerate(widths, start=1):
-            stage = nn.Sequential(ResidualBlock(channels, width, norm, stride), ResidualBlock(width, width, norm))
-            self.add_module(f"layer{index}", stage)
-            channels = width
-        self.conv2 = nn.Conv2d(channels, output_dim, kernel_size=1)
-        self.fused_epilogues = True  # see ResidualBlock
-        if self.conv1.weight.device.type != "meta":  # (built on meta, a checkpoint fills every tensor)
-            self._init_weights()
-
-    def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images (N, 3, H, W) in [-1, 1] -> (N, output_dim, H/8, W/8)."""
-        if self.fused_epilogues and _foldable(self.norm1):
-            x = conv_relu(self.conv1, _in_weight_dtype(images, self.conv1), norm=self.norm1)  # (N, 64, H/2, W/2)
-        else:
-            x = self.relu1(self.norm1(self.conv1(images)))  # (N, 64, H/2, W/2)
-        x = self.layer1(x)  # (N, 64, H/2, W/2)
-        x = self.layer2(x)  # (N, 96, H/4, W/4)
-        x = self.layer3(x)  # (N, 128, H/8, W/8)
-        return self.conv2(x)
-
-
-# ---------------------------------------------------------------------------
-# fused convolution epilogues (GPU, half precision)
-# ---------------------------------------------------------------------------
-def _fused_epilogue(x: torch.Tensor, conv: nn.Conv2d) -> bool:
-    """Whether ``conv`` on ``x`` may add its bias (and a ReLU) inside cuDNN's kernel.
-
-    PyTorch's cuDNN convolution adds the bias in a second pass over the output, and a
-    ReLU is a third: on RAFT's 1/8-scale maps at 1080p those passes cost as much as a
-    third of each convolution (measured on an H100). Used on CUDA tensors in
-    a half precision whose layer weights are stored in that dtype (RAFT under fp16/bf16),
-    for output channels in multiples of 8 (126 channels ran no faster fused); elsewhere
-    the library layers run, so float32 results are untouched.
-    """
-    return (x.is_cuda and x.dtype in (torch.float16, torch.bfloat16) and conv.weight.dtype == x.dtype
-            and conv.out_channels % 8 == 0 and torch.backends.cudnn.enabled)
-
-
-def _in_weight_dtype(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``x`` in the dtype of ``conv``'s half-precision weights on a GPU (the cast autocast makes for the
-    convolution anyway); unchanged otherwise."""
-    if x.is_cuda and conv.weight.dtype in (torch.float16, torch.bfloat16):
-        return x.to(conv.weight.dtype)
-    return x
-
-
-def fused_conv_relu_check(device: torch.device, dtype: torch.dtype) -> str | None:
-    """Whether cuDNN's fused convolution + bias + ReLU works on ``device`` in ``dtype``: None, or
-    the problem in one line (an error, or a result away from float64 beyond the dtype's rounding).
-
-    A small NHWC layer of RAFT's kind (64 -> 64 channels, 3x3, 24x40 pixels). Used by the engine
-    before it lets RAFT take the fused path, and by ``propainter-wire doctor``.
-    """
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(1, 64, 24, 40, generator=gen)
-    weight = torch.randn(64, 64, 3, 3, generator=gen) / 24
-    bias = torch.randn(64, generator=gen)
-    exact = F.relu(F.conv2d(x.double(), weight.double(), bias.double(), padding=1))
-    try:
-        with torch.no_grad():
-            got = torch.cudnn_convolution_relu(
-                x.to(device, dtype).contiguous(memory_format=torch.channels_last),
-                weight.to(device, dtype).contiguous(memory_format=torch.channels_last),
-                bias.to(device, dtype), (1, 1), (1, 1), (1, 1), 1)
-        error = (got.double().cpu() - exact).abs().max().item()
-    except (RuntimeError, AttributeError) as exc:  # no fused engine for this GPU / cuDNN, or an old torch
-        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
-    bound = 4 * torch.finfo(dtype).eps * exact.abs().max().item()  # a few roundings of the largest value
-    if not error <= bound:
-        return f"fused result off by {error:.3g} (bound {bound:.3g})"
-    return None
-
-
-def _foldable(norm: nn.Module) -> bool:
-    """A batch norm in inference mode: an affine map per channel that a convolution can absorb."""
-    return isinstance(norm, nn.BatchNorm2d) and not norm.training and norm.running_var is not None
-
-
-def _fold_norm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight and bias of ``norm(conv(x))`` as one convolution, in the convolution's dtype (computed in
-    float32, or float64 for float64 layers, from the stored values; the weight keeps its memory format)."""
-    exact = torch.promote_types(conv.weight.dtype, torch.float32)
-    scale = norm.weight.to(exact) * torch.rsqrt(norm.running_var.to(exact) + norm.eps)  # (C_out,)
-    weight = (conv.weight.to(exact) * scale[:, None, None, None]).to(conv.weight.dtype)
-    bias = conv.bias.to(exact) if conv.bias is not None else torch.zeros_like(scale)
-    return weight, ((bias - norm.running_mean.to(exact)) * scale + norm.bias.to(exact)).to(conv.weight.dtype)
-
-
-def conv_relu(conv: nn.Conv2d, x: torch.Tensor, fused: bool = True,
-              norm: nn.BatchNorm2d | None = None) -> torch.Tensor:
-    """``relu(conv(x))``, or ``relu(norm(conv(x)))`` with an inference batch norm: (N, C_in, H, W) ->
-    (N, C_out, H', W').
-
-    With ``fused``, one cuDNN kernel with the bias and ReLU in its epilogue where
-    :func:`_fused_epilogue` allows (the sum is rounded to the half dtype once instead of
-    twice; a norm is folded into the weights first); the library layers otherwise.
-    """
-    if fused and _fused_epilogue(x, conv):
-        weight, bias = (conv.weight, conv.bias) if norm is None else _fold_norm(conv, norm)
-        return torch.cudnn_convolution_relu(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
-    return F.relu(conv(x) if norm is None else norm(conv(x)))
-
-
-# ---------------------------------------------------------------------------
-# update block
-# ---------------------------------------------------------------------------
-class BasicMotionEncoder(nn.Module):
-    """Correlation features + current flow -> 128 motion channels (126 learned + the flow itself)."""
-
-    def __init__(self, corr_channels: int = CORR_LEVELS * (2 * CORR_RADIUS + 1) ** 2):
-        super().__init__()
-        self.convc1 = nn.Conv2d(corr_channels, 256, 1)
-        self.convc2 = nn.Conv2d(256, 192, kernel_size=3, padding=1)
-        self.convf1 = nn.Conv2d(2, 128, kernel_size=7, padding=3)
-        self.convf2 = nn.Conv2d(128, 64, kernel_size=3, padding=1)
-        self.conv = nn.Conv2d(192 + 64, 128 - 2, 3, padding=1)
-        self.fused_epilogues = True  # see conv_relu
-
-    def forward(self, flow: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
-        """flow (N, 2, h, w) pixels at 1/8 scale, corr (N, 324, h, w) -> (N, 128, h, w)."""
-        fused = self.fused_epilogues
-        c = conv_relu(self.convc1, _in_weight_dtype(corr, self.convc1), fused)  # (N, 256, h, w)
-        c = conv_relu(self.convc2, c, fused)  # (N, 192, h, w)
-        f = conv_relu(self.convf1, _in_weight_dtype(flow, self.convf1), fused)  # (N, 128, h, w)
-        f = conv_relu(self.convf2, f, fused)  # (N, 64, h, w)
-        motion = F.relu(self.conv(torch.cat((c, f), dim=1)))  # (N, 126, h, w)
-        return torch.cat((motion, flow.to(motion.dtype)), dim=1)
-
-
-@dataclass(frozen=True)
-class GRUContext:
-    """What the GRU's convolutions make of the context features, computed once per flow.
-
-    The GRU's input is [hidden, context, motion] and the context is the same at every
-    refinement step, so each gate convolution is split by input channels:
-    conv([h, c, m], W) = conv([h, m], W_hm) + conv(c, W_c). Per direction ``1``/``2``:
-    ``gates`` (N, 256, h, w) = the context terms of the update and reset gates,
-    ``candidate`` (N, 128, h, w) = that of the candidate, and the [hidden, motion] weights.
-    """
-
-    gates: dict[str, torch.Tensor]
-    candidate: dict[str, torch.Tensor]
-    gate_weights: dict[str, tuple[torch.Tensor, torch.Tensor | None]]  # (weight (256, 256, kh, kw), bias (256,))
-    candidate_weights: dict[str, tuple[torch.Tensor, torch.Tensor | None]]  # (weight (128, 256, kh, kw), bias (128,))
-
-
-class SepConvGRU(nn.Module):
-    """Convolutional GRU run twice: once with 1x5 kernels (horizontal), then 5x1 (vertical).
-
-    The checkpoint's layers (``conv{z,r,q}{1,2}``) read [hidden (128), context (128),
-    motion (128)]; :meth:`prepare` splits off the context's part once per flow (see
-    :class:`GRUContext`) and fuses the update and reset gates into one convolution. On a
-    GPU in half precision the biases join the context's terms there too (one pass over
-    each output less per step; see :func:`_fused_epilogue`); the weights' bias is None then.
-    """
-
-    def __init__(self, hidden_dim: int = HIDDEN_DIM, input_dim: int = 256):
-        super().__init__()
-        self.hidden_dim = hidden_dim
-        both = hidden_dim + input_dim
-        for suffix, kernel, pad in (("1", (1, 5), (0, 2)), ("2", (5, 1), (2, 0))):
-            for gate in ("z", "r", "q"):
-                self.add_module(f"conv{gate}{suffix}", nn.Conv2d(both, hidden_dim, kernel, padding=pad))
-        self.fused_epilogues = True  # fold the biases into the context's terms where _fused_epilogue allows
-
-    def prepare(self, context: torch.Tensor) -> GRUContext:
-        """context (N, 128, h, w) -> its precomputed terms (the context must be the GRU's input channels
-        ``hidden_dim .. 2 * hidden_dim``, as in the checkpoint's layout)."""
-        h = self.hidden_dim
-        ctx = slice(h, 2 * h)
-        gates, candidate, gate_weights, candidate_weights = {}, {}, {}, {}
-        for suffix in ("1", "2"):
-            conv_z, conv_r, conv_q = (getattr(self, f"conv{g}{suffix}") for g in ("z", "r", "q"))
-            zr = torch.cat((conv_z.weight, conv_r.weight))  # (256, 384, kh, kw)
-            zr_bias = torch.cat((conv_z.bias, conv_r.bias))  # (256,)
-            # biases folded into the context's terms (GPU, half precision), else added by the convolutions
-            fold = self.fused_epilogues and _fused_epilogue(context, conv_z)
-            gates[suffix] = F.conv2d(context, zr[:, ctx], zr_bias if fold else None, padding=conv_z.padding)
-            candidate[suffix] = F.conv2d(context, conv_q.weight[:, ctx], conv_q.bias if fold else None,
-                                         padding=conv_q.padding)
-            layout = _memory_format(conv_z.weight)  # the split weights keep the layer's memory format
-            gate_weights[suffix] = (torch.cat((zr[:, :h], zr[:, 2 * h:]), dim=1).contiguous(memory_format=layout),
-                                    None if fold else zr_bias)
-            candidate_weights[suffix] = (
-                torch.cat((conv_q.weight[:, :h], conv_q.weight[:, 2 * h:]), dim=1).contiguous(memory_format=layout),
-                None if fold else conv_q.bias)
-        return GRUContext(gates, candidate, gate_weights, candidate_weights)
-
-    def _step(self, hidden: torch.Tensor, motion: torch.Tensor, prepared: GRUContext, suffix: str) -> torch.Tensor:
-        padding = getattr(self, f"convz{suffix}").padding
-        weight, bias = prepared.gate_weights[suffix]
-        # update and reset gates in one convolution (2 x 128 channels) and one sigmoid
-        gates = F.conv2d(torch.cat((hidden, motion), dim=1), weight, bias, padding=padding) + prepared.gates[suffix]
-        update, reset = torch.sigmoid(gates).split(self.hidden_dim, dim=1)
-        weight, bias = prepared.candidate_weights[suffix]
-        candidate = F.conv2d(torch.cat((reset * hidden, motion), dim=1), weight, bias, padding=padding)
-        candidate = torch.tanh(candidate + prepared.candidate[suffix])
-        return torch.lerp(hidden, candidate.to(hidden.dtype), update.to(hidden.dtype))  # (1 - z) h + z q, one kernel
-
-    def forward(self, hidden: torch.Tensor, motion: torch.Tensor, prepared: GRUContext) -> torch.Tensor:
-        """hidden (N, 128, h, w), motion (N, 128, h, w), the context's terms -> new hidden (N, 128, h, w)."""
-        return self._step(self._step(hidden, motion, prepared, "1"), motion, prepared, "2")
-
-
-class FlowHead(nn.Module):
-    """Hidden state -> flow increment (N, 2, h, w) in pixels at 1/8 scale."""
-
-    def __init__(self, input_dim: int = HIDDEN_DIM, hidden_dim: int = 256):
-        super().__init__()
-        self.conv1 = nn.Conv2d(input_dim, hidden_dim, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv2d(hidden_dim, 2, kernel_size=3, padding=1)
-        self.fused_epilogues = True  # see conv_relu
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden (N, 128, h, w) -> (N, 2, h, w)."""
-        return self.conv2(conv_relu(self.conv1, hidden, self.fused_epilogues))
-
-
-class BasicUpdateBlock(nn.Module):
-    """One refinement step: motion encoding, GRU, flow increment and (optionally) the upsampling mask."""
-
-    def __init__(self, hidden_dim: int = HIDDEN_DIM, context_dim: int = CONTEXT_DIM):
-        super().__init__()
-        self.encoder = BasicMotionEncoder()
-        self.gru = SepConvGRU(hidden_dim, input_dim=context_dim + 128)
-        self.flow_head = FlowHead(input_dim=hidden_dim, hidden_dim=256)
-        self.mask = nn.Sequential(
-            nn.Conv2d(hidden_dim, 256, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(256, 9 * DOWNSAMPLE * DOWNSAMPLE, 1),
-        )
-        self.fused_epilogues = True  # see conv_relu
-
-    def forward(self, hidden: torch.Tensor, context: GRUContext, corr: torch.Tensor, flow: torch.Tensor,
-                with_mask: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """
-        Args:
-            hidden: (N, 128, h, w); context: ``self.gru.prepare`` of the (N, 128, h, w) context features;
-            corr: (N, 324, h, w); flow: (N, 2, h, w) current flow in pixels at 1/8 scale.
-            with_mask: compute the upsampling mask (only the last step's is used).
-        Returns:
-            hidden (N, 128, h, w), mask (N, 576, h, w) logits scaled by 0.25 or None, delta (N, 2, h, w).
-        """
-        motion = self.encoder(flow, corr)  # (N, 128, h, w)
-        hidden = self.gru(hidden, motion.to(hidden.dtype), context)
-        delta = self.flow_head(hidden)
-        mask = None
-        if with_mask:
-            mask = 0.25 * self.mask[2](conv_relu(self.mask[0], hidden, self.fused_epilogues))
-        return hidden, mask, delta
-
-
-# ---------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------
 def coords_grid(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
     """(batch, 2, height, width) float32 pixel coordinates, channel 0 = x, channel 1 = y."""
     ys, xs = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device), indexing="ij")
@@ -396,13 +64,6 @@ def convex_upsample(flow: torch.Tensor, mask: torch.Tensor, factor: int = DOWNSA
     neighbours = F.unfold(factor * flow.float(), (3, 3), padding=1).view(n, 2, 9, 1, 1, h, w)
     fine = (weights * neighbours).sum(dim=2)  # (N, 2, factor [dy], factor [dx], h, w)
     return fine.permute(0, 1, 4, 2, 5, 3).reshape(n, 2, factor * h, factor * w)
-
-
-def _memory_format(weight: torch.Tensor) -> torch.memory_format:
-    """``torch.channels_last`` for a 4-D weight stored that way, else ``torch.contiguous_format``."""
-    if not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last):
-        return torch.channels_last
-    return torch.contiguous_format
 
 
 @dataclass(frozen=True)
@@ -446,9 +107,6 @@ class _Padding:
         return flow[..., self.top:h - self.bottom, self.left:w - self.right]
 
 
-# ---------------------------------------------------------------------------
-# the network
-# ---------------------------------------------------------------------------
 class RAFT(nn.Module):
     """RAFT 'things' model. Load weights with ``propainter_wire.weights.load_raft``.
 
@@ -513,7 +171,7 @@ class RAFT(nn.Module):
         n, _, h, w = hidden.shape
         # the recurrent state in the memory format of the update block's convolutions (NHWC when their
         # weights are channels-last: cuDNN then reorders nothing between the 20 steps)
-        layout = _memory_format(self.update_block.encoder.convc2.weight)
+        layout = memory_format_of(self.update_block.encoder.convc2.weight)
         hidden, context = hidden.contiguous(memory_format=layout), context.contiguous(memory_format=layout)
         start = coords_grid(n, h, w, hidden.device).contiguous(memory_format=layout)  # (N, 2, h, w)
         target = start.clone()
@@ -546,9 +204,6 @@ class RAFT(nn.Module):
         return padding.crop(self.refine(corr_fn, hidden, context, iters))
 
 
-# ---------------------------------------------------------------------------
-# sequences
-# ---------------------------------------------------------------------------
 # rough float count per feature-map pixel of the activations of one pair direction
 _ACTIVATION_FLOATS_PER_PIXEL = 4096
 

@@ -146,7 +146,7 @@ def flow_completion_net(models: ProPainterModels, precision: PrecisionPolicy,
 def configure_fused_epilogues(raft: torch.nn.Module, mode: str, device: torch.device,
                               precision: PrecisionPolicy) -> None:
     """RAFT's convolution + bias (+ batch norm) + ReLU as single cuDNN kernels on a GPU in half precision
-    (``flow.raft.conv_relu``); ``mode`` is the tuning switch ``fused_epilogues``: "1" on, "0" the library
+    (``flow.fused_conv.conv_relu``); ``mode`` is the tuning switch ``fused_epilogues``: "1" on, "0" the library
     layers, "update" the update block's only. A cuDNN that fails the fused kernels' check gets the
     library layers, with a warning."""
     use_fused = getattr(raft, "use_fused_epilogues", None)  # (absent from stand-in networks)
@@ -154,7 +154,7 @@ def configure_fused_epilogues(raft: torch.nn.Module, mode: str, device: torch.de
         return
     raft_dtype = precision.stage_dtype("raft")
     if mode != "0" and raft_dtype is not None and device.type == "cuda" and torch.cuda.is_available():
-        from ...flow.raft import fused_conv_relu_check
+        from ...flow.fused_conv import fused_conv_relu_check
         from ...runtime.check_cache import remembered
 
         # a pass is remembered per GPU and software stack: the check's first cuDNN plan costs a cold run

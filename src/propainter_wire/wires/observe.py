@@ -18,6 +18,7 @@ from .curve import Axes, Curve, fit_curve
 from .ridge import peak_offsets, profile_widths, sample_strip, strip_response
 
 if TYPE_CHECKING:
+    from .background import Veto
     from .track import TrackSettings
 
 MOTION_DEGREE = 2  # of a wire's frame-to-frame displacement along its length
@@ -34,7 +35,8 @@ class _Observation:
 
 
 def observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity: int, s: TrackSettings,
-             shift: np.ndarray | None = None, symmetric: bool = True, interior: bool = False) -> _Observation:
+             shift: np.ndarray | None = None, symmetric: bool = True, interior: bool = False,
+             veto: Veto | None = None) -> _Observation:
     h, w = grey.shape
     centres = curve.xy(u)
     normals = curve.normals(u)
@@ -47,11 +49,15 @@ def observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity
     # candidate in wide searches; the plain second derivative places it in the narrow search
     # (0.15 px median error on the harness, against 1.2 px for the symmetric one on a 6-px wire).
     gated, _ = strip_response(strip, polarity, s.sigmas, symmetric=True)
+    v_centre = curve.v(u) + (0.0 if shift is None else shift)
+    if veto is not None:
+        gated = veto.apply(gated, u, v_centre, half)
     window = slice(s.flank, s.flank + 2 * radius + 1)
     if symmetric:
         col, peak = peak_offsets(gated, window)
     else:
-        col, _ = peak_offsets(strip_response(strip, polarity, s.sigmas, symmetric=False)[0], window)
+        plain = strip_response(strip, polarity, s.sigmas, symmetric=False)[0]
+        col, _ = peak_offsets(plain if veto is None else veto.apply(plain, u, v_centre, half), window)
         near = np.clip(np.rint(col).astype(int)[:, None] + np.arange(-1, 2)[None, :], 0, strip.shape[1] - 1)
         peak = gated[np.arange(len(col))[:, None], near].max(axis=1)
     if interior:  # a response still rising past the window's end is a line outside it, not found

@@ -3,8 +3,10 @@
 import numpy as np
 
 from propainter_wire.wires.api import wire_masks_array
+from propainter_wire.wires.curve import Axes
 from propainter_wire.wires.ridge import BRIGHT, profile_widths
 from propainter_wire.wires.synthetic import SynthWire, clicks, draw_wires
+from propainter_wire.wires.track import TrackSettings, WireTracker
 
 T, H, W = 10, 120, 200
 
@@ -43,3 +45,20 @@ def test_width_ignores_bright_texture_beside_the_line():
     widths = profile_widths(strip, np.full(4, 20.0), BRIGHT)
     assert np.all(widths < 1.3)  # summed over the whole window it read 3.2 px
 
+
+def test_key_width_is_read_where_the_wire_is_not_on_a_wide_stripe():
+    rng = np.random.default_rng(0)
+    grey = np.full((2, H, W), 70.0)
+    grey[:, 56:64, 80:] = 200.0  # a bright band 8 px wide under the right 60 % of the wire
+    plate = np.repeat(np.clip(grey + rng.normal(0, 2, grey.shape), 0, 255)[..., None], 3, axis=-1).astype(np.uint8)
+    wire = SynthWire((-10, 60), (210, 60), sag=0.5, thickness=1.5, value=235.0, sway=0.0)
+    clip, _ = draw_wires(plate, [wire])
+    points = np.array(clicks(wire, 0, H, W, 8, 1.0, seed=1))
+    frame = clip[0].astype(np.float32).mean(axis=-1)
+    widths = {}
+    for q in (0.25, 0.5):
+        tracker = WireTracker(TrackSettings(key_width_quantile=q), Axes.from_points(points))
+        tracker.start(frame, points)
+        widths[q] = tracker.key_width
+    # the band's stations read its width: the median 6.5 px, the lower quartile 1.6 px (the wire's)
+    assert widths[0.25] < 2.5 < widths[0.5]

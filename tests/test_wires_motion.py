@@ -92,3 +92,24 @@ def test_a_curve_turned_since_its_keyframe_is_doubtful():
     # drift, pan and a swing of the middle are what wires do; one end held while the rest moves is not
     assert not tracker._tilted(moved(sag - 9 + 6 * (1 - (u / 320) ** 2)), u)
     assert tracker._tilted(moved(sag - 20 * (1 - u / 320) / 2), u)  # one end 20 px up, the other held
+
+
+def test_velocity_keeps_a_drift_back_to_the_last_carried_frame():
+    from types import SimpleNamespace
+
+    from propainter_wire.wires.curve import Axes, fit_curve
+    from propainter_wire.wires.motion import velocity
+
+    axes = Axes(np.array([100.0, 50.0]), np.array([1.0, 0.0]))
+    u = np.linspace(-100, 100, 11)
+
+    def fit(v0, carried=False):
+        return SimpleNamespace(curve=fit_curve(axes, u, np.full_like(u, v0), np.ones_like(u), -100, 100),
+                               carried=carried)
+
+    drifting = [fit(20.0, True), fit(9.0), fit(6.0), fit(3.0), fit(0.0)]  # 3 px a frame up, after a carried frame
+    assert np.allclose(velocity(drifting, u, 4), -3.0)
+    assert np.allclose(velocity(drifting[2:], u, 4), -3.0)
+    assert np.allclose(velocity(drifting[:1], u, 4), 0.0)  # one fit: no motion known
+    jitter = [fit(0.0), fit(-3.4), fit(-5.6), fit(-9.4)]  # the fits' error averages out over 4 frames
+    assert abs(velocity(jitter, u, 4)[0] + 3.04) < 0.01

@@ -19,6 +19,7 @@ settles the rest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -94,3 +95,21 @@ def best_motion(response: np.ndarray, centre: int, radius: int, inside: np.ndarr
     support = score[np.arange(len(idx))[None, :], cols].mean(axis=1)  # (K,)
     best = int(np.argmax(support - PENALTY * size))
     return Motion(shifts[best], float(support[best]))
+
+
+def velocity(recent: Sequence, u: np.ndarray, frames: int) -> np.ndarray:
+    """(N,) the wire's motion across it (px/frame) at stations ``u``: the slope of a line in time through
+    the curves of the last ``frames`` fits of ``recent`` (oldest first, each with ``curve`` and ``carried``),
+    back to the last one carried from a neighbour. A drifting wire keeps its speed; the last motion
+    alone, damped, lagged a wire leaving the frame at 3 px a frame by about 1 px a frame, which a
+    faint stretch of it could not make up."""
+    run = list(recent[-1:])
+    for f in reversed(recent[:-1]):
+        if f.carried or len(run) >= frames:
+            break
+        run.append(f)
+    if len(run) < 2:
+        return np.zeros(len(u))
+    v = np.stack([f.curve.v(u) for f in reversed(run)])
+    t = np.arange(len(v), dtype=np.float64) - (len(v) - 1) / 2.0
+    return (t[:, None] * (v - v.mean(axis=0))).sum(axis=0) / (t * t).sum()

@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # a usage error (one line already printed), --help or --version
         return exc.code if isinstance(exc.code, int) else 2
     args.clock = clock
-    args.argv = [PROG, *(sys.argv[1:] if argv is None else argv)]
+    args.argv = [PROG, *words]
     _setup_logging(args.debug, getattr(args, "quiet", False))
     with _sigterm_as_interrupt(), _joined_imports(in_process=argv is not None):
         try:

@@ -425,7 +425,7 @@ class _FailingOutput:
 
 
 def _failing_oiio(monkeypatch, error: str, create_fails: bool = False):
-    import OpenImageIO
+    OpenImageIO = pytest.importorskip("OpenImageIO")
 
     class Fake:
         ImageSpec = OpenImageIO.ImageSpec
@@ -472,6 +472,7 @@ def test_video_writer_unwritable_folder(tmp_path):
 
 def test_exr_needs_neither_openexr_nor_opencv(tmp_path, monkeypatch):
     """EXR goes through OpenImageIO alone: half and float both ways, nothing written by OpenCV."""
+    pytest.importorskip("OpenImageIO")
     monkeypatch.setitem(sys.modules, "OpenEXR", None)
     monkeypatch.setattr(cv2, "imwrite", None)
     monkeypatch.setattr(cv2, "imread", None)

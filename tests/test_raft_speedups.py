@@ -184,3 +184,32 @@ def test_fused_conv_relu_check_passes_on_this_gpu(dtype):
 
     assert fused_conv_relu_check(torch.device("cuda"), dtype) is None
 
+
+
+def test_norm_folds_are_kept_until_a_source_changes(monkeypatch):
+    """The context encoder folds its batch norms once; a norm written in place is folded again."""
+    from propainter_wire.flow import fused_conv
+    from propainter_wire.flow.raft_encoder import BasicEncoder
+
+    torch.manual_seed(6)
+    encoder = BasicEncoder(output_dim=256, norm="batch").double().eval()
+    images = torch.rand(1, 3, 32, 48, dtype=torch.float64) * 2 - 1
+    folds = []
+    real_fold = fused_conv.fold_norm
+    monkeypatch.setattr(fused_conv, "fold_norm", lambda conv, norm: folds.append(conv) or real_fold(conv, norm))
+    _force_fused(monkeypatch, lambda x, conv: True, lambda x, w, b, s, p, d, g: torch.relu(
+        nn.functional.conv2d(x, w, b, s, p, d, g)))
+    with torch.no_grad():
+        first = encoder(images)
+        assert len(folds) == 15  # the stem, 12 block convolutions, 2 projections
+        assert torch.equal(encoder(images), first) and len(folds) == 15  # the second call folds nothing
+        norm = encoder.layer2[0].norm1
+        norm.running_mean.add_(0.25)  # in place: that pair is folded again
+        changed = encoder(images)
+    assert len(folds) == 16
+    encoder.fused_epilogues = False
+    for module in encoder.modules():
+        if hasattr(module, "fused_epilogues"):
+            module.fused_epilogues = False
+    with torch.no_grad():
+        torch.testing.assert_close(changed, encoder(images), rtol=1e-10, atol=1e-10)

@@ -20,6 +20,7 @@ def io_stack() -> dict[str, str]:
         out["image formats"] = ", ".join(formats)
     except Exception as exc:  # an absent or broken install is what this reports
         out["openimageio"] = f"not available ({type(exc).__name__}: {exc})"
+        out["image formats"] = "png, jpg, bmp, tif through OpenCV (pixels only; EXR and DPX need OpenImageIO)"
     try:
         import os
 

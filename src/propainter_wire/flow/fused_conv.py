@@ -75,16 +75,53 @@ def fold_norm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torc
     return weight, ((bias - norm.running_mean.to(exact)) * scale + norm.bias.to(exact)).to(conv.weight.dtype)
 
 
+class NormFolds:
+    """:func:`fold_norm`'s results kept per (convolution, norm) pair, computed again only when a source
+    tensor was replaced or written in place (its storage, dtype or version counter changed).
+
+    Folding one pair is about ten small kernels; the context encoder folds 15 pairs on every call (once
+    per RAFT chunk), so the GPU's queue is spared about 150 launches a chunk.
+    """
+
+    def __init__(self) -> None:
+        self._folds: dict[tuple[int, int], tuple[tuple, tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    @staticmethod
+    def _stamp(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple:
+        tensors = (conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean, norm.running_var)
+        return tuple((t.data_ptr(), t.dtype, t.device, _version(t)) if t is not None else None for t in tensors)
+
+    def __call__(self, conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+        """``fold_norm(conv, norm)``, from the cache when its sources are unchanged."""
+        key, stamp = (id(conv), id(norm)), self._stamp(conv, norm)
+        hit = self._folds.get(key)
+        if hit is None or hit[0] != stamp:
+            hit = (stamp, fold_norm(conv, norm))
+            self._folds[key] = hit
+        return hit[1]
+
+
+def _version(t: torch.Tensor) -> int:
+    """The in-place write counter (inference tensors keep none: they cannot be written outside inference
+    mode, and a new checkpoint brings new storage)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return -1
+
+
 def conv_relu(conv: nn.Conv2d, x: torch.Tensor, fused: bool = True,
-              norm: nn.BatchNorm2d | None = None) -> torch.Tensor:
+              norm: nn.BatchNorm2d | None = None, folds: NormFolds | None = None) -> torch.Tensor:
     """``relu(conv(x))``, or ``relu(norm(conv(x)))`` with an inference batch norm: (N, C_in, H, W) ->
     (N, C_out, H', W').
 
     With ``fused``, one cuDNN kernel with the bias and ReLU in its epilogue where
     :func:`fuses_epilogue` allows (the sum is rounded to the half dtype once instead of
-    twice; a norm is folded into the weights first); the library layers otherwise.
+    twice; a norm is folded into the weights first, through ``folds`` when given); the library layers
+    otherwise.
     """
     if fused and fuses_epilogue(x, conv):
-        weight, bias = (conv.weight, conv.bias) if norm is None else fold_norm(conv, norm)
+        fold = folds if folds is not None else fold_norm
+        weight, bias = (conv.weight, conv.bias) if norm is None else fold(conv, norm)
         return torch.cudnn_convolution_relu(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
     return F.relu(conv(x) if norm is None else norm(conv(x)))

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .fused_conv import conv_relu, fold_norm, foldable_norm, fuses_epilogue, in_weight_dtype
+from .fused_conv import NormFolds, conv_relu, foldable_norm, fuses_epilogue, in_weight_dtype
 
 
 class InstanceNorm(nn.Module):
@@ -62,13 +62,14 @@ class ResidualBlock(nn.Module):
             self.norm3 = _norm_layer(norm, out_channels)
             self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride), self.norm3)
         self.fused_epilogues = True  # batch norm folded into the convolutions where conv_relu fuses
+        self.folds = NormFolds()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, H, W) -> (N, C_out, H/stride, W/stride)."""
         if self.fused_epilogues and foldable_norm(self.norm1) and fuses_epilogue(x, self.conv1):
-            y = conv_relu(self.conv1, x, norm=self.norm1)
-            y = conv_relu(self.conv2, y, norm=self.norm2)
-            skip = x if self.downsample is None else F.conv2d(x, *fold_norm(self.downsample[0], self.norm3),
+            y = conv_relu(self.conv1, x, norm=self.norm1, folds=self.folds)
+            y = conv_relu(self.conv2, y, norm=self.norm2, folds=self.folds)
+            skip = x if self.downsample is None else F.conv2d(x, *self.folds(self.downsample[0], self.norm3),
                                                               self.downsample[0].stride)
             return torch.relu_(skip + y)
         y = self.relu(self.norm1(self.conv1(x)))
@@ -93,6 +94,7 @@ class BasicEncoder(nn.Module):
             channels = width
         self.conv2 = nn.Conv2d(channels, output_dim, kernel_size=1)
         self.fused_epilogues = True  # see ResidualBlock
+        self.folds = NormFolds()
         if self.conv1.weight.device.type != "meta":  # (built on meta, a checkpoint fills every tensor)
             self._init_weights()
 
@@ -107,7 +109,8 @@ class BasicEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (N, 3, H, W) in [-1, 1] -> (N, output_dim, H/8, W/8)."""
         if self.fused_epilogues and foldable_norm(self.norm1):
-            x = conv_relu(self.conv1, in_weight_dtype(images, self.conv1), norm=self.norm1)  # (N, 64, H/2, W/2)
+            x = conv_relu(self.conv1, in_weight_dtype(images, self.conv1), norm=self.norm1,
+                          folds=self.folds)  # (N, 64, H/2, W/2)
         else:
             x = self.relu1(self.norm1(self.conv1(images)))  # (N, 64, H/2, W/2)
         x = self.layer1(x)  # (N, 64, H/2, W/2)

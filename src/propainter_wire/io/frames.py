@@ -2,8 +2,9 @@
 
 ``open_frames(path)`` returns a ``FrameSource``. Frames are RGB ``(H, W, 3)`` in the
 file's own sample type: ``uint8`` (0..255), ``uint16`` (0..65535) or ``float32``
-(EXR, float TIFF: unclipped). Images are decoded by OpenImageIO (:mod:`.oiio`). Grey images are expanded to three
-channels; an alpha channel is dropped (``has_alpha`` remembers it was there).
+(EXR, float TIFF: unclipped). Images are decoded by OpenImageIO (:mod:`.oiio`; by OpenCV
+for PNG, JPEG, BMP and TIFF where OpenImageIO is not installed). Grey images are expanded
+to three channels; an alpha channel is dropped (``has_alpha`` remembers it was there).
 
 Frames are read on access, so memory does not grow with the clip's length.
 """

@@ -10,7 +10,9 @@ Sample types handed to the rest of the tool (:data:`~propainter_wire.samples.SAM
 ``uint8`` (8-bit files), ``uint16`` (10/12/16-bit integer files, scaled to 0..65535 by
 OpenImageIO), ``float32`` (half and float files; half values convert exactly both ways).
 
-OpenImageIO is imported on first use, so ``import propainter_wire`` stays light.
+OpenImageIO is imported on first use, so ``import propainter_wire`` stays light. Where it is not
+installed, PNG, JPEG, BMP and TIFF go through OpenCV instead (:mod:`.cv_images`: the same arrays,
+pixels only) and every other format is refused with one line naming what it needs.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["PlateLayout", "header", "image_size", "load_oiio", "read_channels", "read_image", "rgb_layout",
-           "write_image", "write_plate"]
+__all__ = ["PlateLayout", "header", "image_size", "load_oiio", "opencv_fallback", "read_channels", "read_image",
+           "rgb_layout", "write_image", "write_plate"]
 
 # PNG: zlib level 1 with the Sub filter only: 43 ms a 1080p frame, as OpenCV's writer (45 ms); level 1 with
 # libpng's adaptive filtering took 84 ms and OpenImageIO's default (level 6) 317 ms, files within 10 %.
@@ -42,6 +44,19 @@ def load_oiio():
     import OpenImageIO
 
     return OpenImageIO
+
+
+def opencv_fallback():
+    """The module that reads and writes stills in place of OpenImageIO (:mod:`.cv_images`), or None
+    when OpenImageIO imports. The one place the backend is chosen; asked on every call (a failed
+    import is tried again cheaply), so a test can hide OpenImageIO with ``sys.modules``."""
+    try:
+        load_oiio()
+    except ImportError:
+        from . import cv_images
+
+        return cv_images
+    return None
 
 
 def _temp_path(path: Path) -> Path:
@@ -108,8 +123,13 @@ def _oiio_error(text: str) -> str:
 
 
 def header(path: str | Path):
-    """The first part's ``ImageSpec`` of ``path`` (header only: no pixel is decoded)."""
+    """The first part's ``ImageSpec`` of ``path`` (header only: no pixel is decoded).
+
+    Without OpenImageIO: a :class:`~.cv_images.CvSpec` (the same fields the tool reads).
+    """
     path = Path(path)
+    if (fallback := opencv_fallback()) is not None:
+        return fallback.header(path)
     if path.suffix.lower() == ".png" and path.is_file():
         try:
             with open(path, "rb") as f:
@@ -129,6 +149,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
     Raises:
         InputError: unreadable or malformed header.
     """
+    if (fallback := opencv_fallback()) is not None:
+        return fallback.image_size(path)
     spec = header(path)
     if spec.width <= 0 or spec.height <= 0:
         raise InputError("malformed image header", path)
@@ -162,8 +184,11 @@ def _as_sample_type(pixels: np.ndarray, path: Path) -> np.ndarray:
 
 
 def read_channels(path: str | Path) -> tuple[np.ndarray, tuple[str, ...], object]:
-    """Every channel of the first part: ``(H, W, C)`` (uint8, uint16 or float32), names, ``ImageSpec``."""
+    """Every channel of the first part: ``(H, W, C)`` (uint8, uint16 or float32), names, ``ImageSpec``
+    (without OpenImageIO: :func:`.cv_images.read_channels`, PNG/JPEG/BMP/TIFF only)."""
     path = Path(path)
+    if (fallback := opencv_fallback()) is not None:
+        return fallback.read_channels(path)
     if path.suffix.lower() in (".jpg", ".jpeg"):
         _check_jpeg_complete(path)
     elif path.suffix.lower() == ".png":
@@ -301,7 +326,8 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
 
     Raises:
         ValueError: a shape or sample type the format cannot hold (a caller's bug).
-        InputError: the file cannot be written (names the path and the reason).
+        InputError: the file cannot be written (names the path and the reason); without OpenImageIO,
+            a format other than PNG, JPEG, BMP or TIFF.
     """
     path = Path(path)
     image = np.asarray(image)
@@ -312,6 +338,9 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
         raise ValueError(f"cannot write {image.dtype} samples to a '{ext}' file")
     if image.dtype == np.float64:
         image = image.astype(np.float32)
+    if (fallback := opencv_fallback()) is not None:
+        fallback.write_image(path, image)
+        return
     pixels = image[:, :, None] if image.ndim == 2 else image  # OpenImageIO reads a 2-D array as one scanline
     _write_parts(path, [_new_spec(image, ext)], [np.ascontiguousarray(pixels)])
 
@@ -350,6 +379,8 @@ def write_plate(source: str | Path, target: str | Path, colour: np.ndarray) -> N
     """Write ``colour`` as ``source``'s colour channels into ``target``: every other part, channel,
     attribute, window, tile size, compression and sample type comes from ``source``.
 
+    Without OpenImageIO only the pixel layout is kept (:func:`.cv_images.write_plate`).
+
     Args:
         source: the input frame file.
         target: the output file (the same format as ``source``).
@@ -360,6 +391,9 @@ def write_plate(source: str | Path, target: str | Path, colour: np.ndarray) -> N
         InputError: ``source`` unreadable, or ``target`` cannot be written.
     """
     source, target = Path(source), Path(target)
+    if (fallback := opencv_fallback()) is not None:
+        fallback.write_plate(source, target, colour)  # pixels only: see its docstring
+        return
     inp = _open(source)
     try:
         specs, parts = [], []

@@ -239,3 +239,21 @@ def test_remembered_checks_are_separate_per_name_and_failures_rerun(monkeypatch,
     monkeypatch.setattr(check_cache, "stack_key", lambda device: 1 / 0)  # unreadable stack: always run
     assert check_cache.remembered("fused", "cuda", check(None), tmp_path) is None
     assert len(calls) == 4
+
+
+def test_cpu_bf16_native_reads_the_flags():
+    assert precision_mod.cpu_bf16_native("processor : 0\nflags : fpu sse2 avx2 fma\n") is False
+    assert precision_mod.cpu_bf16_native("flags : avx2 avx512f avx512_bf16\n") is True
+    assert precision_mod.cpu_bf16_native("flags : avx2 amx_bf16 amx_tile\n") is True
+    assert precision_mod.cpu_bf16_native("Features : fp asimd bf16 i8mm\n") is True  # Arm
+    assert precision_mod.cpu_bf16_native("model name : something\n") is None
+
+
+@pytest.mark.parametrize("native, warned", [(False, True), (True, False), (None, False)])
+def test_cpu_bf16_without_native_support_warns(monkeypatch, caplog, native, warned):
+    monkeypatch.setattr(precision_mod, "cpu_bf16_native", lambda: native)
+    with caplog.at_level(logging.WARNING, logger="propainter_wire.test"):
+        policy = resolve_precision("bf16", "cpu", log=logging.getLogger("propainter_wire.test"))
+    assert policy.name == "bf16"
+    lines = [r.getMessage() for r in caplog.records if r.name == "propainter_wire.test"]
+    assert (len(lines) == 1 and "no native bf16" in lines[0]) if warned else not lines

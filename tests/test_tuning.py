@@ -37,6 +37,7 @@ def test_empty_environment_gives_the_defaults():
     ("PRELOAD", "1", "preload", True),
     ("BYTECODE_CACHE", "0", "bytecode_cache", False),
     ("FAST_EXIT", "0", "fast_exit", False),
+    ("EARLY_CUDA", "0", "early_cuda", False),
 ])
 def test_each_variable_is_parsed(name, value, field, expected):
     tuning = Tuning.from_env({P + name: value})
@@ -48,7 +49,7 @@ def test_every_variable_has_a_case():
     assert {v.removeprefix(P) for v in Tuning.variables()} == {
         "WEIGHTS", "IO_THREADS", "CUDA_GRAPHS", "RAFT_BUDGET_GIB", "TRANSFORMER_BUDGET_GIB", "RAFT_HALF_PYRAMID",
         "CHANNELS_LAST", "WINDOW_BATCH", "BATCH_DIRECTIONS", "FUSED_EPILOGUES", "PREFETCH_GATHER",
-        "CUDNN_BENCHMARK", "PRELOAD", "BYTECODE_CACHE", "FAST_EXIT"}
+        "CUDNN_BENCHMARK", "PRELOAD", "BYTECODE_CACHE", "FAST_EXIT", "EARLY_CUDA"}
     assert "raft_encoders" in CHANNELS_LAST_PARTS
 
 

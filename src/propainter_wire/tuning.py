@@ -59,6 +59,7 @@ class Tuning:
     # PROPAINTER_WIRE_BYTECODE_CACHE=0|1: compiled modules kept in the user cache (None: where none exist)
     bytecode_cache: bool | None = None
     fast_exit: bool = True  # PROPAINTER_WIRE_FAST_EXIT=0: the command's process ends with the interpreter's teardown
+    early_cuda: bool = True  # PROPAINTER_WIRE_EARLY_CUDA=0: torch creates the CUDA context after its import
 
     def __post_init__(self) -> None:
         if self.io_threads is not None and self.io_threads < 1:
@@ -116,6 +117,7 @@ class Tuning:
             preload=get.flag("PRELOAD", default=None),
             bytecode_cache=get.flag("BYTECODE_CACHE", default=None),
             fast_exit=get.flag("FAST_EXIT", default=True),
+            early_cuda=get.flag("EARLY_CUDA", default=True),
         )
 
     @classmethod
@@ -126,7 +128,8 @@ class Tuning:
 
 _VARIABLES = ("WEIGHTS", "IO_THREADS", "CUDA_GRAPHS", "RAFT_BUDGET_GIB", "TRANSFORMER_BUDGET_GIB",
               "RAFT_HALF_PYRAMID", "CHANNELS_LAST", "WINDOW_BATCH", "BATCH_DIRECTIONS", "FUSED_EPILOGUES",
-              "PREFETCH_GATHER", "CUDNN_BENCHMARK", "PRELOAD", "BYTECODE_CACHE", "FAST_EXIT")
+              "PREFETCH_GATHER", "CUDNN_BENCHMARK", "PRELOAD", "BYTECODE_CACHE", "FAST_EXIT",
+              "EARLY_CUDA")
 assert len(_VARIABLES) == len(fields(Tuning))
 
 

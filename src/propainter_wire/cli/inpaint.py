@@ -132,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
     if needs_torch(config, tuning):  # overlapping the imports below and the opening of the inputs
         from ..runtime.early_import import import_early
 
+        if tuning.early_cuda:
+            from ..runtime.early_cuda import start_context
+
+            start_context(config.device)  # the GPU's context made while torch imports
         import_early("torch")
     from ..runner.files import inpaint_files
 

@@ -61,3 +61,17 @@ def test_the_next_way_is_asked_for_after_the_failure():
         return way
 
     assert retry_on_resource_error(run, ways(), stage="s", describe=str) == "apart"
+
+
+def test_release_memory_collects_only_when_asked(monkeypatch):
+    """A full collection is for recovering from errors; a stage handing back what it dropped skips it."""
+    import gc
+
+    from propainter_wire.runtime import memory
+
+    calls = []
+    monkeypatch.setattr(gc, "collect", lambda *a: calls.append(a) or 0)
+    memory.release_memory(collect=False)
+    assert calls == []
+    memory.release_memory()
+    assert len(calls) == 1

@@ -82,6 +82,6 @@ def compute_flows(raft: torch.nn.Module, frames: torch.Tensor, iters: int, stage
                 preload(h, w, t)  # (a short clip: now)
     finally:
         if graphs.graphs:
-            graphs.close()
-            release_memory()
+            graphs.close()  # the graphs' pools are free by reference count: no collection needed
+            release_memory(collect=False)
     return out_f, out_b

@@ -13,9 +13,18 @@
 #
 # Results: one JSON line per run in $OUT/results.jsonl (default OUT=/tmp/out); logs and profiles beside it.
 # Needs (ignored, carried to the device machine): .devcarry/ref (a checkout of the reference ProPainter,
-# its weights/ are written with stand-ins when absent) and .devcarry/data/bmx-trees (frames/, masks/).
-# The device machine has torch, OpenCV and numpy but not PyAV/OpenImageIO: PYTHONPATH=src, no install.
+# its weights/ are written with stand-ins when absent), .devcarry/data/bmx-trees (frames/, masks/) and
+# .devcarry/whl (einops for the reference, which that machine lacks). The device machine has torch, OpenCV
+# and numpy but not PyAV/OpenImageIO: PYTHONPATH=src, no install (PNG frames go through OpenCV).
 set -u
+# wheels carried in .devcarry/whl (the reference's einops; OpenImageIO/OpenColorIO for EXR/DPX plates) are
+# installed into a folder of their own, never into the machine's Python
+if compgen -G ".devcarry/whl/*.whl" > /dev/null && [ ! -d /tmp/pw-site ] && ! ${PY:-python3} -c "import einops" 2>/dev/null
+then
+  ${PY:-python3} -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/pw-site \
+    .devcarry/whl/*.whl || echo "suite.sh: the wheels in .devcarry/whl did not install here" >&2
+fi
+[ -d /tmp/pw-site ] && export PYTHONPATH=/tmp/pw-site${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 export PROPAINTER_WIRE_SHARED=${PROPAINTER_WIRE_SHARED:-$PWD/.devcarry}  # the parity tests' data
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"

@@ -194,19 +194,20 @@ def test_write_plate_keeps_the_source_layout(tmp_path, source_kind):
     assert_same(read_image(tmp_path / "oiio.png"), got)
 
 
-def test_write_plate_grey_alpha_is_written_as_rgba(tmp_path):
-    """OpenCV writes no two-channel file: grey + alpha comes back as RGBA with the grey in R, G and B."""
+def test_grey_alpha_frames_are_refused_but_read_as_mattes(tmp_path):
+    """OpenCV writes no two-channel file: a grey + alpha plate is refused before any work (its header),
+    and by ``write_plate``; as a matte it is read as usual (masks are never written back)."""
     source = _png(tmp_path / "in.png", 8, 4, [bytes(range(r, r + 8)) for r in range(3)])
     colour = random_image(np.uint8, 3, 3, 4)
     with without_oiio():
         stored = read_image(source)
-        write_plate(source, tmp_path / "out.png", colour)
-        got = read_image(tmp_path / "out.png")
-    assert stored.shape == (3, 4, 2) and got.shape == (3, 4, 4)
-    grey = oiio_module._grey(colour)[:, :, 0]
-    for c in range(3):
-        np.testing.assert_array_equal(got[:, :, c], grey)
-    np.testing.assert_array_equal(got[:, :, 3], stored[:, :, 1])
+        with pytest.raises(InputError, match="grey \\+ alpha frames .*needs OpenImageIO") as refused:
+            header(source)
+        assert refused.value.path == source
+        with pytest.raises(InputError, match="needs OpenImageIO"):
+            write_plate(source, tmp_path / "out.png", colour)
+    assert stored.shape == (3, 4, 2)
+    assert not (tmp_path / "out.png").exists()
 
 
 # ---------------------------------------------------------------------------

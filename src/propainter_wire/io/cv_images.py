@@ -2,7 +2,8 @@
 
 :mod:`.oiio` hands its calls here when ``import OpenImageIO`` fails. The arrays are the ones the
 OpenImageIO path gives for the same file: RGB/RGBA channel order (OpenCV's BGR/BGRA reordered),
-grey as one channel, a grey + alpha PNG as two, samples ``uint8``, ``uint16`` or ``float32``.
+grey as one channel, a grey + alpha PNG as two (read as a matte; refused as a plate, whose result
+OpenCV could not write back with two channels), samples ``uint8``, ``uint16`` or ``float32``.
 
 Each file's header is read first (no pixel decoded), and a layout OpenCV would decode differently
 from OpenImageIO is refused with one line saying it needs OpenImageIO: a planar, grey + alpha,
@@ -273,8 +274,17 @@ def read_channels(path: str | Path) -> tuple[np.ndarray, tuple[str, ...], CvSpec
 
 
 def header(path: str | Path) -> CvSpec:
-    """The :class:`CvSpec` of ``path`` (the file is decoded: a palette BMP's channels show only then)."""
-    return read_channels(path)[2]
+    """The :class:`CvSpec` of a plate's frame ``path`` (the file is decoded: a palette BMP's channels
+    show only then).
+
+    Raises:
+        InputError: also for a grey + alpha frame, whose result OpenCV could not write back with its
+            two channels (a grey + alpha matte is read as usual: masks are never written back).
+    """
+    spec = read_channels(path)[2]
+    if spec.nchannels == 2:
+        raise _needs_oiio("grey + alpha frames (OpenCV writes no two-channel file)", Path(path))
+    return spec
 
 
 def _params(ext: str) -> list[int]:
@@ -328,8 +338,7 @@ def write_plate(source: str | Path, target: str | Path, colour: np.ndarray) -> N
 
     The channels and sample type come from ``source``; its alpha is kept, only the colour is
     replaced. OpenCV carries pixels only: header attributes, ICC profile, resolution and the
-    compression settings of ``source`` are not copied (the format's default compression is used),
-    and a grey + alpha file is written as RGBA (grey in R, G and B: OpenCV writes no two-channel file).
+    compression settings of ``source`` are not copied (the format's default compression is used).
 
     Args:
         source: the input frame file.
@@ -338,7 +347,8 @@ def write_plate(source: str | Path, target: str | Path, colour: np.ndarray) -> N
             gives for ``source``.
 
     Raises:
-        InputError: ``source`` unreadable, or ``target`` cannot be written.
+        InputError: ``source`` unreadable or grey + alpha (OpenCV writes no two-channel file), or
+            ``target`` cannot be written.
     """
     source, target = Path(source), Path(target)
     if _probe(source).channels == 3 and colour.ndim == 3 and colour.shape[2] == 3:
@@ -349,9 +359,9 @@ def write_plate(source: str | Path, target: str | Path, colour: np.ndarray) -> N
     values = colour if colour.ndim == 3 else colour[:, :, None]
     if len(layout.colour) == 1 and values.shape[2] == 3:
         values = _grey(values)
+    if pixels.shape[2] == 2:  # written as RGBA it would come back with other channels than it went in
+        raise _needs_oiio("grey + alpha frames (OpenCV writes no two-channel file)", source)
     pixels = pixels.copy()
     for k, c in enumerate(layout.colour):
         pixels[:, :, c] = values[:, :, min(k, values.shape[2] - 1)]
-    if pixels.shape[2] == 2:
-        pixels = pixels[:, :, [0, 0, 0, 1]]
     write_image(target, pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)

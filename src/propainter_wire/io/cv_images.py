@@ -28,9 +28,10 @@ from .oiio import (
     PNG_COMPRESSION_LEVEL,
     _as_sample_type,
     _check_jpeg_complete,
-    _check_png_chunks,
+    _check_png_data,
     _check_png_header,
     _grey,
+    _read_file,
     rgb_layout,
 )
 
@@ -243,14 +244,11 @@ def read_channels(path: str | Path) -> tuple[np.ndarray, tuple[str, ...], CvSpec
 
     path = Path(path)
     probe = _probe(path)
+    data = _read_file(path)  # read once: checked, then decoded from memory
     if path.suffix.lower() == ".png":
-        _check_png_chunks(path)
+        _check_png_data(data.tobytes(), path)
     elif path.suffix.lower() in (".jpg", ".jpeg"):
         _check_jpeg_complete(path)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror}", path) from exc
     try:
         pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error:
@@ -355,12 +353,12 @@ def write_plate(source: str | Path, target: str | Path, colour: np.ndarray) -> N
         write_image(target, colour)  # nothing but colour in the file: no need to decode it again
         return
     pixels, names, spec = read_channels(source)
+    if pixels.shape[2] == 2:  # written as RGBA it would come back with other channels than it went in
+        raise _needs_oiio("grey + alpha frames (OpenCV writes no two-channel file)", source)
     layout = rgb_layout(names, spec.alpha_channel)  # never None: every name set here holds colour
     values = colour if colour.ndim == 3 else colour[:, :, None]
     if len(layout.colour) == 1 and values.shape[2] == 3:
         values = _grey(values)
-    if pixels.shape[2] == 2:  # written as RGBA it would come back with other channels than it went in
-        raise _needs_oiio("grey + alpha frames (OpenCV writes no two-channel file)", source)
     pixels = pixels.copy()
     for k, c in enumerate(layout.colour):
         pixels[:, :, c] = values[:, :, min(k, values.shape[2] - 1)]

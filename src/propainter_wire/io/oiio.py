@@ -258,7 +258,20 @@ def _check_png_header(head: bytes, path: Path) -> None:
         raise InputError("cannot decode image: damaged PNG header (IHDR checksum)", path)
 
 
+def _read_file(path: Path) -> np.ndarray:
+    """The whole file as ``uint8`` bytes, or an ``InputError`` naming it and the system's reason."""
+    try:
+        return np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror}", path) from exc
+
+
 def _check_png_chunks(path: Path) -> None:
+    """Refuse a damaged PNG file before libpng sees it (:func:`_check_png_data` on its bytes)."""
+    _check_png_data(_read_file(path).tobytes(), path)
+
+
+def _check_png_data(data: bytes, path: Path) -> None:
     """Refuse a damaged PNG before libpng sees it: libpng prints its own error line to stderr.
 
     Checks the signature, each chunk's type, length and CRC, and the closing IEND chunk
@@ -266,10 +279,6 @@ def _check_png_chunks(path: Path) -> None:
     """
     import zlib
 
-    try:
-        data = np.fromfile(path, dtype=np.uint8).tobytes()
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror}", path) from exc
     _check_png_header(data, path)
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         raise InputError("cannot decode image: not a PNG file", path)

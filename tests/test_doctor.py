@@ -12,6 +12,7 @@ import torch
 from propainter_wire import doctor
 from propainter_wire.doctor import SelfTest, collect_report, doctor_command, environment, selftests
 from propainter_wire.doctor import report as doctor_report
+from propainter_wire.runtime.precision import cpu_bf16_native
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="these checks describe a machine without CUDA")
 
@@ -29,7 +30,8 @@ def test_report_has_every_section(report):
     for lib in ("python", "torch", "torchvision", "numpy", "opencv", "pyav"):
         assert report["versions"][lib] and "not available" not in report["versions"][lib]
     assert {"torch_cuda", "cudnn", "cublas_bundled", "cublas_loaded", "driver", "driver_cuda"} <= set(report["cuda"])
-    assert report["gpus"] == [] and report["selected_device"] == "cpu" and report["precision_auto"] == "fp32"
+    assert report["gpus"] == [] and report["selected_device"] == "cpu"
+    assert report["precision_auto"] == ("auto-bf16" if cpu_bf16_native() else "fp32")
 
 
 def test_cpu_path_is_usable(report):

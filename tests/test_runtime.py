@@ -113,8 +113,13 @@ def test_self_check_restores_tf32_flags():
 # precision
 # ---------------------------------------------------------------------------
 def test_cpu_policies(caplog):
-    auto = resolve_precision("auto", CPU)
+    auto = resolve_precision("auto", CPU, cpu_bf16=False)
     assert auto == PrecisionPolicy("fp32") and auto.model_autocast_dtype is None and not auto.allow_tf32
+    native = resolve_precision("auto", CPU, cpu_bf16=True)  # bf16 in every stage where the CPU has it
+    assert native.name == "auto-bf16" and native.raft_dtype == native.model_autocast_dtype == torch.bfloat16
+    assert not native.allow_tf32
+    assert resolve_precision("auto", CPU) == resolve_precision(
+        "auto", CPU, cpu_bf16=bool(precision_mod.cpu_bf16_native()))
     assert resolve_precision("fp32", "cpu") == PrecisionPolicy("fp32")
     with caplog.at_level(logging.WARNING, logger="propainter_wire"):
         assert resolve_precision("tf32", CPU) == PrecisionPolicy("fp32")

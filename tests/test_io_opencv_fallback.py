@@ -345,3 +345,20 @@ def test_inpaint_exr_without_openimageio_exits_2_with_one_line(tmp_path, capsys)
     assert code == 2 and len(lines) == 1, lines
     assert "reading .exr files needs OpenImageIO" in lines[0] and str(frames) in lines[0]
     assert not (out / "frames").exists() or not any((out / "frames").iterdir())
+
+
+def test_a_missing_openimageio_is_searched_for_once_per_process(monkeypatch):
+    import importlib.util
+
+    searched = []
+    monkeypatch.delitem(sys.modules, "OpenImageIO", raising=False)  # as on a machine without it
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: searched.append(name))
+    oiio_module._installed.cache_clear()
+    try:
+        for _ in range(3):  # a frame's header, size and pixels
+            assert oiio_module.opencv_fallback() is cv_images
+        with pytest.raises(ImportError, match="OpenImageIO"):
+            oiio_module.load_oiio()
+        assert searched == ["OpenImageIO"]
+    finally:
+        oiio_module._installed.cache_clear()

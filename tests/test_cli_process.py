@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from propainter_wire.cli import build_parser, command_of
-from propainter_wire.cli.inpaint import needs_torch
-from propainter_wire.config import InpaintConfig
+from propainter_wire.cli import build_parser, command_of, early
 from propainter_wire.runtime.early_import import THREAD_PREFIX, import_early, join_early_imports
 from propainter_wire.tuning import Tuning
 
@@ -130,5 +128,28 @@ def test_needs_torch(tmp_path, engine, device, weights, expected):
     if weights:
         for name in ("ProPainter.pth", "raft-things.pth", "recurrent_flow_completion.pth"):
             (folder / name).write_bytes(b"x")
-    config = InpaintConfig(engine=engine, device=device, weights_dir=folder)
-    assert needs_torch(config, Tuning()) is expected
+    assert early.needs_torch(engine, device, folder, Tuning().weights_dir) is expected
+
+
+@pytest.mark.parametrize(("words", "asked"), [
+    (["inpaint", "-i", "a", "-m", "b", "-o", "c", "--engine", "propainter"], ("propainter", "auto")),
+    (["inpaint", "-i", "a", "-m", "b", "-o", "c", "--engine=propainter", "--quiet"], ("propainter", "auto")),
+    (["inpaint", "--device", "cuda:1", "-i", "a"], ("auto", "cuda:1")),
+    (["inpaint", "-i", "a", "-m", "b", "-o", "c", "--engine", "classic"], ("classic", "auto")),
+    (["inpaint", "-i", "a", "--engine", "classic", "--device"], None),  # unreadable: left to the parser
+    (["inpaint", "--engine", "propainter", "--help"], None),
+    (["inpaint", "--engine", "propainter", "--debug"], None),  # CUDA_LAUNCH_BLOCKING must come first
+    (["mask", "wire", "--engine", "propainter"], None),
+    ([], None),
+])
+def test_start_from_words_reads_only_what_decides_on_torch(monkeypatch, capsys, words, asked):
+    started = []
+
+    def start(engine, device, weights_dir, tuning):
+        started.append((engine, device))
+        return engine != "classic"
+
+    monkeypatch.setattr(early, "start", start)
+    assert early.start_from_words(words, Tuning()) is (asked is not None and asked[0] != "classic")
+    assert started == ([] if asked is None else [asked])
+    assert capsys.readouterr().err == ""  # the full parser reports a bad command line, once

@@ -132,6 +132,19 @@ def _bytecode_cache() -> None:
     bytecode.apply(setting, user_cache_dir())
 
 
+def _start_early(words: list[str]) -> None:
+    """``inpaint``'s torch import and GPU context started before its parser is built (see :mod:`.early`)."""
+    from ..tuning import Tuning
+
+    try:
+        tuning = Tuning.from_env()
+    except TuningError:
+        return  # the command itself refuses the variable, in one line
+    from .early import start_from_words
+
+    start_from_words(words, tuning)
+
+
 def entry() -> NoReturn:
     """``propainter-wire`` as its own process (the console script, ``python -m propainter_wire``):
     :func:`main`, then :func:`leave` with its exit code."""
@@ -200,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     clock = (time.perf_counter(), seconds_since_start() if argv is None else None)
     if argv is None:  # a process started for this command: before anything imports torch
         _bytecode_cache()
+        _start_early(sys.argv[1:])
     words = sys.argv[1:] if argv is None else argv
     parser = build_parser(only=command_of(words) if not {"-h", "--help"} & set(words[:1]) else None)
     try:

@@ -129,14 +129,9 @@ def run(args: argparse.Namespace) -> int:
 
         os.environ.setdefault("CUDA_LAUNCH_BLOCKING", "1")  # CUDA errors raised at the failing kernel
     tuning = Tuning.from_env()
-    if needs_torch(config, tuning):  # overlapping the imports below and the opening of the inputs
-        from ..runtime.early_import import import_early
+    from . import early
 
-        if tuning.early_cuda:
-            from ..runtime.early_cuda import start_context
-
-            start_context(config.device)  # the GPU's context made while torch imports
-        import_early("torch")
+    early.start(config.engine, config.device, config.weights_dir, tuning)  # (started by main already, as a rule)
     from ..runner.files import inpaint_files
 
     if args.wires is not None:
@@ -149,16 +144,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{report['frames']} frames inpainted with the {report['engine']} engine in {secs:.1f} s "
               f"-> {report['output']}", file=sys.stderr)
     return 0
-
-
-def needs_torch(config: InpaintConfig, tuning) -> bool:
-    """Whether this run will import torch: the propainter engine (asked for, or ``auto`` with its
-    checkpoints found) or a GPU named for either engine (see ``runner.engines.EngineLoader``)."""
-    from ..weights import find_weights_dir
-
-    if config.engine == "propainter" or config.device not in ("auto", "cpu"):
-        return True
-    return config.engine == "auto" and find_weights_dir(config.weights_dir, env_dir=tuning.weights_dir) is not None
 
 
 def _inpaint_wires(args: argparse.Namespace, config: InpaintConfig, tuning, start, startup) -> dict:

@@ -9,8 +9,10 @@ import numpy as np
 
 N, H, W = 6, 48, 64
 # the propainter engine's windows shrunk to the clip (CPU seconds, not minutes)
+# fp32: these shots' frames are compared byte for byte between workers with different thread counts; bf16 (the
+# CPU's --precision auto where it computes bf16 natively) rounds differently per thread count, up to 1 of 255
 PROPAINTER = {"engine": "propainter", "neighbor-length": "4", "ref-stride": "3", "subvideo-length": "4",
-              "raft-iters": "1"}
+              "raft-iters": "1", "precision": "fp32"}
 
 
 def make_shot(root: Path, seed: int, frames: int = N) -> tuple[Path, Path]:

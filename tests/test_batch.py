@@ -19,7 +19,8 @@ from propainter_wire.cli import main
 from propainter_wire.tuning import Tuning
 
 FLAGS = {"engine": "--engine", "neighbor-length": "--neighbor-length", "ref-stride": "--ref-stride",
-         "subvideo-length": "--subvideo-length", "raft-iters": "--raft-iters", "weights-dir": "--weights-dir"}
+         "subvideo-length": "--subvideo-length", "raft-iters": "--raft-iters", "weights-dir": "--weights-dir",
+         "precision": "--precision"}
 
 
 def inpaint_alone(fdir, mdir, out, settings: dict) -> dict[str, bytes]:

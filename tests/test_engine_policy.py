@@ -128,8 +128,11 @@ def test_engine_falls_back_to_library_layers_when_the_fused_check_fails(monkeypa
     from propainter_wire.engines.propainter import ProPainterEngine, ProPainterModels
     from propainter_wire.flow import fused_conv as fused_mod
     from propainter_wire.flow.raft import RAFT
+    from propainter_wire.runtime import check_cache
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    # on a GPU machine a pass remembered by an earlier run would skip the stubbed check
+    monkeypatch.setattr(check_cache, "remembered", lambda key, device, check: check())
     for verdict, fused in (("RuntimeError: no valid execution plans", False), (None, True)):
         monkeypatch.setattr(fused_mod, "fused_conv_relu_check", lambda device, dtype, v=verdict: v)
         models = ProPainterModels(RAFT(), nn.Conv2d(2, 2, 3), _stand_in_inpainter())
@@ -140,3 +143,34 @@ def test_engine_falls_back_to_library_layers_when_the_fused_check_fails(monkeypa
         assert ("failed its check" in caplog.text) is not fused
         caplog.clear()
 
+
+
+def test_resident_budget_is_a_share_of_the_card_unless_set(monkeypatch):
+    from types import SimpleNamespace
+
+    from propainter_wire.engines.propainter import policy as policy_mod
+    from propainter_wire.engines.propainter.policy import RESIDENT_SHARE, MemoryPolicy
+    from propainter_wire.engines.propainter.store import ClipStore, clip_bytes
+    from propainter_wire.runtime.precision import PrecisionPolicy
+
+    fp16 = PrecisionPolicy("fp16", raft_dtype=torch.float16, model_autocast_dtype=torch.float16)
+    cpu = MemoryPolicy.choose(Tuning(), torch.device("cpu"), PrecisionPolicy("fp32"))
+    assert cpu.resident_budget() == 0
+    card, free, reserved, allocated = 80 * 2**30, 70 * 2**30, 3 * 2**30, 2**30
+    cuda = policy_mod.torch.cuda
+    monkeypatch.setattr(cuda, "get_device_properties", lambda dev: SimpleNamespace(total_memory=card))
+    monkeypatch.setattr(cuda, "mem_get_info", lambda dev: (free, card))
+    monkeypatch.setattr(cuda, "memory_reserved", lambda dev: reserved)
+    monkeypatch.setattr(cuda, "memory_allocated", lambda dev: allocated)
+    gpu = torch.device("cuda", 0)
+    auto = MemoryPolicy.choose(Tuning(), gpu, fp16)
+    assert auto.resident_budget() == int(RESIDENT_SHARE * card)
+    free = 10 * 2**30  # a card other programs share: half of what is free or cached here
+    assert auto.resident_budget() == int(0.5 * (10 + 3 - 1) * 2**30)
+    free = 70 * 2**30
+    assert MemoryPolicy.choose(Tuning(resident_bytes=2**30), gpu, fp16).resident_budget() == 2**30
+    # 720p x 80 stays on an 80 GB card; 720p x 400 (19.6 GiB by the same count) goes to the host
+    for frames, place in ((80, "cuda"), (400, "cpu")):
+        shape = (frames, 720, 1280, 3)
+        store = ClipStore.for_clip(gpu, shape, auto.resident_budget())
+        assert store.place.type == place, (frames, clip_bytes(shape) / 2**30)

@@ -49,6 +49,21 @@ def test_prefetcher_returns_the_requested_rows(device):
     assert got["none"].shape == (0, 3, 8, 10)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+@pytest.mark.parametrize("rows", [[3, 4, 5], [5, 2, 2, 8], [6], []])
+def test_prefetcher_gathers_rows_of_a_source_on_the_device_as_new_tensors(device, rows):
+    frames, _ = _sources()
+    on_device = frames.to(device)
+    feeder = Prefetcher(torch.device(device))
+    try:
+        got = feeder.take(feeder.submit({"frames": (on_device, rows)}))["frames"]
+    finally:
+        feeder.close()
+    assert torch.equal(got.cpu(), frames[rows]) and got.is_contiguous()
+    got.fill_(0)  # a copy: the source is untouched
+    assert torch.equal(on_device.cpu(), frames)
+
+
 @CUDA
 def test_prefetcher_overlaps_and_the_rows_survive_later_allocations():
     """Rows fetched on the side stream stay valid while the compute stream allocates and writes."""
@@ -137,3 +152,32 @@ def test_take_rows_refuses_bad_rows_and_layouts():
         take_rows(source.transpose(1, 2), [0], torch.empty(1, 3, 2))
     with pytest.raises(ValueError):
         take_rows(source, [0], torch.empty(1, 2, 3, dtype=torch.float16))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_upload_and_upload_into_copy_the_values(device):
+    from propainter_wire.runtime.transfer import upload, upload_into
+
+    frames, masks = _sources()
+    moved = upload(frames[2:5], torch.device(device))  # a view: copied as it is, not as its base
+    assert moved.device.type == device and torch.equal(moved.cpu(), frames[2:5])
+    target = torch.zeros(9, 1, 8, 10, dtype=torch.bool, device=device)
+    upload_into(target[3:7], masks[3:7])
+    if device == "cuda":
+        torch.cuda.current_stream().synchronize()
+    assert torch.equal(target[3:7].cpu(), masks[3:7]) and not target[:3].any() and not target[7:].any()
+    assert upload(moved, torch.device(device)) is moved  # already there: nothing copied
+
+
+@CUDA
+def test_upload_does_not_wait_for_queued_work_and_the_staging_survives():
+    from propainter_wire.runtime.transfer import upload
+
+    frames = torch.arange(4 * 256 * 256, dtype=torch.float32).reshape(4, 256, 256)
+    busy = torch.randn(4096, 4096, device="cuda")
+    for _ in range(20):  # queued work the copy must be ordered after, not waited for by the host
+        busy = busy @ busy / 4096
+    moved = upload(frames, torch.device("cuda"))
+    for _ in range(8):  # reuse pressure on the page-locked host cache while the copy may be pending
+        upload(torch.full_like(frames, -1.0), torch.device("cuda"))
+    assert torch.equal(moved.cpu(), frames)

@@ -25,6 +25,7 @@ def test_empty_environment_gives_the_defaults():
     ("CUDA_GRAPHS", "0", "cuda_graphs", False),
     ("RAFT_BUDGET_GIB", "1.5", "raft_budget_bytes", int(1.5 * 2**30)),
     ("TRANSFORMER_BUDGET_GIB", "2", "transformer_budget_bytes", 2 * 2**30),
+    ("RESIDENT_GIB", "8", "resident_bytes", 8 * 2**30),
     ("RAFT_HALF_PYRAMID", "1", "raft_half_pyramid", True),
     ("CHANNELS_LAST", "1", "channels_last", ("all",)),
     ("CHANNELS_LAST", "0", "channels_last", ()),
@@ -48,7 +49,7 @@ def test_each_variable_is_parsed(name, value, field, expected):
 def test_every_variable_has_a_case():
     assert {v.removeprefix(P) for v in Tuning.variables()} == {
         "WEIGHTS", "IO_THREADS", "CUDA_GRAPHS", "RAFT_BUDGET_GIB", "TRANSFORMER_BUDGET_GIB", "RAFT_HALF_PYRAMID",
-        "CHANNELS_LAST", "WINDOW_BATCH", "BATCH_DIRECTIONS", "FUSED_EPILOGUES", "PREFETCH_GATHER",
+        "RESIDENT_GIB", "CHANNELS_LAST", "WINDOW_BATCH", "BATCH_DIRECTIONS", "FUSED_EPILOGUES", "PREFETCH_GATHER",
         "CUDNN_BENCHMARK", "PRELOAD", "BYTECODE_CACHE", "FAST_EXIT", "EARLY_CUDA"}
     assert "raft_encoders" in CHANNELS_LAST_PARTS
 
@@ -58,6 +59,7 @@ def test_every_variable_has_a_case():
     ("CUDA_GRAPHS", "yes"),
     ("RAFT_BUDGET_GIB", "0"), ("RAFT_BUDGET_GIB", "lots"),
     ("TRANSFORMER_BUDGET_GIB", "-2"),
+    ("RESIDENT_GIB", "0"),
     ("RAFT_HALF_PYRAMID", "2"),
     ("CHANNELS_LAST", "raft_encoders,nope"),
     ("WINDOW_BATCH", "0"),

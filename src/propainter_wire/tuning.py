@@ -46,6 +46,7 @@ class Tuning:
     cuda_graphs: bool = True  # PROPAINTER_WIRE_CUDA_GRAPHS=0: RAFT's refinement runs eagerly
     raft_budget_bytes: int | None = None  # PROPAINTER_WIRE_RAFT_BUDGET_GIB
     transformer_budget_bytes: int | None = None  # PROPAINTER_WIRE_TRANSFORMER_BUDGET_GIB
+    resident_bytes: int | None = None  # PROPAINTER_WIRE_RESIDENT_GIB: whole-clip arrays kept on the GPU up to this
     raft_half_pyramid: bool = False  # PROPAINTER_WIRE_RAFT_HALF_PYRAMID=1: fp16 correlation pyramids in fp16 RAFT
     # PROPAINTER_WIRE_CHANNELS_LAST: None = by device and precision; () = none; ("all",) = every network;
     # else names from CHANNELS_LAST_PARTS
@@ -69,7 +70,7 @@ class Tuning:
         if self.fused_epilogues not in FUSED_EPILOGUE_MODES:
             raise TuningError(f"fused_epilogues: expected one of {', '.join(FUSED_EPILOGUE_MODES)}, "
                               f"got {self.fused_epilogues!r}")
-        for budget in ("raft_budget_bytes", "transformer_budget_bytes"):
+        for budget in ("raft_budget_bytes", "transformer_budget_bytes", "resident_bytes"):
             value = getattr(self, budget)
             if value is not None and value <= 0:
                 raise TuningError(f"{budget} must be positive, got {value}")
@@ -107,6 +108,7 @@ class Tuning:
             cuda_graphs=get.flag("CUDA_GRAPHS", default=True),
             raft_budget_bytes=get.gib("RAFT_BUDGET_GIB"),
             transformer_budget_bytes=get.gib("TRANSFORMER_BUDGET_GIB"),
+            resident_bytes=get.gib("RESIDENT_GIB"),
             raft_half_pyramid=get.flag("RAFT_HALF_PYRAMID", default=False),
             channels_last=get.parts("CHANNELS_LAST"),
             window_batch=get.positive_int("WINDOW_BATCH"),
@@ -126,7 +128,7 @@ class Tuning:
         return [PREFIX + name for name in _VARIABLES]
 
 
-_VARIABLES = ("WEIGHTS", "IO_THREADS", "CUDA_GRAPHS", "RAFT_BUDGET_GIB", "TRANSFORMER_BUDGET_GIB",
+_VARIABLES = ("WEIGHTS", "IO_THREADS", "CUDA_GRAPHS", "RAFT_BUDGET_GIB", "TRANSFORMER_BUDGET_GIB", "RESIDENT_GIB",
               "RAFT_HALF_PYRAMID", "CHANNELS_LAST", "WINDOW_BATCH", "BATCH_DIRECTIONS", "FUSED_EPILOGUES",
               "PREFETCH_GATHER", "CUDNN_BENCHMARK", "PRELOAD", "BYTECODE_CACHE", "FAST_EXIT",
               "EARLY_CUDA")

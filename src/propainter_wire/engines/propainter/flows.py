@@ -10,6 +10,7 @@ from ...pipeline.stages import Stages
 from ...runtime.cuda_graph import GraphCache
 from ...runtime.memory import release_memory, retry_on_resource_error
 from ...runtime.precision import PrecisionPolicy, cudnn_autotune
+from ...runtime.transfer import upload
 from .policy import MemoryPolicy
 from .store import ClipStore, signed
 
@@ -69,7 +70,7 @@ def compute_flows(raft: torch.nn.Module, frames: torch.Tensor, iters: int, stage
                     ready(e)
                 f, b = retry_on_resource_error(
                     lambda options, chunk_frames=frames[s:e]: raft_module.bidirectional_flows(
-                        raft, signed(chunk_frames.to(device)), iters=iters, budget_bytes=budget,
+                        raft, signed(upload(chunk_frames, device)), iters=iters, budget_bytes=budget,
                         corr_dtype=corr_dtype, graphs=graphs, **options),
                     RAFT_FALLBACKS, stage="RAFT", describe=lambda options: f"retrying with {options}",
                     before_retry=eager)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ...io.scratch import DiskArray, Scratch
-from ...runtime.transfer import HostReturns
+from ...runtime.transfer import HostReturns, upload_into
 
 log = logging.getLogger("propainter_wire")
 
@@ -179,8 +179,11 @@ class FrameFiller:
         while self.filled < end:
             a = self.filled
             b = min(len(self.source), a + INPUT_CHUNK)
-            frames_u8 = _unit_to_u8(np.asarray(self.source[a:b]))
-            self.target[a:b] = torch.from_numpy(pad_bottom_right(frames_u8, self.ph, self.pw))
+            frames_u8 = torch.from_numpy(pad_bottom_right(_unit_to_u8(np.asarray(self.source[a:b])), self.ph, self.pw))
+            if isinstance(self.target, torch.Tensor):
+                upload_into(self.target[a:b], frames_u8)
+            else:
+                self.target[a:b] = frames_u8
             self.filled = b
 
 

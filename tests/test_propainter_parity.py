@@ -55,7 +55,8 @@ def test_engine_completion_and_propagation_match_reference(engine, parity):
     assert np.array_equal(updated_masks.numpy().astype(np.uint8), parity["prop_mask"])
 
 
-def test_cli_final_frames_match_reference(parity, det_weights_dir, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", None])  # None: the default (auto: bf16 on a CPU with native bf16)
+def test_cli_final_frames_match_reference(parity, det_weights_dir, tmp_path, precision):
     import cv2
 
     from propainter_wire.cli import main
@@ -68,7 +69,8 @@ def test_cli_final_frames_match_reference(parity, det_weights_dir, tmp_path):
         cv2.imwrite(str(masks_dir / f"{i:05d}.png"), mask)
     out = tmp_path / "out"
     code = main(["inpaint", "-i", str(frames_dir), "-m", str(masks_dir), "-o", str(out), "--engine", "propainter",
-                 "--weights-dir", str(det_weights_dir), "--device", "cpu", "--precision", "fp32", "--quiet"])
+                 "--weights-dir", str(det_weights_dir), "--device", "cpu", "--quiet",
+                 *(["--precision", precision] if precision else [])])
     assert code == 0
     ours = np.stack([cv2.cvtColor(cv2.imread(str(out / "frames" / f"{i:05d}.png")), cv2.COLOR_BGR2RGB)
                      for i in range(len(parity["frames"]))])

@@ -53,7 +53,7 @@ def start_from_words(words: Sequence[str], tuning) -> bool:
     p.add_argument("--weights-dir", type=Path, default=None)
     try:
         known, _ = p.parse_known_args(list(words[1:]))
-    except (argparse.ArgumentError, SystemExit):
+    except argparse.ArgumentError:
         return False
     return start(known.engine, known.device, known.weights_dir, tuning)
 

@@ -44,6 +44,7 @@ CV_EXTS = tuple(_WRITABLE)
 # channel names as OpenImageIO gives them for these formats
 _NAMES = {1: ("Y",), 2: ("Y", "A"), 3: ("R", "G", "B"), 4: ("R", "G", "B", "A")}
 _HINT = "needs OpenImageIO (pip install OpenImageIO)"
+_GREY_ALPHA_PLATE = "grey + alpha frames (OpenCV writes no two-channel file)"
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,7 @@ def header(path: str | Path) -> CvSpec:
     """
     spec = read_channels(path)[2]
     if spec.nchannels == 2:
-        raise _needs_oiio("grey + alpha frames (OpenCV writes no two-channel file)", Path(path))
+        raise _needs_oiio(_GREY_ALPHA_PLATE, Path(path))
     return spec
 
 
@@ -354,7 +355,7 @@ def write_plate(source: str | Path, target: str | Path, colour: np.ndarray) -> N
         return
     pixels, names, spec = read_channels(source)
     if pixels.shape[2] == 2:  # written as RGBA it would come back with other channels than it went in
-        raise _needs_oiio("grey + alpha frames (OpenCV writes no two-channel file)", source)
+        raise _needs_oiio(_GREY_ALPHA_PLATE, source)
     layout = rgb_layout(names, spec.alpha_channel)  # never None: every name set here holds colour
     values = colour if colour.ndim == 3 else colour[:, :, None]
     if len(layout.colour) == 1 and values.shape[2] == 3:

@@ -97,6 +97,26 @@ def test_import_early_imports_on_a_thread(tmp_path, monkeypatch):
     assert import_early("pw_slow_module") is None  # imported already: no thread
 
 
+def test_import_early_lowers_the_switch_interval_while_it_imports(tmp_path, monkeypatch):
+    (tmp_path / "pw_interval_module.py").write_text("import sys\nSEEN = sys.getswitchinterval()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        import_early("pw_interval_module", switch_interval=0.0005)
+        join_early_imports()
+        assert sys.modules["pw_interval_module"].SEEN == pytest.approx(0.0005)
+        assert sys.getswitchinterval() == pytest.approx(0.005)  # given back once the import ended
+        sys.setswitchinterval(0.0001)  # already below: left as it is
+        (tmp_path / "pw_interval_module2.py").write_text("import sys\nSEEN = sys.getswitchinterval()\n")
+        import_early("pw_interval_module2", switch_interval=0.0005)
+        join_early_imports()
+        assert sys.modules["pw_interval_module2"].SEEN == pytest.approx(0.0001)
+        assert sys.getswitchinterval() == pytest.approx(0.0001)
+    finally:
+        sys.setswitchinterval(before)
+
+
 def test_import_early_swallows_a_failed_import():
     thread = import_early("pw_no_such_module_anywhere")
     join_early_imports()

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from propainter_wire.tuning import CHANNELS_LAST_PARTS, Tuning, TuningError
+from propainter_wire.tuning import CHANNELS_LAST_PARTS, Tuning, TuningError, default_io_threads
 
 P = "PROPAINTER_WIRE_"
 
@@ -79,6 +79,10 @@ def test_each_bad_value_is_refused_naming_the_variable(name, value):
 def test_threads_come_from_the_switch_or_the_cores():
     assert Tuning(io_threads=3).threads() == 3
     assert 1 <= Tuning().threads() <= 16
+
+
+def test_default_io_threads_leave_two_cores_on_larger_machines():
+    assert [default_io_threads(c) for c in (1, 2, 4, 7, 8, 16, 18, 64)] == [1, 2, 4, 7, 6, 14, 16, 16]
     with pytest.raises(TuningError):
         Tuning(io_threads=0)
 

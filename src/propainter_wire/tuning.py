@@ -91,7 +91,7 @@ class Tuning:
 
     def threads(self) -> int:
         """Threads for decoding, resizing, compositing and encoding frames."""
-        return self.io_threads or min(16, os.cpu_count() or 1)
+        return self.io_threads or default_io_threads(os.cpu_count() or 1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Tuning:
@@ -208,3 +208,16 @@ class _Reader:
         if unknown:
             raise self.fail(name, f"a comma list of {', '.join(CUDNN_STAGES)}", sorted(unknown)[0])
         return chosen
+
+
+def default_io_threads(cores: int) -> int:
+    """Frame threads for a machine of ``cores`` cores: one per core up to 16, less two from 8 cores up.
+
+    The two cores left are for the threads that wait on the others: the main thread (which
+    launches the GPU's kernels) and torch's import at the start of a run. With every core busy,
+    each handover of the interpreter lock waits for the scheduler: on a 16-core H100 machine,
+    ``import torch`` took 15.3 s beside 16 threads decoding PNGs, 5.8 s beside 4, 4.6 s alone
+    (``benchmarks/results/h100_torch_import_contention.txt``).
+    """
+    return max(1, min(16, cores - 2 if cores >= 8 else cores))
+

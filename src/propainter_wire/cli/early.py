@@ -16,6 +16,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+IMPORT_SWITCH_INTERVAL = 0.0005
+"""Seconds: the GIL's switch interval while torch imports beside the command (see
+:mod:`propainter_wire.runtime.early_import`)."""
+
 
 def needs_torch(engine: str, device: str, weights_dir: Path | None, env_weights_dir: Path | None) -> bool:
     """Whether an ``inpaint`` run imports torch: the propainter engine (asked for, or ``auto`` with its
@@ -38,7 +42,7 @@ def start(engine: str, device: str, weights_dir: Path | None, tuning) -> bool:
         from ..runtime.early_cuda import start_context
 
         start_context(device)  # the GPU's context made while torch imports
-    import_early("torch")
+    import_early("torch", switch_interval=IMPORT_SWITCH_INTERVAL)
     return True
 
 

@@ -2,8 +2,8 @@
 
 OpenCV and the PNG codecs release the GIL, so a thread pool scales these with the cores.
 Every function takes its thread count from the caller (``Tuning.threads()``: the tuning
-switch ``io_threads``, default one per core up to 16, docs/tuning.md); none reads the
-environment. Results always come back in the order of their inputs.
+switch ``io_threads``, default ``tuning.default_io_threads``: one per core up to 16, two fewer from
+8 cores up, docs/tuning.md); none reads the environment. Results always come back in the order of their inputs.
 """
 
 from __future__ import annotations

@@ -43,3 +43,21 @@ def test_batch_workers_repeat_the_device(bench, tmp_path, capsys):
                        "--device", "cpu", "--shots", "2", "--workers", "2"]) == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["workers"] == 2 and row["batch_devices"] == ["cpu,cpu"] and row["ok"] and row["frames"] == 4
+
+
+def test_import_contention_times_the_import_beside_each_kind_of_thread(tmp_path):
+    import subprocess
+
+    import cv2
+    import numpy as np
+
+    (tmp_path / "frames").mkdir()
+    cv2.imwrite(str(tmp_path / "frames" / "0000.png"), np.zeros((16, 16, 3), np.uint8))
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "import_contention.py"), "--clip", str(tmp_path),
+                           "--rounds", "1", "none,0,0.005", "imread,2,0.0005"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [line.split() for line in done.stdout.strip().splitlines()]
+    assert [line[:4] for line in lines] == [["none", "0", "si", "0.005"], ["imread", "2", "si", "0.0005"]]
+    assert all(line[4] == "import_torch" and float(line[5]) > 0 for line in lines)
+    assert int(lines[0][7]) == 0 and int(lines[1][7]) > 0  # the threads decoded the frame beside the import

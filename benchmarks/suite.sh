@@ -10,6 +10,9 @@
 #   memory     peak GPU 80 vs 240 frames of 720p; host RSS with --scratch disk vs memory; live blocks at the peak
 #   cpu        CPU: reference fp32 vs ours auto and fp32, 12 frames of bmx-trees at 256x144 (process wall)
 #   coldstart  one fresh CLI run under `python -X importtime` and under cProfile (the profile goes to $OUT)
+#   ab         this tree against another, alternating, process wall: BASE_TREE=DIR (a copy of the other
+#              tree: git archive BASE src benchmarks | tar -x -C DIR), AB_SIZE="1280 720 80", AB_ROUNDS=4,
+#              AB_PRECISION=fp16
 #
 # Results: one JSON line per run in $OUT/results.jsonl (default OUT=/tmp/out); logs and profiles beside it.
 # Needs (ignored, carried to the device machine): .devcarry/ref (a checkout of the reference ProPainter,
@@ -27,14 +30,15 @@ fi
 [ -d /tmp/pw-site ] && export PYTHONPATH=/tmp/pw-site${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 export PROPAINTER_WIRE_SHARED=${PROPAINTER_WIRE_SHARED:-$PWD/.devcarry}  # the parity tests' data
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 PY=${PY:-python3}
+case $PY in */*) PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY") ;; esac  # (suite ab runs from another tree)
 REF=${REF:-$PWD/.devcarry/ref}
 BMX=${BMX:-$PWD/.devcarry/data/bmx-trees}
 CLIPS=${CLIPS:-/tmp/pw-clips}
 LIMIT=${LIMIT:-300}  # seconds per timed run
 RESULTS=$OUT/results.jsonl
-DEVICE=cuda
+DEVICE=${DEVICE:-cuda}
 
 clip() {  # width height frames -> prints the folder of the scaled bmx-trees clip (written once)
   local dir=$CLIPS/${1}x${2}x${3}
@@ -123,13 +127,32 @@ suite_memory() {
 }
 
 suite_cpu() {
+  local device=$DEVICE
   DEVICE=cpu
   for round in 1 2 3; do  # alternating: a slow spell of a shared VM touches every program alike
     reference "ref_256x144x12_cpu_fp32_$round" 256 144 12 fp32
     ours "ours_256x144x12_cpu_auto_$round" 256 144 12 auto  # the default: bf16 where the CPU has it
     ours "ours_256x144x12_cpu_fp32_$round" 256 144 12 fp32
   done
-  DEVICE=cuda
+  DEVICE=$device
+}
+
+suite_ab() {  # both trees' bench.py time their own src (bench.py puts its checkout's src first)
+  local base=${BASE_TREE:-} p=${AB_PRECISION:-fp16} c w h n round
+  if [ -z "$base" ] || [ ! -f "$base/benchmarks/bench.py" ]; then
+    echo "ab: set BASE_TREE to a copy of the tree to compare against" >&2; return 2
+  fi
+  base=$(cd "$base" && pwd)
+  read -r w h n <<< "${AB_SIZE:-1280 720 80}"
+  c=$(clip "$w" "$h" "$n")
+  ours "ab_warmup_this" "$w" "$h" "$n" "$p"  # each tree's first run fills its bytecode cache
+  (cd "$base" && record "ab_warmup_base" --mode process --engine propainter --device "$DEVICE" --precision "$p" \
+    --clip "$c" --width "$w" --height "$h" --frames "$n")
+  for round in $(seq "${AB_ROUNDS:-4}"); do
+    ours "ab_this_${w}x${h}x${n}_$round" "$w" "$h" "$n" "$p"
+    (cd "$base" && record "ab_base_${w}x${h}x${n}_$round" --mode process --engine propainter --device "$DEVICE" \
+      --precision "$p" --clip "$c" --width "$w" --height "$h" --frames "$n")
+  done
 }
 
 suite_coldstart() {
@@ -147,10 +170,10 @@ from bench import _stand_in_weights; _stand_in_weights(__import__('pathlib').Pat
   head -60 "$OUT/coldstart_cumulative.txt"
 }
 
-[ $# -gt 0 ] || { sed -n 2,18p "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n 2,21p "$0"; exit 2; }
 for suite in "$@"; do
   case $suite in
-    env|speed|quality|memory|cpu|coldstart) echo "== $suite"; "suite_$suite" ;;
-    *) echo "unknown suite: $suite (env speed quality memory cpu coldstart)" >&2; exit 2 ;;
+    env|speed|quality|memory|cpu|coldstart|ab) echo "== $suite"; "suite_$suite" ;;
+    *) echo "unknown suite: $suite (env speed quality memory cpu coldstart ab)" >&2; exit 2 ;;
   esac
 done

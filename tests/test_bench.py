@@ -61,3 +61,24 @@ def test_import_contention_times_the_import_beside_each_kind_of_thread(tmp_path)
     assert [line[:4] for line in lines] == [["none", "0", "si", "0.005"], ["imread", "2", "si", "0.0005"]]
     assert all(line[4] == "import_torch" and float(line[5]) > 0 for line in lines)
     assert int(lines[0][7]) == 0 and int(lines[1][7]) > 0  # the threads decoded the frame beside the import
+
+
+def test_suite_ab_alternates_this_tree_and_the_base_tree(tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    from conftest import DATA, require
+
+    bmx = require(DATA / "bmx-trees")
+    base = tmp_path / "base"
+    for part in ("src", "benchmarks"):
+        shutil.copytree(ROOT / part, base / part, ignore=shutil.ignore_patterns("__pycache__", "results", "quality"))
+    env = dict(os.environ, DEVICE="cpu", BASE_TREE=str(base), AB_SIZE="64 48 4", AB_ROUNDS="1", AB_PRECISION="fp32",
+               OUT=str(tmp_path / "out"), PY=sys.executable, BMX=str(bmx), CLIPS=str(tmp_path / "clips"))
+    done = subprocess.run(["bash", "benchmarks/suite.sh", "ab"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert [r["name"] for r in rows] == ["ab_warmup_this", "ab_warmup_base", "ab_this_64x48x4_1", "ab_base_64x48x4_1"]
+    assert all(r["exit_code"] == 0 and r["mode"] == "process" and r["precision"] == "fp32" for r in rows)

@@ -35,7 +35,7 @@ PY=${PY:-python3}
 case $PY in */*) PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY") ;; esac  # (suite ab runs from another tree)
 REF=${REF:-$PWD/.devcarry/ref}
 BMX=${BMX:-$PWD/.devcarry/data/bmx-trees}
-CLIPS=${CLIPS:-/tmp/pw-clips}
+CLIPS=${CLIPS:-/tmp/pw-clips}; mkdir -p "$CLIPS"; CLIPS=$(cd "$CLIPS" && pwd)  # (suite ab runs from another tree)
 LIMIT=${LIMIT:-300}  # seconds per timed run
 RESULTS=$OUT/results.jsonl
 DEVICE=${DEVICE:-cuda}
@@ -138,20 +138,18 @@ suite_cpu() {
 }
 
 suite_ab() {  # both trees' bench.py time their own src (bench.py puts its checkout's src first)
-  local base=${BASE_TREE:-} p=${AB_PRECISION:-fp16} c w h n round
+  local base=${BASE_TREE:-} p=${AB_PRECISION:-fp16} w h n round
   if [ -z "$base" ] || [ ! -f "$base/benchmarks/bench.py" ]; then
     echo "ab: set BASE_TREE to a copy of the tree to compare against" >&2; return 2
   fi
   base=$(cd "$base" && pwd)
   read -r w h n <<< "${AB_SIZE:-1280 720 80}"
-  c=$(clip "$w" "$h" "$n")
+  clip "$w" "$h" "$n" > /dev/null  # written once, from this tree (the clip's folder is absolute)
   ours "ab_warmup_this" "$w" "$h" "$n" "$p"  # each tree's first run fills its bytecode cache
-  (cd "$base" && record "ab_warmup_base" --mode process --engine propainter --device "$DEVICE" --precision "$p" \
-    --clip "$c" --width "$w" --height "$h" --frames "$n")
+  (cd "$base" && ours "ab_warmup_base" "$w" "$h" "$n" "$p")
   for round in $(seq "${AB_ROUNDS:-4}"); do
     ours "ab_this_${w}x${h}x${n}_$round" "$w" "$h" "$n" "$p"
-    (cd "$base" && record "ab_base_${w}x${h}x${n}_$round" --mode process --engine propainter --device "$DEVICE" \
-      --precision "$p" --clip "$c" --width "$w" --height "$h" --frames "$n")
+    (cd "$base" && ours "ab_base_${w}x${h}x${n}_$round" "$w" "$h" "$n" "$p")
   done
 }
 

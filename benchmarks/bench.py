@@ -147,7 +147,7 @@ def _summary(report: dict) -> dict:
     return {
         "engine": report["engine"], "device": report["device"],
         "stages": report["seconds"],
-        "wall": report.get("wall_seconds"),  # the process's time: startup, top-level stages, other, loader steps
+        "wall": report.get("wall_seconds"),  # startup, setup, top-level stages, between, loader steps
         "peak_gpu_gib": _gib(report.get("peak_gpu_bytes")),
         "peak_gpu_gib_per_stage": {k: _gib(v, 2) for k, v in report.get("peak_gpu_bytes_per_stage", {}).items()},
         "peak_host_rss_gib": _gib(report.get("peak_host_rss_bytes")),

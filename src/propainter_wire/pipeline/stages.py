@@ -51,6 +51,7 @@ class Stages:
     current: str | None = None  # the innermost running stage
     # seconds of the stages that ran inside no other stage: with the time between them they add up to the run
     top_level: dict[str, float] = field(default_factory=dict)
+    first_start: float | None = None  # ``time.perf_counter()`` as the first top-level stage began
 
     @contextlib.contextmanager
     def __call__(self, name: str, total: int | None = None) -> Iterator:
@@ -62,6 +63,8 @@ class Stages:
 
             bar = progress_bar(total, name)
         outer, self.current = self.current, name
+        if outer is None and self.first_start is None:
+            self.first_start = start
         cuda = _cuda_in_use()
         if cuda is not None:
             cuda.reset_peak_memory_stats()

@@ -42,18 +42,23 @@ def versions() -> dict:
             "cuda": torch.version.cuda if torch is not None else None}
 
 
-def wall_seconds(stages: Stages, total: float, startup: float | None, loader: dict[str, float]) -> dict:
-    """Where the process's time went, adding up to ``process``.
+def wall_seconds(stages: Stages, start: float, total: float, startup: float | None,
+                 loader: dict[str, float]) -> dict:
+    """Where the process's time went, adding up to ``process`` (seconds).
 
-    ``startup`` (interpreter start and imports before the run began; 0 from the Python API), the
-    stages that ran inside no other stage, and ``other`` (the time between them) add up to
-    ``process``; ``loader`` is the engine loader's own steps (importing torch, resolving the
-    device, loading the networks), on its thread while the frames decode: the main thread's
-    ``load`` stage is only what it waited for them.
+    ``startup`` (interpreter start and imports before ``main``; 0 from the Python API),
+    ``setup`` (from the run's start to its first stage: parsing the command, importing the
+    modules the run needs, checking the settings and the weights' files), the stages that ran
+    inside no other stage, and ``between`` (the time between them) add up to ``process``.
+    ``loader`` is the engine loader's own steps (importing torch, resolving the device, loading
+    the networks), on its thread while the frames decode: the main thread's ``load`` stage is
+    only what it waited for them.
     """
     stage_total = sum(stages.top_level.values())
-    out = {"startup": round(startup or 0.0, 4), **{k: round(v, 4) for k, v in stages.top_level.items()},
-           "other": round(total - stage_total, 4), "process": round((startup or 0.0) + total, 4)}
+    setup = total if stages.first_start is None else max(0.0, stages.first_start - start)
+    out = {"startup": round(startup or 0.0, 4), "setup": round(setup, 4),
+           **{k: round(v, 4) for k, v in stages.top_level.items()},
+           "between": round(max(0.0, total - setup - stage_total), 4), "process": round((startup or 0.0) + total, 4)}
     out["loader"] = {k: round(v, 4) for k, v in loader.items()}
     return out
 
@@ -88,7 +93,7 @@ def build_report(video: Path, mask: Path, out_dir: Path, config: InpaintConfig, 
         "processing_size": list(processing_size(source.height, source.width, config))[::-1],
         "dtype": str(source.dtype), "fps": source.fps,
         "seconds": {**{k: round(v, 4) for k, v in stages.seconds.items()}, "total": round(total, 4)},
-        "wall_seconds": wall_seconds(stages, total, startup, loader.seconds),
+        "wall_seconds": wall_seconds(stages, start, total, startup, loader.seconds),
         "peak_host_rss_bytes": peak_rss_bytes(),
         "peak_gpu_bytes": max(stages.gpu_peak_bytes.values()) if stages.gpu_peak_bytes else None,
         "peak_gpu_bytes_per_stage": dict(stages.gpu_peak_bytes),

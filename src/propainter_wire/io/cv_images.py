@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .channels import pick_channels
 from .oiio import (
     JPEG_QUALITY,
     PNG_COMPRESSION_LEVEL,
@@ -258,9 +259,9 @@ def read_channels(path: str | Path) -> tuple[np.ndarray, tuple[str, ...], CvSpec
         raise InputError("cannot decode image: corrupt, truncated or not an image", path)
     pixels = _as_sample_type(pixels if pixels.ndim == 3 else pixels[:, :, None], path)
     if pixels.shape[2] in (3, 4):  # BGR(A) -> RGB(A)
-        pixels = pixels[:, :, [2, 1, 0, 3][:pixels.shape[2]]]
+        pixels = pick_channels(pixels, (2, 1, 0, 3)[:pixels.shape[2]])
     if probe.channels == 2 and pixels.shape[2] == 4:  # grey + alpha arrives as BGRA with B = G = R
-        pixels = pixels[:, :, [0, 3]]
+        pixels = pick_channels(pixels, (0, 3))
     elif probe.channels == 2 and pixels.shape[2] == 1 and probe.grey_key is not None:  # the key is alpha 0
         alpha = np.where(pixels[:, :, 0] == probe.grey_key, 0, np.iinfo(pixels.dtype).max).astype(pixels.dtype)
         pixels = np.dstack([pixels[:, :, 0], alpha])
@@ -321,7 +322,7 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     if image.dtype not in _WRITABLE[ext]:
         raise ValueError(f"cannot write {image.dtype} samples to a '{ext}' file")
     if image.ndim == 3:  # RGB(A) -> BGR(A)
-        image = image[:, :, [2, 1, 0, 3][:image.shape[2]]]
+        image = pick_channels(image, (2, 1, 0, 3)[:image.shape[2]])
     try:
         ok, data = cv2.imencode(ext, np.ascontiguousarray(image), _params(ext))
     except cv2.error:

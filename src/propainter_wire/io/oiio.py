@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .channels import pick_channels
 
 __all__ = ["PlateLayout", "header", "image_size", "load_oiio", "opencv_fallback", "read_channels", "read_image",
            "rgb_layout", "write_image", "write_plate"]
@@ -236,8 +237,9 @@ def read_image(path: str | Path) -> np.ndarray:
     if layout is None:
         return pixels[:, :, 0]
     keep = list(layout.colour) + ([layout.alpha] if layout.alpha is not None else [])
-    image = pixels[:, :, keep]
-    return image[:, :, 0] if image.shape[2] == 1 else np.ascontiguousarray(image)
+    if len(keep) == 1:
+        return np.ascontiguousarray(pixels[:, :, keep[0]])
+    return pick_channels(pixels, keep)
 
 
 def _check_jpeg_complete(path: Path) -> None:

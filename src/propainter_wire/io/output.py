@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..samples import to_uint8_half_up
+from .channels import pick_channels
 
 log = logging.getLogger("propainter_wire")
 
@@ -271,7 +272,7 @@ class VideoWriter:
                 for packet in self._stream.encode(picture):
                     self._container.mux(packet)
             else:
-                self._cv2_writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+                self._cv2_writer.write(pick_channels(frame, (2, 1, 0)))
         self.frames_written += 1
 
     def close(self) -> None:

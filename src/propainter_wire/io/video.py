@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .channels import pick_channels
 from .source import FrameSource, one_line
 
 # Recently decoded frames kept for repeated or slightly backward access.
@@ -128,7 +129,7 @@ class _OpenCVDecoder:
                 ok, bgr = capture.read()
                 if not ok:
                     return
-                yield np.ascontiguousarray(bgr[:, :, ::-1])
+                yield pick_channels(bgr, (2, 1, 0))
         finally:
             capture.release()
 

@@ -54,9 +54,10 @@ def prepare_engine_input(frames, raw_masks, config: InpaintConfig, scratch=None,
         same = config.effective_flow_mask_dilation == config.mask_dilation
         return raw, grown, grown if same else dilate(raw, config.effective_flow_mask_dilation)
 
+    n = len(frames)
+    mask_layout = [((ph, pw), bool)] * 3
     if as_is and scratch is None and isinstance(frames, FrameStream):  # still decoding: handed on as it is
-        masks_parts = parallel_map(masks_of, range(len(frames)), threads)
-        proc_raw, masks, flow_masks = (np.stack(p) for p in zip(*masks_parts, strict=True))
+        proc_raw, masks, flow_masks = _filled(n, masks_of, mask_layout, threads)
         return EngineInput(frames=frames, masks=masks, flow_masks=flow_masks, raw_masks=proc_raw)
 
     def one(i: int):
@@ -64,10 +65,9 @@ def prepare_engine_input(frames, raw_masks, config: InpaintConfig, scratch=None,
         return (frame, *masks_of(i))
 
     if scratch is None:
-        parts = parallel_map(one, range(len(frames)), threads)
-        proc_frames, proc_raw, masks, flow_masks = (np.stack(p) for p in zip(*parts, strict=True))
+        proc_frames, proc_raw, masks, flow_masks = _filled(n, one, [((ph, pw, 3), frame_dtype), *mask_layout],
+                                                           threads)
         return EngineInput(frames=proc_frames, masks=masks, flow_masks=flow_masks, raw_masks=proc_raw)
-    n = len(frames)
     arrays = (scratch.array("proc_frames", n, (ph, pw, 3), frame_dtype), scratch.array("proc_raw", n, (ph, pw), bool),
               scratch.array("masks", n, (ph, pw), bool), scratch.array("flow_masks", n, (ph, pw), bool))
     for i, parts in batched_map(one, range(n), threads):
@@ -75,6 +75,23 @@ def prepare_engine_input(frames, raw_masks, config: InpaintConfig, scratch=None,
             arr[i] = part
     proc_frames, proc_raw, masks, flow_masks = arrays
     return EngineInput(frames=proc_frames, masks=masks, flow_masks=flow_masks, raw_masks=proc_raw, scratch=scratch)
+
+
+def _filled(n: int, parts_of, layout, threads: int) -> tuple[np.ndarray, ...]:
+    """Arrays ``(n, *shape)`` of ``layout`` (``[(shape, dtype), ...]``) whose item ``i`` is ``parts_of(i)``.
+
+    Each thread writes its frame's parts into place, so the arrays' pages are first touched on
+    every thread at once: stacking per-frame parts afterwards copied 400 MB of 4K masks on one
+    thread (0.6 s of a 4K×16 run's 1.4-1.7 s ``prepare`` on a 2-core VM).
+    """
+    arrays = tuple(np.empty((n, *shape), dtype) for shape, dtype in layout)
+
+    def put(i: int) -> None:
+        for array, part in zip(arrays, parts_of(i), strict=True):
+            array[i] = part
+
+    parallel_map(put, range(n), threads)
+    return arrays
 
 
 def check_fillable(inp: EngineInput, config: InpaintConfig) -> None:

@@ -362,3 +362,42 @@ def test_a_missing_openimageio_is_searched_for_once_per_process(monkeypatch):
         assert searched == ["OpenImageIO"]
     finally:
         oiio_module._installed.cache_clear()
+
+
+BROKEN_OIIO = """
+import os
+with open(os.environ["OIIO_IMPORTS"], "a") as f:
+    f.write("import\\n")
+raise ImportError("libOpenImageIO.so.3.0: cannot open shared object file")
+"""
+
+READ_ON_THREADS = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from propainter_wire.io import read_image
+paths = sys.argv[1:]
+with ThreadPoolExecutor(8) as pool:
+    frames = list(pool.map(read_image, paths * 4))
+print(len(frames), frames[0].shape)
+"""
+
+
+def test_an_installed_openimageio_that_fails_to_import_falls_back_on_every_thread(tmp_path):
+    """A broken install (its library missing) is imported once; frames decoding on 8 threads all take OpenCV."""
+    broken = tmp_path / "site"
+    broken.mkdir()
+    (broken / "OpenImageIO.py").write_text(BROKEN_OIIO)
+    rgb = random_image(np.uint8, 3, 64, 96)
+    paths = []
+    for i in range(8):
+        path = tmp_path / f"f{i}.png"
+        cv2.imwrite(str(path), rgb[:, :, ::-1])
+        paths.append(str(path))
+    imports = tmp_path / "imports.txt"
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(broken), str(src)]), "OIIO_IMPORTS": str(imports)}
+    proc = subprocess.run([sys.executable, "-c", READ_ON_THREADS, *paths], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["32", "(64,", "96,", "3)"]
+    assert imports.read_text().splitlines() == ["import"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,14 +49,26 @@ def load_oiio():
     Where it is not installed the ``ImportError`` comes from a search made once per process: a
     failed import searches ``sys.path`` again on every call, and with a clip's frames decoding on
     16 threads those searches held the interpreter lock 20-80 ms a frame while torch imported
-    beside them (H100 machine, 720p). A module hidden through ``sys.modules`` (tests) fails as an
+    beside them (H100 machine, 720p). An installed module that fails to import (a wheel whose
+    library does not load) is imported once, under a lock: a second thread's ``import`` of a module
+    still importing returns the half-made module, so that thread took OpenImageIO as loaded and then
+    failed with an unexpected ``ImportError``; its error is kept and raised on every later call, so
+    every thread falls back to OpenCV. A module hidden through ``sys.modules`` (tests) fails as an
     import does.
     """
-    if "OpenImageIO" not in sys.modules and not _installed():
-        raise ImportError("No module named 'OpenImageIO'", name="OpenImageIO")
+    if "OpenImageIO" not in sys.modules:
+        if not _installed():
+            raise ImportError("No module named 'OpenImageIO'", name="OpenImageIO")
+        with _IMPORT_LOCK:
+            failure = _import_failure()
+        if failure is not None:
+            raise ImportError(failure, name="OpenImageIO")
     import OpenImageIO
 
     return OpenImageIO
+
+
+_IMPORT_LOCK = threading.Lock()
 
 
 @functools.cache
@@ -63,6 +76,16 @@ def _installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("OpenImageIO") is not None
+
+
+@functools.cache
+def _import_failure() -> str | None:
+    """Why the installed OpenImageIO does not import (None: it imports); tried once per process."""
+    try:
+        import OpenImageIO  # noqa: F401
+    except ImportError as exc:
+        return f"OpenImageIO is installed but does not import: {exc}"
+    return None
 
 
 def opencv_fallback():

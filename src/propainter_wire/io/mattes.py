@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from .channels import pick_channels
 
 __all__ = ["CHANNEL_HELP", "choose_channel", "matte_mask", "threshold_unit"]
 
@@ -49,14 +50,14 @@ def choose_channel(pixels: np.ndarray, names: tuple[str, ...], channel: str | No
         if layout is None:  # no colour: the alpha (or the one channel there is)
             return pixels[:, :, index.get("A", 0)]
         keep = list(layout.colour) + ([layout.alpha] if layout.alpha is not None else [])
-        image = pixels[:, :, keep]
+        image = pick_channels(pixels, keep)
         return mask_to_grey(image[:, :, 0] if image.shape[2] == 1 else image)
     found = index.get(channel)
     if found is None:
         layered = [i for n, i in index.items() if n.endswith("." + channel)]
         found = layered[0] if len(layered) == 1 else None
     if found is None and channel == "Y" and all(c in index for c in "RGB"):
-        return _luma(np.ascontiguousarray(pixels[:, :, [index["R"], index["G"], index["B"]]]))
+        return _luma(pick_channels(pixels, [index["R"], index["G"], index["B"]]))
     if found is None and channel == "Y" and len(names) == 1:
         found = 0
     if found is None:

@@ -42,6 +42,8 @@ _NATIVE = "unknown"
 # file sample types -> the tool's
 _SAMPLE = {"uint8": np.uint8, "uint16": np.uint16, "half": np.float32, "float": np.float32, "double": np.float32}
 
+_IMPORT_LOCK = threading.Lock()  # one thread at a time tries an installed OpenImageIO's import
+
 
 def load_oiio():
     """The OpenImageIO module (a hard dependency, imported lazily).
@@ -67,8 +69,6 @@ def load_oiio():
 
     return OpenImageIO
 
-
-_IMPORT_LOCK = threading.Lock()
 
 
 @functools.cache

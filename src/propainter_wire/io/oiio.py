@@ -70,7 +70,6 @@ def load_oiio():
     return OpenImageIO
 
 
-
 @functools.cache
 def _installed() -> bool:
     import importlib.util

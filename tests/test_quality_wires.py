@@ -1,9 +1,21 @@
 """The wire-mask harness is fair: one region for every PSNR, the true mask holds every changed pixel."""
 
+import cv2
 import numpy as np
 import pytest
 
-from propainter_wire.quality.wires import CASES, DEFAULT_DATA, oracle_masks, run_case, score
+from propainter_wire.quality.wires import (
+    CASES,
+    DEFAULT_DATA,
+    GENERATED_CLIPS,
+    WIDTHS,
+    WireCase,
+    case_plate,
+    generated_cases,
+    oracle_masks,
+    run_case,
+    score,
+)
 from propainter_wire.wires.synthetic import SynthWire, draw_wires, textured_plate
 
 
@@ -51,3 +63,28 @@ def test_thin_dark_wire_leaving_over_the_crowd_is_followed():
     case = next(c for c in CASES if c.name == "s0-3wires-mixed-leaving")
     row, _ = run_case(case, DEFAULT_DATA, inpaint=False)
     assert row["coverage_mean"] >= 0.995 and row["coverage_worst"] >= 0.97
+
+
+def test_generated_cases_are_reproducible_and_valid():
+    a, b = generated_cases(12, seed=4), generated_cases(12, seed=4)
+    assert a == b and a != generated_cases(12, seed=5)
+    assert len({c.name for c in a}) == 12
+    assert [c.footage for c in a[:5]] == list(GENERATED_CLIPS)  # the clips in turn
+    for case in a:
+        assert 1 <= len(case.wires) <= 3
+        assert all(w[0] in WIDTHS for w in case.wires)
+        assert not case.wires[0][2]  # only a later wire crosses the one before
+        assert case.start == 0 or case.footage.startswith("footage/")
+    assert all(c.gain == 0.4 for c in generated_cases(3, seed=4, gain=0.4))
+
+
+def test_case_plate_takes_the_start_and_the_gain(tmp_path):
+    frames = tmp_path / "clip" / "frames"
+    frames.mkdir(parents=True)
+    plate = textured_plate(6, 36, 64, seed=3)
+    for i, frame in enumerate(plate):
+        cv2.imwrite(str(frames / f"{i:05d}.png"), frame[:, :, ::-1])
+    case = WireCase("c", "clip/frames", 0, ((2.0, True, False, False),), start=2, gain=0.5)
+    got = case_plate(case, tmp_path, frames=3)
+    assert got.shape == (3, 36, 64, 3)
+    np.testing.assert_array_equal(got, np.rint(plate[2:5].astype(np.float32) * 0.5).astype(np.uint8))

@@ -36,7 +36,13 @@ class _Observation:
 
 def observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity: int, s: TrackSettings,
              shift: np.ndarray | None = None, symmetric: bool = True, interior: bool = False,
-             veto: Veto | None = None) -> _Observation:
+             veto: Veto | None = None, focus: float | None = None) -> _Observation:
+    """The strongest line response near each station of ``curve`` (within ``radius`` px across it).
+
+    ``focus``: px; the responses are weighted by a Gaussian of this width around the curve before the
+    strongest is taken (the peaks returned are the weighted ones): the line nearest the curve wins
+    over a stronger one farther off.
+    """
     h, w = grey.shape
     centres = curve.xy(u)
     normals = curve.normals(u)
@@ -52,6 +58,8 @@ def observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity
     v_centre = curve.v(u) + (0.0 if shift is None else shift)
     if veto is not None:
         gated = veto.apply(gated, u, v_centre, half)
+    if focus is not None:
+        gated = gated * np.exp(-0.5 * (offsets / focus) ** 2)[None, :]
     window = slice(s.flank, s.flank + 2 * radius + 1)
     if symmetric:
         col, peak = peak_offsets(gated, window)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from propainter_wire.wires.api import wire_masks_array
+from propainter_wire.wires.clip import low_confidence
 from propainter_wire.wires.motion import best_motion, curve_support
 from propainter_wire.wires.synthetic import SynthWire, clicks, draw_wires, textured_plate
-from propainter_wire.wires.track import TrackSettings, WireFit, low_confidence
+from propainter_wire.wires.track import TrackSettings, WireFit
 
 T, H, W = 20, 120, 200
 

@@ -36,10 +36,11 @@ import numpy as np
 
 from ..config import INPAINT_WIRE_GROW
 from ..wires.api import WIRE_GROW, wire_masks_array
+from ..wires.clip import low_confidence
 from ..wires.curve import Axes, fit_curve
 from ..wires.render import render_mask
 from ..wires.synthetic import SynthWire, clicks, draw_wires
-from ..wires.track import WireFit, low_confidence
+from ..wires.track import WireFit
 from . import metrics
 from .cases import load_clip
 

@@ -17,11 +17,12 @@ import numpy as np
 
 from ..io import open_frames
 from ..pipeline.stages import Stages
+from .clip import fits_report, track_wire
 from .frames import to_grey_u8, to_rgb_u8
 from .output import REPORT, prepare_mask_dir, write_masks, write_report
 from .points import WireSpec, frame_numbers, load_wires, parse_wires
 from .render import mask_thickness, render_mask
-from .track import TrackSettings, WireFit, fits_report, track_wire
+from .track import TrackSettings, WireFit
 
 WIRE_MASK_DIR = "wire_masks"
 

@@ -50,7 +50,7 @@ def smooth_fits(fits: Sequence[WireFit], keys: Sequence[int] = (), radius: int =
     """Smoothed copies of one wire's per-frame fits (same length; other frames unchanged).
 
     Args:
-        fits: the wire's fits, one per frame (``track.track_wire``).
+        fits: the wire's fits, one per frame (``clip.track_wire``).
         keys: frame indices of its keyframes (kept as fitted; runs are cut there).
         radius: frames either side (0: no smoothing).
     """

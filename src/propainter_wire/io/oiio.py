@@ -55,16 +55,18 @@ def load_oiio():
     library does not load) is imported once, under a lock: a second thread's ``import`` of a module
     still importing returns the half-made module, so that thread took OpenImageIO as loaded and then
     failed with an unexpected ``ImportError``; its error is kept and raised on every later call, so
-    every thread falls back to OpenCV. A module hidden through ``sys.modules`` (tests) fails as an
-    import does.
+    every thread falls back to OpenCV. The lock is taken even when the module is in ``sys.modules``:
+    it is there, half made, while the first thread imports it. A module hidden through ``sys.modules``
+    (tests) fails as an import does; one put there while none is installed is taken as it is.
     """
-    if "OpenImageIO" not in sys.modules:
-        if not _installed():
-            raise ImportError("No module named 'OpenImageIO'", name="OpenImageIO")
+    hidden = "OpenImageIO" in sys.modules and sys.modules["OpenImageIO"] is None  # (the import below raises)
+    if _installed() and not hidden:
         with _IMPORT_LOCK:
             failure = _import_failure()
         if failure is not None:
             raise ImportError(failure, name="OpenImageIO")
+    elif "OpenImageIO" not in sys.modules:
+        raise ImportError("No module named 'OpenImageIO'", name="OpenImageIO")
     import OpenImageIO
 
     return OpenImageIO

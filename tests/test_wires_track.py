@@ -105,3 +105,27 @@ def test_polarity_is_judged_near_the_clicks(plate, gap):
     assert mean >= 0.995 and worst >= 0.98  # measured 1.000 / 1.000
     unweighted, _ = wire_masks_array(clip, _spec([dark]), settings=TrackSettings(polarity_sigma=1e9))
     assert _scores(unweighted, truth)[0] < 0.5
+
+
+def test_doubtful_jump_to_a_weaker_line_is_not_taken(plate):
+    """The wire vanishes at frame 10 while a weaker line of its polarity appears 10 px below it: the
+    doubtful jump onto it (measured 10 px off for good) is refused and the curve carried, reported."""
+    fade = ((0, 1.0), (9, 1.0), (10, 0.0), (T - 1, 0.0))
+    wire = SynthWire((-10, 50), (210, 60), sag=15, thickness=3.0, value=30.0, sway=2, period=30, fade=fade)
+    lure = SynthWire((-10, 60), (210, 70), sag=15, thickness=3.0, value=90.0, sway=2, period=30,
+                     fade=((0, 0.0), (9, 0.0), (10, 1.0), (T - 1, 1.0)))
+    clip, _ = draw_wires(plate, [wire, lure])
+
+    def errors(settings):
+        _, fits = wire_masks_array(clip, _spec([wire]), settings=settings)
+        out = []
+        for t, fit in enumerate(fits[0]):
+            uv = fit.curve.axes.to_uv(wire.points(t, 64)[8:-8])
+            out.append(float(np.median(np.abs(fit.curve.v(uv[:, 0]) - uv[:, 1]))))
+        return np.array(out), fits[0]
+
+    taken, _ = errors(TrackSettings(doubt_jump=0.0))
+    carried, fits = errors(TrackSettings())
+    assert taken[12:].min() > 8.0  # measured 9.9-11.0 px
+    assert carried.max() < 3.0  # measured 2.2 px after 9 frames carried
+    assert all(f.carried for f in fits[10:])

@@ -18,7 +18,8 @@ its neighbour and is reported.
 
 A frame whose whole-curve support drops below ``doubt_ratio`` of its running value keeps
 its fit but is reported as doubtful, unless its motion leaves the prediction by more than
-``doubt_jump`` px: then the curve is carried (a weaker line nearby, not the wire). The curves are then smoothed in time (``smooth.py``).
+``doubt_jump`` px: then the curve is carried (a weaker line nearby, not the wire). The curves
+are then smoothed in time (``smooth.py``).
 
 At a keyframe the wire is looked for within ``click_radius`` of the clicked polyline and pulled
 towards it (``click_weight``) where it is not seen: a thin wire can vanish over a surface of its

@@ -129,3 +129,6 @@ def test_doubtful_jump_to_a_weaker_line_is_not_taken(plate):
     assert taken[12:].min() > 8.0  # measured 9.9-11.0 px
     assert carried.max() < 3.0  # measured 2.2 px after 9 frames carried
     assert all(f.carried for f in fits[10:])
+    # a refused jump is reported as not found: a carried frame never outweighs a tracked one when two
+    # keyframes' tracks are blended (``clip.blend_fits`` weighs by confidence)
+    assert all(f.confidence < TrackSettings().min_confidence for f in fits[10:])

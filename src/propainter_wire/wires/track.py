@@ -385,8 +385,8 @@ class WireTracker:
         confidence = 0.0
         if got is not None:
             confidence = min(1.0, float((got[1] & seen).sum()) / max(int(seen.sum()), 1) / self.key_fraction)
-        if motion is not None and self._jumped(motion):
-            got = None
+        if motion is not None and self._jumped(motion):  # what was found is another line: not the wire
+            got, confidence = None, 0.0
         if got is None or confidence < s.min_confidence:
             return WireFit(_coast(prev, before, s), prev.width, confidence, True, prev.strength, prev.seen)
         fit = self._finish(grey, got[0], prev.width, veto=veto)

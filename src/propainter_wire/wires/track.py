@@ -324,11 +324,14 @@ class WireTracker:
         coef, *_ = np.linalg.lstsq(basis, curve.v(u) - self.key_curve.v(u), rcond=None)
         return bool(abs(coef[1]) > self.s.tilt_doubt)
 
+    def _doubted(self, motion: Motion) -> bool:
+        """Whether a motion's support along the curve fell below ``doubt_ratio`` of its running value."""
+        return bool(motion.support < self.s.doubt_ratio * self.support)
+
     def _jumped(self, motion: Motion) -> bool:
         """Whether a motion is a doubtful jump (``doubt_jump``): little support, far from the prediction."""
         s = self.s
-        return bool(s.doubt_jump > 0 and motion.support < s.doubt_ratio * self.support
-                    and abs(float(np.mean(motion.shift))) > s.doubt_jump)
+        return s.doubt_jump > 0 and self._doubted(motion) and abs(float(np.mean(motion.shift))) > s.doubt_jump
 
     def _veto(self, grey: np.ndarray, prev: WireFit, before: WireFit | None, u: np.ndarray) -> Veto | None:
         """Where a line moving with the background lies this frame, at stations where the wire was
@@ -371,6 +374,8 @@ class WireTracker:
         radius, motion = s.search_radius, None
         if s.whole_curve:
             motion = _whole_curve_motion(grey, prev.curve, u, shift, self.polarity, self.ref, s, veto=veto)
+            if motion is not None and self._jumped(motion):  # what it found is another line: not the wire
+                return WireFit(_coast(prev, before, s), prev.width, 0.0, True, prev.strength, prev.seen)
             if motion is not None:
                 shift = motion.shift if shift is None else shift + motion.shift
                 radius = s.motion_radius
@@ -385,14 +390,12 @@ class WireTracker:
         confidence = 0.0
         if got is not None:
             confidence = min(1.0, float((got[1] & seen).sum()) / max(int(seen.sum()), 1) / self.key_fraction)
-        if motion is not None and self._jumped(motion):  # what was found is another line: not the wire
-            got, confidence = None, 0.0
         if got is None or confidence < s.min_confidence:
             return WireFit(_coast(prev, before, s), prev.width, confidence, True, prev.strength, prev.seen)
         fit = self._finish(grey, got[0], prev.width, veto=veto)
         doubtful = self._tilted(fit.curve, u)
         if motion is not None:
-            doubtful = doubtful or motion.support < s.doubt_ratio * self.support
+            doubtful = doubtful or self._doubted(motion)
             self.support = 0.8 * self.support + 0.2 * motion.support
         return WireFit(fit.curve, fit.width, confidence, False, fit.strength, fit.seen, doubtful)
 

@@ -62,7 +62,9 @@ def draw_wire(mask: np.ndarray, fit: WireFit, grow: float) -> None:
     within ``half_width`` of the curve (distance across the curve, sub-pixel) over its span, plus
     the end spread past the span where the wire was seen."""
     half = half_width(fit.width, grow)
-    points = fit.curve.polyline(step=2.0)
+    curve = fit.curve
+    along = np.linspace(curve.start, curve.end, max(2, int(np.ceil((curve.end - curve.start) / 2.0)) + 1))
+    points = curve.xy(along)  # every 2 px of u
     if len(points) < 2 or not np.isfinite(points).all():
         return
     h, w = mask.shape
@@ -70,13 +72,17 @@ def draw_wire(mask: np.ndarray, fit: WireFit, grow: float) -> None:
     # keep coordinates in cv2's int range: clip far-off points to a generous box around the frame
     points = np.clip(points, [-2 * w, -2 * h], [3 * w, 3 * h])
     pts = np.rint(points * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
-    band = np.zeros_like(mask)
-    thickness = 2 * int(np.ceil(half + spread)) + 3
-    cv2.polylines(band, [pts], False, 255, thickness=thickness, lineType=cv2.LINE_8, shift=_SHIFT)
+    band = np.zeros_like(mask)  # the pixels worth measuring: a band around the curve, wider past the seen span
+    pieces = [(pts, half)]
+    if spread > 0:
+        beyond = (along <= fit.seen[0], along >= fit.seen[1])
+        pieces += [(pts[part], half + spread) for part in beyond if part.sum() >= 2]
+    for piece, reach in pieces:
+        cv2.polylines(band, [piece], False, 255, thickness=2 * int(np.ceil(reach)) + 3, lineType=cv2.LINE_8,
+                      shift=_SHIFT)
     ys, xs = np.nonzero(band)
     if not len(xs):
         return
-    curve = fit.curve
     uv = curve.axes.to_uv(np.stack([xs, ys], axis=1).astype(np.float64))
     u = uv[:, 0]
     across = np.abs(uv[:, 1] - curve.v(u)) / np.sqrt(1.0 + curve.slope(u) ** 2)

@@ -20,6 +20,7 @@ from ..pipeline.stages import Stages
 from .clip import fits_report, track_wire
 from .frames import to_grey_u8, to_rgb_u8
 from .output import REPORT, prepare_mask_dir, write_masks, write_report
+from .overlap import mark_shared
 from .points import WireSpec, frame_numbers, load_wires, parse_wires
 from .render import mask_thickness, render_mask
 from .track import TrackSettings, WireFit
@@ -40,11 +41,13 @@ def read_wires(points, source) -> list[WireSpec]:
 
 def find_wires(greys: np.ndarray, wires: list[WireSpec], settings: TrackSettings = TrackSettings(),
                progress=None) -> list[list[WireFit]]:
-    """Track every wire through a clip held as (T, H, W) uint8 grey frames; per wire, one fit per frame."""
+    """Track every wire through a clip held as (T, H, W) uint8 grey frames; per wire, one fit per frame
+    (frames where two wires follow one line marked, ``overlap.py``)."""
     def grey_at(t: int) -> np.ndarray:
         return greys[t].astype(np.float32)
 
-    return [track_wire(grey_at, len(greys), spec, settings, progress) for spec in wires]
+    fits = [track_wire(grey_at, len(greys), spec, settings, progress) for spec in wires]
+    return mark_shared(fits, greys.shape[1:])
 
 
 def wire_masks_array(frames: np.ndarray, wires, grow: float = WIRE_GROW, settings: TrackSettings = TrackSettings()

@@ -113,12 +113,14 @@ def low_confidence(fits: Sequence[WireFit]) -> list[int]:
 
 
 def fits_report(name: str, fits: Sequence[WireFit]) -> dict:
-    """Per-wire summary: frames carried at low confidence, out of the frame, widths (px)."""
+    """Per-wire summary: frames carried at low confidence, out of the frame, on another wire's line
+    (also in the low-confidence list), widths (px)."""
     low = low_confidence(fits)
     out = [t for t, f in enumerate(fits) if not np.isfinite(f.confidence)]
     widths = np.array([f.width for f in fits])
     conf = np.array([f.confidence for f in fits], np.float64)
-    return {"name": name, "low_confidence_frames": low, "out_of_frame_frames": out,
+    shared = [t for t, f in enumerate(fits) if f.shared]
+    return {"name": name, "low_confidence_frames": low, "out_of_frame_frames": out, "shared_line_frames": shared,
             "width_px": {"median": round(float(np.median(widths)), 2), "min": round(float(widths.min()), 2),
                          "max": round(float(widths.max()), 2)},
             "confidence": {"mean": round(float(np.nanmean(conf)), 3) if np.isfinite(conf).any() else None,

@@ -43,3 +43,13 @@ def test_a_wire_out_of_the_frame_is_not_judged():
     marked = mark_shared([[gone], [_fit(100, 120)]], (H, W))
     assert share_along(_fit(100, 120), gone, (H, W)) == 1.0  # its carried curve lies on the other wire
     assert not marked[0][0].shared and not marked[1][0].shared
+
+
+def test_one_sided_share_lists_both(monkeypatch):
+    from propainter_wire.wires import overlap
+
+    short, long_, third = _fit(100, 120), _fit(100, 120, width=3.0), _fit(250, 260)
+    # only the short wire lies along the long one over most of its own length (a wire mostly out of the frame)
+    monkeypatch.setattr(overlap, "share_along", lambda a, b, shape: 1.0 if (a is short and b is long_) else 0.0)
+    marked = mark_shared([[short], [long_], [third]], (H, W))
+    assert [m[0].shared for m in marked] == [True, True, False]

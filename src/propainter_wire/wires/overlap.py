@@ -4,9 +4,9 @@ Each wire is tracked on its own, so two wires can end up following the same line
 where a stronger wire of the other polarity crosses it takes that wire from the keyframe on, or a
 faint wire slides onto a neighbour. Crossing wires share a stretch around the crossing (about 46 px
 of 640 at a 5-degree crossing, within 2 px); wires that really run together over most of the frame
-are rare. A frame where at least ``SHARED`` of a wire's part in the frame lies within the two wires'
-half widths + 1 px of another wire's curve is listed in the report for both (which of the two is
-right cannot be told from the curves). On the generated sets (``quality.wires``, seeds 1 and 2,
+are rare. A frame where at least ``SHARED`` of one wire's part in the frame lies within the two wires' half
+widths + 1 px of another wire's curve is listed in the report for both (which of the two is right
+cannot be told from the curves). On the generated sets (``quality.wires``, seeds 1 and 2,
 clicks +-2 px) it listed 134 frames: 73 of them under 97 % coverage, 50 of which nothing else listed
 (the badly covered frames not in the report 105 -> 55 of 269); the other 61 are mostly the frames of
 the wire the other one had joined, all within target.
@@ -41,16 +41,17 @@ def share_along(a: WireFit, b: WireFit, shape: tuple[int, int]) -> float:
 
 def mark_shared(fits: Sequence[Sequence[WireFit]], shape: tuple[int, int]) -> list[list[WireFit]]:
     """Every wire's fits (one list per wire, one fit per frame), with ``shared`` set (and the frame
-    listed as doubtful) where the wire runs along another over at least ``SHARED`` of its length.
-    A wire out of the frame (confidence nan) is neither judged nor judged against: its carried
-    curve is no line in the image."""
+    listed as doubtful) for both wires of a pair where either runs along the other over at least
+    ``SHARED`` of its own length in the frame (a short stretch of a long wire can be all of a wire
+    that is mostly out of the frame). A wire out of the frame (confidence nan) is neither judged nor
+    judged against: its carried curve is no line in the image."""
     out = [list(f) for f in fits]
     for t in range(len(fits[0]) if fits else 0):
-        for i, own in enumerate(fits):
-            a = own[t]
-            if not np.isfinite(a.confidence):  # out of the frame
-                continue
-            if any(share_along(a, other[t], shape) >= SHARED for j, other in enumerate(fits)
-                   if j != i and np.isfinite(other[t].confidence)):
-                out[i][t] = replace(a, shared=True, doubtful=True)
+        here = [i for i, own in enumerate(fits) if np.isfinite(own[t].confidence)]
+        for k, i in enumerate(here):
+            for j in here[k + 1:]:
+                a, b = fits[i][t], fits[j][t]
+                if share_along(a, b, shape) >= SHARED or share_along(b, a, shape) >= SHARED:
+                    out[i][t] = replace(a, shared=True, doubtful=True)
+                    out[j][t] = replace(b, shared=True, doubtful=True)
     return out

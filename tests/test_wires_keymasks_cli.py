@@ -80,6 +80,24 @@ def test_mask_wire_cli_end_to_end(tmp_path):
                              "--quiet"]))
 
 
+def test_one_wire_clicked_twice_is_reported_on_one_line(tmp_path, capsys):
+    plate = textured_plate(T, H, W, seed=2)
+    wire = SynthWire((-10, 30), (170, 40), sag=15, thickness=2.0, value=25.0, sway=3, period=15)
+    clip, _ = draw_wires(plate, [wire])
+    folder = _clip_folder(tmp_path, clip)
+    points = tmp_path / "wires.json"  # the same wire listed twice, clicked a little differently
+    points.write_text(json.dumps({"wires": [
+        {"name": "a", "keys": [{"frame": 1001, "points": clicks(wire, 0, H, W, seed=1)}]},
+        {"name": "b", "keys": [{"frame": 1001, "points": clicks(wire, 0, H, W, seed=2)}]}]}))
+    out = tmp_path / "masks"
+    assert mask_command(_parse(["mask", "wire", "-i", str(folder), "--points", str(points), "-o", str(out)])) == 0
+    report = json.loads((out / "wires_report.json").read_text())
+    for entry in report["wires"]:
+        assert entry["shared_line_frames"] == list(range(T))
+        assert entry["low_confidence_frames"] == list(range(T))
+    assert "of them on another wire's line: {\"a\": 12, \"b\": 12}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra, grow", [([], 0), (["--wire-grow", "1"], 1)])
 def test_inpaint_wires_fills_masks_without_margin(tmp_path, extra, grow):
     from propainter_wire.cli import main

@@ -68,8 +68,11 @@ def mask_command(args: argparse.Namespace) -> int:
         report = make_wire_masks(args.video, args.points, args.output, grow=args.grow, quiet=args.quiet,
                                  preview=args.preview, overwrite=args.overwrite)
         low = {w["name"]: len(w["low_confidence_frames"]) for w in report["wires"]}
+        shared = {w["name"]: len(w["shared_line_frames"]) for w in report["wires"] if w["shared_line_frames"]}
         summary = (f"{report['frames']} masks in {args.output} ({report['seconds_per_frame']:.3f} s/frame); "
-                   f"low-confidence frames per wire: {json.dumps(low)}; report {args.output / REPORT}")
+                   f"low-confidence frames per wire: {json.dumps(low)}; "
+                   + (f"of them on another wire's line: {json.dumps(shared)}; " if shared else "")
+                   + f"report {args.output / REPORT}")
     else:
         report = track_masks(args.video, args.keymasks, args.output, frame=args.frame, grow=args.grow,
                              quiet=args.quiet, preview=args.preview, overwrite=args.overwrite)

@@ -33,7 +33,7 @@ def test_wires_on_one_line_are_listed_for_both():
     assert [f.shared for f in marked[0]] == [True, False]
     assert [f.shared for f in marked[1]] == [True, False]
     assert not any(f.shared for f in marked[2])
-    assert marked[0][0].doubtful and low_confidence(marked[0]) == [0]
+    assert low_confidence(marked[0]) == [0] and low_confidence(marked[1]) == [0]
     assert fits_report("w0", marked[0])["shared_line_frames"] == [0]
     assert marked[0][1] is fits[0][1]  # frames not shared are the tracker's own
 

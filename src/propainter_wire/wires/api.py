@@ -23,6 +23,7 @@ from .output import REPORT, prepare_mask_dir, write_masks, write_report
 from .overlap import mark_shared
 from .points import WireSpec, frame_numbers, load_wires, parse_wires
 from .render import mask_thickness, render_mask
+from .seen import mark_partly_seen
 from .track import TrackSettings, WireFit
 
 WIRE_MASK_DIR = "wire_masks"
@@ -42,12 +43,13 @@ def read_wires(points, source) -> list[WireSpec]:
 def find_wires(greys: np.ndarray, wires: list[WireSpec], settings: TrackSettings = TrackSettings(),
                progress=None) -> list[list[WireFit]]:
     """Track every wire through a clip held as (T, H, W) uint8 grey frames; per wire, one fit per frame
-    (frames where two wires follow one line marked, ``overlap.py``)."""
+    (frames where two wires follow one line, ``overlap.py``, or that saw too little of a wire,
+    ``seen.py``, marked for the report)."""
     def grey_at(t: int) -> np.ndarray:
         return greys[t].astype(np.float32)
 
     fits = [track_wire(grey_at, len(greys), spec, settings, progress) for spec in wires]
-    return mark_shared(fits, greys.shape[1:])
+    return mark_partly_seen(mark_shared(fits, greys.shape[1:]), greys.shape[1:])
 
 
 def wire_masks_array(frames: np.ndarray, wires, grow: float = WIRE_GROW, settings: TrackSettings = TrackSettings()

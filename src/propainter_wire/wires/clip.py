@@ -108,19 +108,23 @@ def track_wire(grey_at: Callable[[int], np.ndarray], num_frames: int, spec: Wire
 
 
 def low_confidence(fits: Sequence[WireFit]) -> list[int]:
-    """Frames to check: carried from a neighbour at low confidence, or tracked but doubtful."""
-    return [t for t, f in enumerate(fits) if (f.carried and np.isfinite(f.confidence)) or f.doubtful]
+    """Frames to check: carried from a neighbour at low confidence, or tracked but doubtful, on another
+    wire's line or seen over too little of the curve."""
+    return [t for t, f in enumerate(fits)
+            if (f.carried and np.isfinite(f.confidence)) or f.doubtful or f.shared or f.partly_seen]
 
 
 def fits_report(name: str, fits: Sequence[WireFit]) -> dict:
-    """Per-wire summary: frames carried at low confidence, out of the frame, on another wire's line
-    (also in the low-confidence list), widths (px)."""
+    """Per-wire summary: frames carried at low confidence, out of the frame, on another wire's line or
+    seen over too little of the curve (both also in the low-confidence list), widths (px)."""
     low = low_confidence(fits)
     out = [t for t, f in enumerate(fits) if not np.isfinite(f.confidence)]
     widths = np.array([f.width for f in fits])
     conf = np.array([f.confidence for f in fits], np.float64)
     shared = [t for t, f in enumerate(fits) if f.shared]
+    partly = [t for t, f in enumerate(fits) if f.partly_seen]
     return {"name": name, "low_confidence_frames": low, "out_of_frame_frames": out, "shared_line_frames": shared,
+            "partly_seen_frames": partly,
             "width_px": {"median": round(float(np.median(widths)), 2), "min": round(float(widths.min()), 2),
                          "max": round(float(widths.max()), 2)},
             "confidence": {"mean": round(float(np.nanmean(conf)), 3) if np.isfinite(conf).any() else None,

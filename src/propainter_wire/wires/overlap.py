@@ -41,11 +41,11 @@ def share_along(a: WireFit, b: WireFit, shape: tuple[int, int]) -> float:
 
 
 def mark_shared(fits: Sequence[Sequence[WireFit]], shape: tuple[int, int]) -> list[list[WireFit]]:
-    """Every wire's fits (one list per wire, one fit per frame), with ``shared`` set (and the frame
-    listed as doubtful) for both wires of a pair where either runs along the other over at least
-    ``SHARED`` of its own length in the frame (a short stretch of a long wire can be all of a wire
-    that is mostly out of the frame). A wire out of the frame (confidence nan) is neither judged nor
-    judged against: its carried curve is no line in the image."""
+    """Every wire's fits (one list per wire, one fit per frame), with ``shared`` set for both wires of a
+    pair where either runs along the other over at least ``SHARED`` of its own length in the frame (a
+    short stretch of a long wire can be all of a wire that is mostly out of the frame); such frames
+    are listed as low-confidence (``clip.low_confidence``). A wire out of the frame (confidence nan)
+    is neither judged nor judged against: its carried curve is no line in the image."""
     out = [list(f) for f in fits]
     for t in range(len(fits[0]) if fits else 0):
         here = [i for i, own in enumerate(fits) if np.isfinite(own[t].confidence)]
@@ -53,6 +53,6 @@ def mark_shared(fits: Sequence[Sequence[WireFit]], shape: tuple[int, int]) -> li
             for j in here[k + 1:]:
                 a, b = fits[i][t], fits[j][t]
                 if share_along(a, b, shape) >= SHARED or share_along(b, a, shape) >= SHARED:
-                    out[i][t] = replace(a, shared=True, doubtful=True)
-                    out[j][t] = replace(b, shared=True, doubtful=True)
+                    out[i][t] = replace(a, shared=True)
+                    out[j][t] = replace(b, shared=True)
     return out

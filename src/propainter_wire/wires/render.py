@@ -10,13 +10,13 @@ Past the span of ``u`` where a frame saw its wire, the curve is the fit's contin
 tangent and bend, ``curve.py``), whose error grows with the distance: a thin wire fading over a
 surface of its own grey near the frame edge left the continuation 2-9 px off over its last 40-80
 px. There the mask widens by ``END_SPREAD`` px per px beyond the seen span, up to ``END_SPREAD_MAX``
-px each side, in frames whose seen span covers at least ``END_SPREAD_SEEN`` of the curve's part in
+px each side, in frames whose seen span covers at least ``seen.SEEN_ENOUGH`` of the curve's part in
 the frame (where less was seen the whole curve is a guess, and widening all of it only adds area).
 Generated sets (``quality.wires``, clicks +-2 px; without -> with): cases under the coverage targets
 seed 1 13 -> 8 of 40, seed 2 12 -> 9, night 12 -> 11 of 20; mean coverage 97.17 -> 97.40 %,
 98.35 -> 98.62 %, 89.74 -> 90.01 %; largest excess 2.26 -> 2.37, 2.40 -> 2.74, 2.04 -> 2.05. With clicks
 +-5 px: 18 -> 10, 15 -> 12, 12 -> 12. At 0.2 px per px up to 6 px: one case fewer under target, excess
-up to 2.90; with every frame widened (no ``END_SPREAD_SEEN``), a lost wire's mask reached 3.19x.
+up to 2.90; with every frame widened (no ``SEEN_ENOUGH``), a lost wire's mask reached 3.19x.
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .curve import frame_span
+from .seen import SEEN_ENOUGH, seen_share
 from .track import WireFit
 
 _SHIFT = 4  # sub-pixel bits of cv2 drawing
 FRINGE = 0.6  # px: a pixel centre up to 0.5 px (+ drawing slack) past the edge is partly covered
 END_SPREAD = 0.15  # px of margin per px of curve beyond the seen span
 END_SPREAD_MAX = 4.0  # px each side
-END_SPREAD_SEEN = 0.6  # share of the in-frame curve seen for the ends to widen
 TINT = np.array([255, 40, 40], np.float32)  # overlay colour, RGB
 TINT_ALPHA = 0.55
 
@@ -50,11 +49,7 @@ def mask_thickness(width: float, grow: float) -> float:
 
 def end_spread(fit: WireFit, shape: tuple[int, int]) -> float:
     """The most a wire's mask widens past its seen span in this frame (px each side; see the module doc)."""
-    a, b = frame_span(fit.curve, shape[0], shape[1])
-    if not np.isfinite(a) or b <= a:
-        return 0.0
-    seen = min(fit.seen[1], b) - max(fit.seen[0], a)
-    return END_SPREAD_MAX if seen >= END_SPREAD_SEEN * (b - a) else 0.0
+    return END_SPREAD_MAX if seen_share(fit, shape) >= SEEN_ENOUGH else 0.0
 
 
 def draw_wire(mask: np.ndarray, fit: WireFit, grow: float) -> None:

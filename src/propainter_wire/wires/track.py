@@ -146,8 +146,8 @@ class TrackSettings:
 class WireFit:
     """A wire in one frame: its curve, width (px), confidence (0..1, nan when out of frame),
     whether the curve was carried from a neighbour, its response strength (grey levels),
-    the span of ``u`` where it was found, whether the fit is doubtful (``doubt_ratio``) and whether it
-    runs along another wire's curve (``overlap.py``)."""
+    the span of ``u`` where it was found, whether the fit is doubtful (``doubt_ratio``), whether it
+    runs along another wire's curve and whether it was seen over too little of it (``seen.py``)."""
 
     curve: Curve
     width: float
@@ -156,7 +156,8 @@ class WireFit:
     strength: float
     seen: tuple[float, float]  # span of u where the wire was found
     doubtful: bool = False  # tracked, but with much less support along the curve than before
-    shared: bool = False  # on another wire's line over most of its length
+    shared: bool = False  # on another wire's line over most of its length (``overlap.py``)
+    partly_seen: bool = False  # seen over less than ``seen.SEEN_ENOUGH`` of its part in the frame
 
 
 def _stations(curve: Curve, shape: tuple[int, int], s: TrackSettings, limit: tuple[float, float] | None = None

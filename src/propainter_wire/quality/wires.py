@@ -12,7 +12,7 @@ uniform +-2 px noise. Scores per case:
 - PSNR (dB) inside the true wire pixels after the classic engine, with the masks
   ``inpaint --wires`` fills (the same fits drawn at ``inpaint_grow``) and with the true
   masks (same settings), and their difference; the coverage of those masks too;
-- s/frame of ``mask wire`` (tracking + drawing, frames in memory).
+- s/frame of ``mask wire`` (tracking + drawing, frames in memory), the faster of ``TIMING_RUNS`` runs.
 
 Run: ``python -m propainter_wire.quality.wires -o benchmarks/quality/wires``. The six fixed
 cases are what the tracker was tuned on; ``--generated N --seed S`` draws N others over five clips
@@ -47,6 +47,10 @@ from .cases import load_clip
 DEFAULT_DATA = Path("../shared/data")
 FRAMES = 24
 CLICK_NOISE = 2.0  # px, uniform, of the 8 clicks along each wire on the first frame
+# Tracking is timed twice and the faster run kept (the fits are the same): on the 2-core VM one case
+# took 0.029 s/frame in one harness run and 0.057 in the next, and runs right after the previous
+# case's inpainting were the slow ones.
+TIMING_RUNS = 2
 SHEET_ROWS = 12  # contact-sheet rows at most (one per case)
 TARGETS = {"coverage_mean": 0.995, "coverage_worst": 0.97, "excess": 3.0, "psnr_gap_db": 0.5, "sec_per_frame": 0.05}
 
@@ -205,9 +209,12 @@ def run_case(case: WireCase, data_dir: Path, frames: int = FRAMES, inpaint: bool
     spec = {"wires": [{"keys": [{"frame": 0,
                                   "points": clicks(wire, 0, h, w, 8, click_noise, seed=case.seed * 10 + i)}]}
                       for i, wire in enumerate(wires)]}
-    began = time.perf_counter()
-    masks, fits = wire_masks_array(clip, spec, grow=grow)
-    sec = (time.perf_counter() - began) / t_len
+    seconds = []
+    for _ in range(TIMING_RUNS):
+        began = time.perf_counter()
+        masks, fits = wire_masks_array(clip, spec, grow=grow)
+        seconds.append(time.perf_counter() - began)
+    sec = min(seconds) / t_len
     fill = np.stack([render_mask((h, w), [f[t] for f in fits], inpaint_grow) > 0 for t in range(t_len)])
     scores = score(plate, clip, truth, masks, oracle_masks(wires, truth.shape, inpaint_grow), inpaint, fill)
     scores["oracle_excess"] = float(oracle_masks(wires, truth.shape, grow).sum() / max(truth.sum(), 1))

@@ -137,11 +137,10 @@ class Curve:
     def with_span(self, start: float, end: float) -> Curve:
         return Curve(self.axes, self.coef, self.lo, self.hi, float(start), float(end))
 
-    def polyline(self, step: float = 2.0, beyond: float = 0.0) -> np.ndarray:
-        """(N, 2) image points every ``step`` px of ``u`` over ``[start - beyond, end + beyond]``."""
-        a, b = self.start - beyond, self.end + beyond
-        count = max(2, int(np.ceil((b - a) / step)) + 1)
-        return self.xy(np.linspace(a, b, count))
+    def samples(self, step: float = 2.0) -> np.ndarray:
+        """(N,) ``u`` every ``step`` px (at most) over the drawn span ``[start, end]``, both ends included."""
+        count = max(2, int(np.ceil((self.end - self.start) / step)) + 1)
+        return np.linspace(self.start, self.end, count)
 
 
 def chebyshev_sum(t: np.ndarray, coef: np.ndarray) -> np.ndarray:

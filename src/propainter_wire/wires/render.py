@@ -58,8 +58,8 @@ def draw_wire(mask: np.ndarray, fit: WireFit, grow: float) -> None:
     the end spread past the span where the wire was seen."""
     half = half_width(fit.width, grow)
     curve = fit.curve
-    along = np.linspace(curve.start, curve.end, max(2, int(np.ceil((curve.end - curve.start) / 2.0)) + 1))
-    points = curve.xy(along)  # every 2 px of u
+    along = curve.samples(step=2.0)
+    points = curve.xy(along)
     if len(points) < 2 or not np.isfinite(points).all():
         return
     h, w = mask.shape
@@ -70,8 +70,8 @@ def draw_wire(mask: np.ndarray, fit: WireFit, grow: float) -> None:
     band = np.zeros_like(mask)  # the pixels worth measuring: a band around the curve, wider past the seen span
     pieces = [(pts, half)]
     if spread > 0:
-        beyond = (along <= fit.seen[0], along >= fit.seen[1])
-        pieces += [(pts[part], half + spread) for part in beyond if part.sum() >= 2]
+        ends = (along <= fit.seen[0], along >= fit.seen[1])
+        pieces += [(pts[part], half + spread) for part in ends if part.sum() >= 2]
     for piece, reach in pieces:
         cv2.polylines(band, [piece], False, 255, thickness=2 * int(np.ceil(reach)) + 3, lineType=cv2.LINE_8,
                       shift=_SHIFT)

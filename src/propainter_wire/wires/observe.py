@@ -3,7 +3,8 @@
 ``observe`` samples a strip across the predicted curve (``ridge.sample_strip``), finds the
 strongest line response within a radius at each station and measures the width there;
 ``robust_fit`` fits a free curve to it, ``motion_fit`` the previous curve moved by a smooth
-displacement (see ``track.py`` for how they are used).
+displacement (see ``track.py`` for how they are used). Given the wire's appearance, a line darker
+than a dark wire (brighter than a bright one) is not taken for it (``appearance.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.polynomial import chebyshev as cheb
 
+from .appearance import Appearance, unlike
 from .curve import Axes, Curve, fit_curve
 from .ridge import peak_offsets, profile_widths, sample_strip, strip_response
 
@@ -32,16 +34,19 @@ class _Observation:
     peak: np.ndarray  # (N,) its response
     inside: np.ndarray  # (N,) bool, station inside the frame
     widths: np.ndarray  # (N,) measured width there (nan: none)
+    unlike: np.ndarray  # (N,) bool: the line there is more extreme than the wire's grey (its response dropped)
 
 
 def observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity: int, s: TrackSettings,
              shift: np.ndarray | None = None, symmetric: bool = True, interior: bool = False,
-             veto: Veto | None = None, focus: float | None = None) -> _Observation:
+             veto: Veto | None = None, focus: float | None = None, look: Appearance | None = None
+             ) -> _Observation:
     """The strongest line response near each station of ``curve`` (within ``radius`` px across it).
 
     ``focus``: px; the responses are weighted by a Gaussian of this width around the curve before the
     strongest is taken (the peaks returned are the weighted ones): the line nearest the curve wins
-    over a stronger one farther off.
+    over a stronger one farther off. ``look``: the wire's appearance; a station whose line is unlike it
+    (``appearance.unlike``) keeps no response.
     """
     h, w = grey.shape
     centres = curve.xy(u)
@@ -74,12 +79,14 @@ def observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity
         edge = (((at == first) & (gated[:, first - 1] > gated[rows, at]))
                 | ((at == last) & (gated[:, last + 1] > gated[rows, at])))
         peak = np.where(edge, 0.0, peak)
+    foreign = np.zeros(len(u), bool) if look is None else unlike(strip, col, polarity, look)
+    peak = np.where(foreign, 0.0, peak)
     points = centres + (col - half)[:, None] * normals
     inside = ((centres[:, 0] >= 0) & (centres[:, 0] <= w - 1) & (centres[:, 1] >= 0) & (centres[:, 1] <= h - 1)
               & (points[:, 0] >= 0) & (points[:, 0] <= w - 1) & (points[:, 1] >= 0) & (points[:, 1] <= h - 1))
     widths = profile_widths(strip, col, polarity)
     return _Observation(u, curve.axes.to_uv(centres)[:, 1], curve.axes.to_uv(points), peak.astype(np.float64),
-                        inside, widths)
+                        inside, widths, foreign)
 
 
 def merge(a: _Observation, b: _Observation) -> _Observation:

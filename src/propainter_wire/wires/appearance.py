@@ -6,10 +6,12 @@ wire's grey and the background's. Either way a dark wire's core is never darker 
 itself. A line of the wire's polarity whose core is darker than that (brighter, for a bright wire)
 by more than a tolerance is something else. That is exactly what a tracker meets where the wire
 crosses a surface of its own grey: the wire vanishes there, and the crowd's edges, a shadow's foot
-or the boards' stripe beside it are darker than the wire and answer the line filter instead. Where
-the wire crosses something darker than itself it shows as a line of the other polarity, which the
-tracker does not follow; what answers there is darker than the wire as well, and is dropped too, so
-the curve there moves with the rest of the wire.
+or the boards' stripe beside it are darker than the wire and answer the line filter instead.
+
+The same grey says which polarity the wire shows along its length: where the background around it
+is darker than a dark wire by more than the tolerance, the wire is a bright line there (a white
+cable over white ice reads dark; a grey one crosses both sky and buildings), and that stretch is
+searched with the other polarity, its lines judged against the wire's grey the other way round.
 
 The grey is measured at the keyframe, from the contrast of the wire's core against the
 background 7-10 px either side: ``value = background - polarity * contrast / core_share(width)``.
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from .ridge import strip_response
 
 BACKGROUND_OFFSETS = np.concatenate([np.arange(-10, -6), np.arange(7, 11)])  # px either side of a line
 CORE = np.ones((1, 3), np.uint8)  # a line's core: its column and the one either side
@@ -47,12 +51,13 @@ def core_share(width: float) -> float:
     return float(np.clip(0.5 + 0.25 * width, 0.75, 1.0))
 
 
-def core_grey(strip: np.ndarray, col: np.ndarray, polarity: int) -> np.ndarray:
+def core_grey(strip: np.ndarray, col: np.ndarray, polarity) -> np.ndarray:
     """(N,) the extreme grey of the line's polarity within 1 px of column ``col`` (N,) of a strip (N, M):
-    the darkest of the three for a dark line (``polarity`` 1), the brightest for a bright one (-1)."""
+    the darkest of the three for a dark line (``polarity`` 1), the brightest for a bright one (-1);
+    ``polarity`` is one for all rows or (N,) per row."""
     c = np.clip(np.rint(col).astype(int), 1, strip.shape[1] - 2)
     core = strip[np.arange(len(c))[:, None], c[:, None] + np.arange(-1, 2)[None, :]]
-    return core.min(axis=1) if polarity > 0 else core.max(axis=1)
+    return np.where(np.asarray(polarity) > 0, core.min(axis=1), core.max(axis=1))
 
 
 def background_grey(strip: np.ndarray, col: np.ndarray) -> np.ndarray:
@@ -79,14 +84,38 @@ def measure(strip: np.ndarray, col: np.ndarray, found: np.ndarray, polarity: int
     return Appearance(value, max(floor, share * float(np.median(contrast))))
 
 
-def unlike(strip: np.ndarray, col: np.ndarray, polarity: int, look: Appearance) -> np.ndarray:
+def shown_polarity(strip: np.ndarray, polarity: int, look: Appearance | None) -> np.ndarray:
+    """(N,) the polarity the wire shows at each row of a strip (N, M) centred on it: ``polarity``, or the
+    other one where the background around the centre column is beyond the wire's own grey by more than
+    the tolerance (a dark wire over something darker is a bright line there)."""
+    shown = np.full(len(strip), polarity, np.int64)
+    if look is None:
+        return shown
+    centre = np.full(len(strip), (strip.shape[1] - 1) / 2.0)
+    across = polarity * (background_grey(strip, centre) - look.value) < -look.tolerance
+    return np.where(across, -polarity, shown)
+
+
+def line_response(strip: np.ndarray, shown: np.ndarray, sigmas, symmetric: bool = True) -> np.ndarray:
+    """(N, M) ``ridge.strip_response`` of each row for the polarity it shows (``shown``, (N,))."""
+    first = int(shown[0])
+    response = strip_response(strip, first, sigmas, symmetric=symmetric)[0]
+    other = shown != first
+    if other.any():
+        response = np.where(other[:, None], strip_response(strip, -first, sigmas, symmetric=symmetric)[0], response)
+    return response
+
+
+def unlike(strip: np.ndarray, col: np.ndarray, polarity, look: Appearance) -> np.ndarray:
     """(N,) bool: the line at column ``col`` of each strip row is more extreme than the wire's own grey
-    by more than the tolerance (darker than a dark wire, brighter than a bright one)."""
-    return polarity * (look.value - core_grey(strip, col, polarity)) > look.tolerance
+    by more than the tolerance (darker than a dark line, brighter than a bright one; ``polarity`` one
+    for all rows or (N,) per row)."""
+    return np.asarray(polarity) * (look.value - core_grey(strip, col, polarity)) > look.tolerance
 
 
-def unlike_columns(strip: np.ndarray, polarity: int, look: Appearance, reach: int = REACH) -> np.ndarray:
+def unlike_columns(strip: np.ndarray, polarity, look: Appearance, reach: int = REACH) -> np.ndarray:
     """(N, M) bool: the columns of a strip (N, M) within ``reach`` px of a core unlike the wire (``unlike``)."""
-    extreme = cv2.erode(strip, CORE) if polarity > 0 else cv2.dilate(strip, CORE)
-    foreign = (polarity * (look.value - extreme) > look.tolerance).astype(np.uint8)
+    sign = np.broadcast_to(np.asarray(polarity), (len(strip),))[:, None]
+    extreme = np.where(sign > 0, cv2.erode(strip, CORE), cv2.dilate(strip, CORE))
+    foreign = (sign * (look.value - extreme) > look.tolerance).astype(np.uint8)
     return cv2.dilate(foreign, np.ones((1, 2 * reach + 1), np.uint8)).astype(bool)

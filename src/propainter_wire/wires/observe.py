@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.polynomial import chebyshev as cheb
 
-from .appearance import Appearance, unlike
+from .appearance import Appearance, line_response, shown_polarity, unlike
 from .curve import Axes, Curve, fit_curve
-from .ridge import peak_offsets, profile_widths, sample_strip, strip_response
+from .ridge import peak_offsets, profile_widths, sample_strip
 
 if TYPE_CHECKING:
     from .background import Veto
@@ -45,8 +45,9 @@ def observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity
 
     ``focus``: px; the responses are weighted by a Gaussian of this width around the curve before the
     strongest is taken (the peaks returned are the weighted ones): the line nearest the curve wins
-    over a stronger one farther off. ``look``: the wire's appearance; a station whose line is unlike it
-    (``appearance.unlike``) keeps no response.
+    over a stronger one farther off. ``look``: the wire's appearance; stations where the background is
+    beyond the wire's grey are searched for a line of the other polarity (``appearance.shown_polarity``),
+    and a station whose line is unlike the wire (``appearance.unlike``) keeps no response.
     """
     h, w = grey.shape
     centres = curve.xy(u)
@@ -59,7 +60,8 @@ def observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity
     # The symmetric response (step edges suppressed) measures strength everywhere and picks the
     # candidate in wide searches; the plain second derivative places it in the narrow search
     # (0.15 px median error on the harness, against 1.2 px for the symmetric one on a 6-px wire).
-    gated, _ = strip_response(strip, polarity, s.sigmas, symmetric=True)
+    shown = shown_polarity(strip, polarity, look)  # the other polarity where the background is beyond the wire's grey
+    gated = line_response(strip, shown, s.sigmas, symmetric=True)
     v_centre = curve.v(u) + (0.0 if shift is None else shift)
     if veto is not None:
         gated = veto.apply(gated, u, v_centre, half)
@@ -69,7 +71,7 @@ def observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity
     if symmetric:
         col, peak = peak_offsets(gated, window)
     else:
-        plain = strip_response(strip, polarity, s.sigmas, symmetric=False)[0]
+        plain = line_response(strip, shown, s.sigmas, symmetric=False)
         col, _ = peak_offsets(plain if veto is None else veto.apply(plain, u, v_centre, half), window)
         near = np.clip(np.rint(col).astype(int)[:, None] + np.arange(-1, 2)[None, :], 0, strip.shape[1] - 1)
         peak = gated[np.arange(len(col))[:, None], near].max(axis=1)
@@ -79,12 +81,14 @@ def observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity
         edge = (((at == first) & (gated[:, first - 1] > gated[rows, at]))
                 | ((at == last) & (gated[:, last + 1] > gated[rows, at])))
         peak = np.where(edge, 0.0, peak)
-    foreign = np.zeros(len(u), bool) if look is None else unlike(strip, col, polarity, look)
+    foreign = np.zeros(len(u), bool) if look is None else unlike(strip, col, shown, look)
     peak = np.where(foreign, 0.0, peak)
     points = centres + (col - half)[:, None] * normals
     inside = ((centres[:, 0] >= 0) & (centres[:, 0] <= w - 1) & (centres[:, 1] >= 0) & (centres[:, 1] <= h - 1)
               & (points[:, 0] >= 0) & (points[:, 0] <= w - 1) & (points[:, 1] >= 0) & (points[:, 1] <= h - 1))
     widths = profile_widths(strip, col, polarity)
+    if (shown != polarity).any():
+        widths = np.where(shown != polarity, profile_widths(strip, col, -polarity), widths)
     return _Observation(u, curve.axes.to_uv(centres)[:, 1], curve.axes.to_uv(points), peak.astype(np.float64),
                         inside, widths, foreign)
 

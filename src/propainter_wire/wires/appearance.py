@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .ridge import strip_response
+from .ridge import strip_response, strip_responses
 
 BACKGROUND_OFFSETS = np.concatenate([np.arange(-10, -6), np.arange(7, 11)])  # px either side of a line
 CORE = np.ones((1, 3), np.uint8)  # a line's core: its column and the one either side
@@ -63,7 +63,9 @@ def core_grey(strip: np.ndarray, col: np.ndarray, polarity) -> np.ndarray:
 def background_grey(strip: np.ndarray, col: np.ndarray) -> np.ndarray:
     """(N,) median grey of a strip's (N, M) columns 7-10 px either side of column ``col`` (N,)."""
     cols = np.clip(np.rint(col).astype(int)[:, None] + BACKGROUND_OFFSETS[None, :], 0, strip.shape[1] - 1)
-    return np.median(strip[np.arange(len(strip))[:, None], cols], axis=1)
+    ordered = np.sort(strip[np.arange(len(strip))[:, None], cols], axis=1)
+    middle = len(BACKGROUND_OFFSETS) // 2  # the median of an even count: the mean of the middle two
+    return 0.5 * (ordered[:, middle - 1] + ordered[:, middle])
 
 
 def measure(strip: np.ndarray, col: np.ndarray, found: np.ndarray, polarity: int, width: float,
@@ -98,12 +100,10 @@ def shown_polarity(strip: np.ndarray, polarity: int, look: Appearance | None) ->
 
 def line_response(strip: np.ndarray, shown: np.ndarray, sigmas, symmetric: bool = True) -> np.ndarray:
     """(N, M) ``ridge.strip_response`` of each row for the polarity it shows (``shown``, (N,))."""
-    first = int(shown[0])
-    response = strip_response(strip, first, sigmas, symmetric=symmetric)[0]
-    other = shown != first
-    if other.any():
-        response = np.where(other[:, None], strip_response(strip, -first, sigmas, symmetric=symmetric)[0], response)
-    return response
+    if (shown == shown[0]).all():
+        return strip_response(strip, int(shown[0]), sigmas, symmetric=symmetric)[0]
+    dark, bright = strip_responses(strip, sigmas, symmetric=symmetric)
+    return np.where((shown > 0)[:, None], dark, bright)
 
 
 def unlike(strip: np.ndarray, col: np.ndarray, polarity, look: Appearance) -> np.ndarray:

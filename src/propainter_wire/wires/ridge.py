@@ -100,19 +100,34 @@ def strip_response(strip: np.ndarray, polarity: int, sigmas=SIGMAS, along: float
         response: (N, M) float32, the best scale's response (grey levels; > 0 on a line of that polarity).
         scale: (N, M) int8, index into ``sigmas`` of that scale.
     """
+    return _responses(strip, (polarity,), sigmas, along, symmetric)[0]
+
+
+def strip_responses(strip: np.ndarray, sigmas=SIGMAS, along: float = 1.0, symmetric: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The (N, M) ``strip_response`` of a strip for ``DARK`` and for ``BRIGHT`` lines, from one filtering
+    of it per scale (the second derivative changes sign with the polarity; the symmetry weight is
+    taken of the same smoothed strip). Each equals ``strip_response``'s to the bit."""
+    dark, bright = _responses(strip, (DARK, BRIGHT), sigmas, along, symmetric)
+    return dark[0], bright[0]
+
+
+def _responses(strip: np.ndarray, polarities, sigmas, along: float, symmetric: bool):
     _, g_along = _kernels(along)
-    best = np.full(strip.shape, -np.inf, np.float32)
-    which = np.zeros(strip.shape, np.int8)
+    out = [(np.full(strip.shape, -np.inf, np.float32), np.zeros(strip.shape, np.int8)) for _ in polarities]
     for i, sigma in enumerate(sigmas):
         d2, g = _kernels(float(sigma))
-        r = cv2.sepFilter2D(strip, cv2.CV_32F, d2 * float(polarity), g_along, borderType=cv2.BORDER_REPLICATE)
-        if symmetric:
-            r *= _symmetry(cv2.sepFilter2D(strip, cv2.CV_32F, g, g_along, borderType=cv2.BORDER_REPLICATE),
-                           polarity, max(1, int(round(2.0 * sigma))))
-        better = r > best
-        best[better] = r[better]
-        which[better] = i
-    return best, which
+        second = cv2.sepFilter2D(strip, cv2.CV_32F, d2, g_along, borderType=cv2.BORDER_REPLICATE)
+        smooth = (cv2.sepFilter2D(strip, cv2.CV_32F, g, g_along, borderType=cv2.BORDER_REPLICATE)
+                  if symmetric else None)
+        for polarity, (best, which) in zip(polarities, out, strict=True):
+            r = second if polarity > 0 else -second
+            if symmetric:
+                r = r * _symmetry(smooth, polarity, max(1, int(round(2.0 * sigma))))
+            better = r > best
+            best[better] = r[better]
+            which[better] = i
+    return out
 
 
 def ridge_map(grey: np.ndarray, polarity: int, sigmas=SIGMAS) -> np.ndarray:

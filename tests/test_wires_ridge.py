@@ -12,6 +12,7 @@ from propainter_wire.wires.ridge import (
     sample_strip,
     scales_for,
     strip_response,
+    strip_responses,
 )
 from propainter_wire.wires.synthetic import coverage
 
@@ -58,3 +59,12 @@ def test_scales_for_keeps_one_scale_above_the_wire():
     assert scales_for(6.0) == SIGMAS
     assert scales_for(1.0, above=0) == SIGMAS[:1]
     assert scales_for(float("nan")) == SIGMAS
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_both_polarities_from_one_filtering_equal_each_alone(symmetric):
+    rng = np.random.default_rng(5)
+    strip = rng.uniform(0, 255, (40, 33)).astype(np.float32)
+    dark, bright = strip_responses(strip, SIGMAS[:3], symmetric=symmetric)
+    assert np.array_equal(dark, strip_response(strip, DARK, SIGMAS[:3], symmetric=symmetric)[0])
+    assert np.array_equal(bright, strip_response(strip, BRIGHT, SIGMAS[:3], symmetric=symmetric)[0])

@@ -31,6 +31,22 @@ def _look(strip, polarity, width):
     return appearance.measure(strip, col, np.ones(len(strip), bool), polarity, width, 0.25, 8.0)
 
 
+def _track(plate: np.ndarray, wire: SynthWire, settings: TrackSettings, x_range: tuple[float, float]):
+    """Track ``wire`` drawn over ``plate`` from frame 0's clicks: the largest error of the fitted curve
+    (px, across it) over ``x_range`` of the image, and the mean and worst frame's coverage."""
+    t_len, h, w = plate.shape[:3]
+    clip, truth = draw_wires(plate, [wire])
+    spec = {"wires": [{"keys": [{"frame": 0, "points": clicks(wire, 0, h, w, 8, 2.0, seed=0)}]}]}
+    masks, fits = wire_masks_array(clip, spec, settings=settings)
+    errors = []
+    for t, fit in enumerate(fits[0]):
+        p = wire.points(t, 256)
+        uv = fit.curve.axes.to_uv(p[(p[:, 0] > x_range[0]) & (p[:, 0] < x_range[1])])
+        errors.append(float(np.max(np.abs(fit.curve.v(uv[:, 0]) - uv[:, 1]))))
+    cover = (masks & truth).sum(axis=(1, 2)) / truth.sum(axis=(1, 2))
+    return max(errors), float(cover.mean()), float(cover.min())
+
+
 @pytest.mark.parametrize("width", [1.0, 3.0, 6.0])
 @pytest.mark.parametrize("grey, background, polarity", [(40.0, 150.0, DARK), (220.0, 90.0, BRIGHT)])
 def test_measured_grey_is_the_wire_s_own(width, grey, background, polarity):
@@ -85,28 +101,15 @@ def test_tracker_does_not_follow_a_darker_stripe_where_the_wire_vanishes():
     end settled on the stripe, up to 25 px off at confidence 1 (never reported); with it the end moves
     with the rest of the wire (9 px at most at the swing's peak, where an invisible end can only be
     guessed; 6 px with no stripe at all)."""
-    t_len, h, w = 20, 120, 200
-    plate = textured_plate(t_len, h, w, seed=3).copy()
+    t_len = 20
+    plate = textured_plate(t_len, 120, 200, seed=3).copy()
     for t in range(t_len):
         plate[t, 20:110, 135:] = 60
         y = int(round(62 + 0.5 * t))
         plate[t, y:y + 2, 135:] = 15
     wire = SynthWire((-10, 50), (210, 60), sag=15, thickness=3.0, value=60.0, sway=5, period=16)
-    clip, truth = draw_wires(plate, [wire])
-    spec = {"wires": [{"keys": [{"frame": 0, "points": clicks(wire, 0, h, w, 8, 2.0, seed=0)}]}]}
-
-    def run(settings):
-        masks, fits = wire_masks_array(clip, spec, settings=settings)
-        errors = []
-        for t, fit in enumerate(fits[0]):
-            p = wire.points(t, 256)
-            uv = fit.curve.axes.to_uv(p[(p[:, 0] > 140) & (p[:, 0] < 195)])
-            errors.append(float(np.max(np.abs(fit.curve.v(uv[:, 0]) - uv[:, 1]))))
-        area = truth.sum(axis=(1, 2))
-        return max(errors), float(((masks & truth).sum(axis=(1, 2)) / area).mean())
-
-    off_error, off_coverage = run(TrackSettings(opaque_check=False))
-    on_error, on_coverage = run(TrackSettings())
+    off_error, off_coverage, _ = _track(plate, wire, TrackSettings(opaque_check=False), (140, 195))
+    on_error, on_coverage, _ = _track(plate, wire, TrackSettings(), (140, 195))
     assert off_error > 20.0 and off_coverage < 0.9  # measured 25.1 px, 85.3 %
     assert on_error < 12.0 and on_coverage > 0.97  # measured 9.1 px, 98.6 %
 
@@ -137,25 +140,11 @@ def test_tracker_follows_a_wire_across_a_background_darker_than_itself():
     plate is darkened to a quarter: a dark line there is not the wire. With one polarity the right part
     was carried along with the left, up to 5.8 px off (coverage 93.9 % mean, 85.0 % worst frame); with the
     polarity each stretch shows it is followed within 0.8 px (100 %)."""
-    t_len, h, w = 20, 120, 200
-    plate = textured_plate(t_len, h, w, seed=3).astype(np.float32)
+    plate = textured_plate(20, 120, 200, seed=3).astype(np.float32)
     plate[:, :, 120:] *= 0.25
     plate = np.clip(plate, 0, 255).astype(np.uint8)
     wire = SynthWire((-10, 50), (210, 60), sag=15, thickness=2.0, value=70.0, sway=8, period=14)
-    clip, truth = draw_wires(plate, [wire])
-    spec = {"wires": [{"keys": [{"frame": 0, "points": clicks(wire, 0, h, w, 8, 2.0, seed=0)}]}]}
-
-    def run(settings):
-        masks, fits = wire_masks_array(clip, spec, settings=settings)
-        errors = []
-        for t, fit in enumerate(fits[0]):
-            p = wire.points(t, 256)
-            uv = fit.curve.axes.to_uv(p[(p[:, 0] > 130) & (p[:, 0] < 195)])
-            errors.append(float(np.max(np.abs(fit.curve.v(uv[:, 0]) - uv[:, 1]))))
-        area = truth.sum(axis=(1, 2))
-        return max(errors), float(((masks & truth).sum(axis=(1, 2)) / area).min())
-
-    one_error, one_worst = run(TrackSettings(opaque_check=False))
-    error, worst = run(TrackSettings())
+    one_error, _, one_worst = _track(plate, wire, TrackSettings(opaque_check=False), (130, 195))
+    error, _, worst = _track(plate, wire, TrackSettings(), (130, 195))
     assert one_error > 4.0 and one_worst < 0.9  # measured 5.8 px, 85.0 %
     assert error < 1.5 and worst > 0.99  # measured 0.8 px, 100 %

@@ -23,11 +23,16 @@ resampling of the strip (anti-aliased bars at sub-pixel positions: 0.75 for 1 px
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from .ridge import strip_response, strip_responses
+from .ridge import peak_offsets, sample_strip, strip_response, strip_responses
+
+if TYPE_CHECKING:
+    from .curve import Curve
+    from .track import TrackSettings
 
 BACKGROUND_OFFSETS = np.concatenate([np.arange(-10, -6), np.arange(7, 11)])  # px either side of a line
 CORE = np.ones((1, 3), np.uint8)  # a line's core: its column and the one either side
@@ -104,6 +109,23 @@ def line_response(strip: np.ndarray, shown: np.ndarray, sigmas, symmetric: bool 
         return strip_response(strip, int(shown[0]), sigmas, symmetric=symmetric)[0]
     dark, bright = strip_responses(strip, sigmas, symmetric=symmetric)
     return np.where((shown > 0)[:, None], dark, bright)
+
+
+def on_keyframe(grey: np.ndarray, curve: Curve, u: np.ndarray, polarity: int, strength: float, width: float,
+                s: TrackSettings) -> Appearance | None:
+    """The wire's appearance (``measure``) along its keyframe fit ``curve`` at stations ``u``, from the stations
+    where it answers at least ``s.found_ratio`` of its ``strength`` (grey levels) within ``s.refine_radius``.
+
+    Args:
+        grey: (H, W) float32 grey levels 0..255; width: the wire's width at its thin end (px).
+    """
+    if len(u) < 3:
+        return None
+    half = s.refine_radius + s.flank
+    strip = sample_strip(grey, curve.xy(u), curve.normals(u), np.arange(-half, half + 1, dtype=np.float64))
+    response = strip_response(strip, polarity, s.sigmas, symmetric=False)[0]
+    col, peak = peak_offsets(response, slice(s.flank, s.flank + 2 * s.refine_radius + 1))
+    return measure(strip, col, peak > s.found_ratio * strength, polarity, width, s.core_share, s.core_floor)
 
 
 def unlike(strip: np.ndarray, col: np.ndarray, polarity, look: Appearance) -> np.ndarray:

@@ -46,7 +46,7 @@ from .background import Veto, make_veto, normal_shift, to_uint8
 from .curve import Axes, Curve, fit_curve, frame_span
 from .motion import Motion, best_motion, velocity
 from .observe import merge, motion_fit, observe, robust_fit
-from .ridge import BRIGHT, DARK, SIGMAS, peak_offsets, sample_strip, scales_for, strip_response
+from .ridge import BRIGHT, DARK, SIGMAS, sample_strip, scales_for
 
 
 @dataclass(frozen=True)
@@ -312,7 +312,7 @@ class WireTracker:
             self._lock_scales(grey, curve, u, self.key_width)
             s = self.s
         if s.opaque_check:
-            self.look = self._appearance(grey, curve, u)
+            self.look = appearance.on_keyframe(grey, curve, u, self.polarity, self.ref, self.narrow_width, s)
         obs = observe(grey, curve, u, s.search_radius, self.polarity, s)
         got = robust_fit(obs, self.axes, self.ref, s.search_radius, s)
         if got is not None:
@@ -321,19 +321,6 @@ class WireTracker:
             still = _whole_curve_motion(grey, fit.curve, u, None, self.polarity, self.ref, s, radius=0)
             self.support = still.support if still is not None else 0.0
         return WireFit(fit.curve, fit.width, 1.0, False, fit.strength, fit.seen)
-
-    def _appearance(self, grey: np.ndarray, curve: Curve, u: np.ndarray) -> appearance.Appearance | None:
-        """The wire's grey and tolerance (``appearance.measure``) from the stations of its keyframe fit where
-        it answers at least ``found_ratio`` of its strength."""
-        s = self.s
-        if len(u) < 3:
-            return None
-        half = s.refine_radius + s.flank
-        strip = sample_strip(grey, curve.xy(u), curve.normals(u), np.arange(-half, half + 1, dtype=np.float64))
-        response = strip_response(strip, self.polarity, s.sigmas, symmetric=False)[0]
-        col, peak = peak_offsets(response, slice(s.flank, s.flank + 2 * s.refine_radius + 1))
-        return appearance.measure(strip, col, peak > s.found_ratio * self.ref, self.polarity, self.narrow_width,
-                                  s.core_share, s.core_floor)
 
     def _lock_scales(self, grey: np.ndarray, curve: Curve, u: np.ndarray, width: float) -> None:
         """Keep the scales a wire ``width`` px wide needs (``scale_lock``) and rescale the running

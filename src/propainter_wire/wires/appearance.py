@@ -18,8 +18,8 @@ background 7-10 px either side: ``value = background - polarity * contrast / cor
 ``core_share`` is the share of a wire's contrast its core pixel shows after the bilinear
 resampling of the strip (measured on anti-aliased bars at sub-pixel positions: 0.75 for 1 px, 0.91
 for 1.5 px, 0.99 for 2 px, 1.0 from 2.5 px; modelled as ``0.5 + 0.25 * width`` within [0.75, 1], which
-errs towards the darker grey, the side that drops fewer lines), so a thin wire's grey is not taken for
-the paler mix.
+errs towards a more extreme grey, darker for a dark wire: the side that drops fewer lines), so a
+thin wire's grey is not taken for the paler mix.
 """
 
 from __future__ import annotations

@@ -58,13 +58,18 @@ def core_share(width: float) -> float:
     return float(np.clip(0.5 + 0.25 * width, 0.75, 1.0))
 
 
+def extreme_grey(strip: np.ndarray, polarity) -> np.ndarray:
+    """(N, M) per column of a strip (N, M), the extreme grey of the line's polarity within 1 px: the darkest
+    of the three for a dark line (``polarity`` 1), the brightest for a bright one (-1); ``polarity`` is one
+    for all rows or (N,) per row."""
+    sign = np.broadcast_to(np.asarray(polarity), (len(strip),))[:, None]
+    return np.where(sign > 0, cv2.erode(strip, CORE), cv2.dilate(strip, CORE))
+
+
 def core_grey(strip: np.ndarray, col: np.ndarray, polarity) -> np.ndarray:
-    """(N,) the extreme grey of the line's polarity within 1 px of column ``col`` (N,) of a strip (N, M):
-    the darkest of the three for a dark line (``polarity`` 1), the brightest for a bright one (-1);
-    ``polarity`` is one for all rows or (N,) per row."""
-    c = np.clip(np.rint(col).astype(int), 1, strip.shape[1] - 2)
-    core = strip[np.arange(len(c))[:, None], c[:, None] + np.arange(-1, 2)[None, :]]
-    return np.where(np.asarray(polarity) > 0, core.min(axis=1), core.max(axis=1))
+    """(N,) ``extreme_grey`` at column ``col`` (N,) of each row: the line's core."""
+    c = np.clip(np.rint(col).astype(int), 0, strip.shape[1] - 1)
+    return extreme_grey(strip, polarity)[np.arange(len(c)), c]
 
 
 def background_grey(strip: np.ndarray, col: np.ndarray) -> np.ndarray:
@@ -140,6 +145,5 @@ def unlike(strip: np.ndarray, col: np.ndarray, polarity, look: Appearance) -> np
 def unlike_columns(strip: np.ndarray, polarity, look: Appearance, reach: int = REACH) -> np.ndarray:
     """(N, M) bool: the columns of a strip (N, M) within ``reach`` px of a core unlike the wire (``unlike``)."""
     sign = np.broadcast_to(np.asarray(polarity), (len(strip),))[:, None]
-    extreme = np.where(sign > 0, cv2.erode(strip, CORE), cv2.dilate(strip, CORE))
-    foreign = (sign * (look.value - extreme) > look.tolerance).astype(np.uint8)
+    foreign = (sign * (look.value - extreme_grey(strip, polarity)) > look.tolerance).astype(np.uint8)
     return cv2.dilate(foreign, np.ones((1, 2 * reach + 1), np.uint8)).astype(bool)

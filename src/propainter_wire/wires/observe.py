@@ -86,9 +86,7 @@ def observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity
     points = centres + (col - half)[:, None] * normals
     inside = ((centres[:, 0] >= 0) & (centres[:, 0] <= w - 1) & (centres[:, 1] >= 0) & (centres[:, 1] <= h - 1)
               & (points[:, 0] >= 0) & (points[:, 0] <= w - 1) & (points[:, 1] >= 0) & (points[:, 1] <= h - 1))
-    widths = profile_widths(strip, col, polarity)
-    if (shown != polarity).any():
-        widths = np.where(shown != polarity, profile_widths(strip, col, -polarity), widths)
+    widths = profile_widths(strip, col, shown)
     return _Observation(u, curve.axes.to_uv(centres)[:, 1], curve.axes.to_uv(points), peak.astype(np.float64),
                         inside, widths, foreign)
 

@@ -171,7 +171,7 @@ def peak_offsets(response: np.ndarray, columns: slice) -> tuple[np.ndarray, np.n
     return idx + np.clip(shift, -0.5, 0.5) + (columns.start or 0), peak
 
 
-def profile_widths(strip: np.ndarray, centre_col: np.ndarray, polarity: int, reach: int = 5,
+def profile_widths(strip: np.ndarray, centre_col: np.ndarray, polarity, reach: int = 5,
                    flank: tuple[int, int] = (7, 10)) -> np.ndarray:
     """Width (px) of the line at each row of a strip: contrast area / peak contrast.
 
@@ -182,6 +182,7 @@ def profile_widths(strip: np.ndarray, centre_col: np.ndarray, polarity: int, rea
 
     Args:
         strip: (N, M) float32; centre_col: (N,) sub-pixel column of the line.
+        polarity: ``DARK`` or ``BRIGHT``, or (N,) one per row.
     Returns:
         (N,) float64 widths (nan where the peak contrast is not positive).
     """
@@ -191,7 +192,8 @@ def profile_widths(strip: np.ndarray, centre_col: np.ndarray, polarity: int, rea
     fl = np.concatenate([np.arange(-flank[1], -flank[0] + 1), np.arange(flank[0], flank[1] + 1)])
     bg = np.median(strip[rows, np.clip(c[:, None] + fl[None, :], 0, m - 1)], axis=1)
     core = strip[rows, np.clip(c[:, None] + np.arange(-reach, reach + 1)[None, :], 0, m - 1)]
-    contrast = np.maximum(polarity * (bg[:, None] - core), 0.0)
+    sign = np.reshape(polarity, (-1, 1)).astype(strip.dtype)  # one for all rows, or one per row
+    contrast = np.maximum(sign * (bg[:, None] - core), 0.0)
     peak = contrast[:, reach - 1: reach + 2].max(axis=1)
     # only the run of columns around the centre that stays above RUN_FLOOR of the peak: texture of
     # the line's polarity next to it (a bright board beside a bright wire) is not the line's area;

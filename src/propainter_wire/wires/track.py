@@ -445,7 +445,7 @@ class WireTracker:
         obs, prior = None, None
         if len(u) >= 3:
             obs = observe(grey, curve, u, s.refine_radius, self.polarity, s, symmetric=False,
-                           interior=clicked is not None, veto=veto, look=None if clicked is not None else self.look)
+                           interior=clicked is not None, veto=veto, look=self.look)
         if obs is not None and clicked is not None:
             near, a, b = clicked
             within = (obs.u >= a) & (obs.u <= b)

@@ -30,13 +30,12 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from .ridge import peak_offsets, sample_strip, strip_response, strip_responses
+from .ridge import flank_grey, peak_offsets, sample_strip, strip_response, strip_responses
 
 if TYPE_CHECKING:
     from .curve import Curve
     from .track import TrackSettings
 
-BACKGROUND_OFFSETS = np.concatenate([np.arange(-10, -6), np.arange(7, 11)])  # px either side of a line
 CORE = np.ones((1, 3), np.uint8)  # a line's core: its column and the one either side
 # The line filter still answers a couple of px beside a line's core (its scales reach 3.2 px), so the
 # whole-curve motion drops the responses within this many px of a foreign core. Against the station check
@@ -62,22 +61,18 @@ def extreme_grey(strip: np.ndarray, polarity) -> np.ndarray:
     """(N, M) per column of a strip (N, M), the extreme grey of the line's polarity within 1 px: the darkest
     of the three for a dark line (``polarity`` 1), the brightest for a bright one (-1); ``polarity`` is one
     for all rows or (N,) per row."""
-    sign = np.broadcast_to(np.asarray(polarity), (len(strip),))[:, None]
-    return np.where(sign > 0, cv2.erode(strip, CORE), cv2.dilate(strip, CORE))
+    sign = np.broadcast_to(np.asarray(polarity), (len(strip),))
+    if (sign > 0).all():
+        return cv2.erode(strip, CORE)
+    if (sign < 0).all():
+        return cv2.dilate(strip, CORE)
+    return np.where(sign[:, None] > 0, cv2.erode(strip, CORE), cv2.dilate(strip, CORE))
 
 
 def core_grey(strip: np.ndarray, col: np.ndarray, polarity) -> np.ndarray:
     """(N,) ``extreme_grey`` at column ``col`` (N,) of each row: the line's core."""
     c = np.clip(np.rint(col).astype(int), 0, strip.shape[1] - 1)
     return extreme_grey(strip, polarity)[np.arange(len(c)), c]
-
-
-def background_grey(strip: np.ndarray, col: np.ndarray) -> np.ndarray:
-    """(N,) median grey of a strip's (N, M) columns 7-10 px either side of column ``col`` (N,)."""
-    cols = np.clip(np.rint(col).astype(int)[:, None] + BACKGROUND_OFFSETS[None, :], 0, strip.shape[1] - 1)
-    ordered = np.sort(strip[np.arange(len(strip))[:, None], cols], axis=1)
-    middle = len(BACKGROUND_OFFSETS) // 2  # the median of an even count: the mean of the middle two
-    return 0.5 * (ordered[:, middle - 1] + ordered[:, middle])
 
 
 def measure(strip: np.ndarray, col: np.ndarray, found: np.ndarray, polarity: int, width: float,
@@ -92,7 +87,7 @@ def measure(strip: np.ndarray, col: np.ndarray, found: np.ndarray, polarity: int
     """
     if found.sum() < 3:
         return None
-    background = background_grey(strip[found], col[found])
+    background = flank_grey(strip[found], col[found])
     contrast = polarity * (background - core_grey(strip[found], col[found], polarity))
     value = float(np.median(background - polarity * contrast / core_share(width)))
     return Appearance(value, max(floor, share * float(np.median(contrast))))
@@ -106,7 +101,7 @@ def shown_polarity(strip: np.ndarray, polarity: int, look: Appearance | None) ->
     if look is None:
         return shown
     centre = np.full(len(strip), (strip.shape[1] - 1) / 2.0)
-    across = polarity * (background_grey(strip, centre) - look.value) < -look.tolerance
+    across = polarity * (flank_grey(strip, centre) - look.value) < -look.tolerance
     return np.where(across, -polarity, shown)
 
 

@@ -171,6 +171,15 @@ def peak_offsets(response: np.ndarray, columns: slice) -> tuple[np.ndarray, np.n
     return idx + np.clip(shift, -0.5, 0.5) + (columns.start or 0), peak
 
 
+def flank_grey(strip: np.ndarray, centre_col: np.ndarray, flank: tuple[int, int] = (7, 10)) -> np.ndarray:
+    """(N,) the background beside a line: the median grey of each strip row's (N, M) columns ``flank``
+    px either side of its column ``centre_col`` (N,), rounded to the nearest column."""
+    m = strip.shape[1]
+    c = np.rint(centre_col).astype(int)
+    fl = np.concatenate([np.arange(-flank[1], -flank[0] + 1), np.arange(flank[0], flank[1] + 1)])
+    return np.median(strip[np.arange(len(strip))[:, None], np.clip(c[:, None] + fl[None, :], 0, m - 1)], axis=1)
+
+
 def profile_widths(strip: np.ndarray, centre_col: np.ndarray, polarity, reach: int = 5,
                    flank: tuple[int, int] = (7, 10)) -> np.ndarray:
     """Width (px) of the line at each row of a strip: contrast area / peak contrast.
@@ -189,8 +198,7 @@ def profile_widths(strip: np.ndarray, centre_col: np.ndarray, polarity, reach: i
     n, m = strip.shape
     c = np.rint(centre_col).astype(int)
     rows = np.arange(n)[:, None]
-    fl = np.concatenate([np.arange(-flank[1], -flank[0] + 1), np.arange(flank[0], flank[1] + 1)])
-    bg = np.median(strip[rows, np.clip(c[:, None] + fl[None, :], 0, m - 1)], axis=1)
+    bg = flank_grey(strip, centre_col, flank)
     core = strip[rows, np.clip(c[:, None] + np.arange(-reach, reach + 1)[None, :], 0, m - 1)]
     sign = np.reshape(polarity, (-1, 1)).astype(strip.dtype)  # one for all rows, or one per row
     contrast = np.maximum(sign * (bg[:, None] - core), 0.0)

@@ -64,6 +64,11 @@ def test_fading_wire_is_reported(plate):
     masks, fits = wire_masks_array(clip, _spec([wire]))
     low = [t for t, f in enumerate(fits[0]) if f.carried]
     assert set(range(9, 12)) <= set(low) and set(low) <= set(range(7, 14))
+    # each carried frame counts the frames carried in a row (its mask widens with them); found ones count 0
+    run = 0
+    for f in fits[0]:
+        run = run + 1 if f.carried else 0
+        assert f.carried_for == run
     mean, worst, _ = _scores(masks, truth)
     assert mean >= 0.99
 

@@ -58,8 +58,9 @@ def blend_fits(a: WireFit, b: WireFit, wa: float, wb: float) -> WireFit:
     width = (wa * a.width + wb * b.width) / (wa + wb)
     conf = np.nanmax([a.confidence, b.confidence]) if np.isfinite([a.confidence, b.confidence]).any() else np.nan
     seen = (min(a.seen[0], b.seen[0]), max(a.seen[1], b.seen[1]))
-    return WireFit(curve, width, float(conf), a.carried and b.carried, max(a.strength, b.strength), seen,
-                   a.doubtful and b.doubtful)
+    carried = a.carried and b.carried
+    return WireFit(curve, width, float(conf), carried, max(a.strength, b.strength), seen, a.doubtful and b.doubtful,
+                   carried_for=min(a.carried_for, b.carried_for) if carried else 0)
 
 
 def track_wire(grey_at: Callable[[int], np.ndarray], num_frames: int, spec: WireSpec,

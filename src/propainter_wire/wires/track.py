@@ -167,7 +167,8 @@ class WireFit:
     """A wire in one frame: its curve, width (px), confidence (0..1, nan when out of frame),
     whether the curve was carried from a neighbour, its response strength (grey levels),
     the span of ``u`` where it was found, whether the fit is doubtful (``doubt_ratio``), whether it
-    runs along another wire's curve and whether it was seen over too little of it (``seen.py``)."""
+    runs along another wire's curve, whether it was seen over too little of it (``seen.py``), and for how
+    many frames in a row its curve has been carried (0 where the wire was found; ``render.carry_spread``)."""
 
     curve: Curve
     width: float
@@ -178,6 +179,7 @@ class WireFit:
     doubtful: bool = False  # tracked, but with much less support along the curve than before
     shared: bool = False  # on another wire's line over most of its length (``overlap.py``)
     partly_seen: bool = False  # seen over less than ``seen.SEEN_ENOUGH`` of its part in the frame
+    carried_for: int = 0  # frames in a row carried from a neighbour, this one included
 
 
 def _stations(curve: Curve, shape: tuple[int, int], s: TrackSettings, limit: tuple[float, float] | None = None
@@ -397,7 +399,8 @@ class WireTracker:
         s = self.s
         u = _stations(prev.curve, grey.shape, s)
         if len(u) < 3:  # out of the frame: carry the curve, no judgement
-            return WireFit(prev.curve, prev.width, float("nan"), True, prev.strength, prev.seen)
+            return WireFit(prev.curve, prev.width, float("nan"), True, prev.strength, prev.seen,
+                           carried_for=prev.carried_for + 1)
         shift = None
         veto = self._veto(grey, prev, before, u)
         if before is not None and not before.carried:
@@ -408,7 +411,8 @@ class WireTracker:
             motion = _whole_curve_motion(grey, prev.curve, u, shift, self.polarity, self.ref, s, veto=veto,
                                          look=self.look)
             if motion is not None and self._jumped(motion):  # what it found is another line: not the wire
-                return WireFit(_coast(prev, before, s), prev.width, 0.0, True, prev.strength, prev.seen)
+                return WireFit(_coast(prev, before, s), prev.width, 0.0, True, prev.strength, prev.seen,
+                               carried_for=prev.carried_for + 1)
             if motion is not None:
                 shift = motion.shift if shift is None else shift + motion.shift
                 radius = s.motion_radius
@@ -427,7 +431,8 @@ class WireTracker:
         if got is not None:
             confidence = min(1.0, float((got[1] & seen).sum()) / max(int(seen.sum()), 1) / self.key_fraction)
         if got is None or confidence < s.min_confidence:
-            return WireFit(_coast(prev, before, s), prev.width, confidence, True, prev.strength, prev.seen)
+            return WireFit(_coast(prev, before, s), prev.width, confidence, True, prev.strength, prev.seen,
+                           carried_for=prev.carried_for + 1)
         fit = self._finish(grey, got[0], prev.width, veto=veto)
         doubtful = self._tilted(fit.curve, u)
         if motion is not None:

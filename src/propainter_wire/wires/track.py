@@ -243,6 +243,11 @@ def _coast(prev: WireFit, before: WireFit | None, s: TrackSettings) -> Curve:
     return fit_curve(c.axes, grid, v, np.ones_like(grid), c.start, c.end, c.lo, c.hi)
 
 
+def _carried(prev: WireFit, curve: Curve, confidence: float) -> WireFit:
+    """A frame where the wire is not found: ``curve`` carried on from ``prev``, one more frame in a row."""
+    return WireFit(curve, prev.width, confidence, True, prev.strength, prev.seen, carried_for=prev.carried_for + 1)
+
+
 class WireTracker:
     """Finds one wire in successive frames, from one keyframe (polarity and strength are set there)."""
 
@@ -399,8 +404,7 @@ class WireTracker:
         s = self.s
         u = _stations(prev.curve, grey.shape, s)
         if len(u) < 3:  # out of the frame: carry the curve, no judgement
-            return WireFit(prev.curve, prev.width, float("nan"), True, prev.strength, prev.seen,
-                           carried_for=prev.carried_for + 1)
+            return _carried(prev, prev.curve, float("nan"))
         shift = None
         veto = self._veto(grey, prev, before, u)
         if before is not None and not before.carried:
@@ -411,8 +415,7 @@ class WireTracker:
             motion = _whole_curve_motion(grey, prev.curve, u, shift, self.polarity, self.ref, s, veto=veto,
                                          look=self.look)
             if motion is not None and self._jumped(motion):  # what it found is another line: not the wire
-                return WireFit(_coast(prev, before, s), prev.width, 0.0, True, prev.strength, prev.seen,
-                               carried_for=prev.carried_for + 1)
+                return _carried(prev, _coast(prev, before, s), 0.0)
             if motion is not None:
                 shift = motion.shift if shift is None else shift + motion.shift
                 radius = s.motion_radius
@@ -431,8 +434,7 @@ class WireTracker:
         if got is not None:
             confidence = min(1.0, float((got[1] & seen).sum()) / max(int(seen.sum()), 1) / self.key_fraction)
         if got is None or confidence < s.min_confidence:
-            return WireFit(_coast(prev, before, s), prev.width, confidence, True, prev.strength, prev.seen,
-                           carried_for=prev.carried_for + 1)
+            return _carried(prev, _coast(prev, before, s), confidence)
         fit = self._finish(grey, got[0], prev.width, veto=veto)
         doubtful = self._tilted(fit.curve, u)
         if motion is not None:

@@ -12,6 +12,7 @@ from propainter_wire.wires.ridge import (
     sample_strip,
     scales_for,
     strip_response,
+    strip_response_forms,
     strip_responses,
 )
 from propainter_wire.wires.synthetic import coverage
@@ -68,3 +69,12 @@ def test_both_polarities_from_one_filtering_equal_each_alone(symmetric):
     dark, bright = strip_responses(strip, SIGMAS[:3], symmetric=symmetric)
     assert np.array_equal(dark, strip_response(strip, DARK, SIGMAS[:3], symmetric=symmetric)[0])
     assert np.array_equal(bright, strip_response(strip, BRIGHT, SIGMAS[:3], symmetric=symmetric)[0])
+
+
+def test_symmetric_and_plain_forms_from_one_filtering_equal_each_alone():
+    rng = np.random.default_rng(6)
+    strip = rng.uniform(0, 255, (40, 33)).astype(np.float32)
+    forms = strip_response_forms(strip, (DARK, BRIGHT), SIGMAS[:3])
+    for polarity, (sym, plain) in zip((DARK, BRIGHT), forms, strict=True):
+        assert np.array_equal(sym, strip_response(strip, polarity, SIGMAS[:3], symmetric=True)[0])
+        assert np.array_equal(plain, strip_response(strip, polarity, SIGMAS[:3], symmetric=False)[0])

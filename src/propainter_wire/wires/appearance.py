@@ -30,7 +30,16 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from .ridge import flank_grey, peak_offsets, sample_strip, strip_response, strip_responses
+from .ridge import (
+    BRIGHT,
+    DARK,
+    flank_grey,
+    peak_offsets,
+    sample_strip,
+    strip_response,
+    strip_response_forms,
+    strip_responses,
+)
 
 if TYPE_CHECKING:
     from .curve import Curve
@@ -111,6 +120,15 @@ def line_response(strip: np.ndarray, shown: np.ndarray, sigmas, symmetric: bool 
         return strip_response(strip, int(shown[0]), sigmas, symmetric=symmetric)[0]
     dark, bright = strip_responses(strip, sigmas, symmetric=symmetric)
     return np.where((shown > 0)[:, None], dark, bright)
+
+
+def line_response_forms(strip: np.ndarray, shown: np.ndarray, sigmas) -> tuple[np.ndarray, np.ndarray]:
+    """(N, M) ``line_response`` with ``symmetric`` True and with False, from one filtering of the strip."""
+    if (shown == shown[0]).all():
+        return strip_response_forms(strip, (int(shown[0]),), sigmas)[0]
+    (dark, dark_plain), (bright, bright_plain) = strip_response_forms(strip, (DARK, BRIGHT), sigmas)
+    dark_rows = (shown > 0)[:, None]
+    return np.where(dark_rows, dark, bright), np.where(dark_rows, dark_plain, bright_plain)
 
 
 def on_keyframe(grey: np.ndarray, curve: Curve, u: np.ndarray, polarity: int, strength: float, width: float,

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from .curve import Curve
+from .stats import median
 
 WINDOW = 11  # px, Lucas-Kanade window
 LEVELS = 2  # pyramid levels above the frame (1 level: `s0-3` 99.61 / 95.03 % against 99.82 / 98.80)
@@ -72,7 +73,7 @@ class Veto:
         i = np.clip(np.searchsorted(self.u, u), 1, len(self.u) - 1) if len(self.u) > 1 else np.zeros(len(u), int)
         if len(self.u) > 1:
             i = np.where(np.abs(self.u[i - 1] - u) < np.abs(self.u[i] - u), i - 1, i)
-        spacing = float(np.median(np.diff(self.u))) if len(self.u) > 1 else 4.0
+        spacing = median(np.diff(self.u)) if len(self.u) > 1 else 4.0
         return np.where(np.abs(self.u[i] - u) <= 0.5 * spacing + 1e-6, self.v[i], np.nan)
 
     def apply(self, response: np.ndarray, u: np.ndarray, v_centre: np.ndarray, centre_col: int) -> np.ndarray:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.polynomial import chebyshev as cheb
 
-from .appearance import Appearance, line_response, shown_polarity, unlike
-from .curve import Axes, Curve, fit_curve
+from .appearance import Appearance, line_response, line_response_forms, shown_polarity, unlike
+from .curve import Axes, Curve, chebyshev_basis, fit_curve
 from .ridge import peak_offsets, profile_widths, sample_strip
 
 if TYPE_CHECKING:
@@ -61,7 +61,10 @@ def observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity
     # candidate in wide searches; the plain second derivative places it in the narrow search
     # (0.15 px median error on the harness, against 1.2 px for the symmetric one on a 6-px wire).
     shown = shown_polarity(strip, polarity, look)  # the other polarity where the background is beyond the wire's grey
-    gated = line_response(strip, shown, s.sigmas, symmetric=True)
+    if symmetric:
+        gated = line_response(strip, shown, s.sigmas, symmetric=True)
+    else:
+        gated, plain = line_response_forms(strip, shown, s.sigmas)
     v_centre = curve.v(u) + (0.0 if shift is None else shift)
     if veto is not None:
         gated = veto.apply(gated, u, v_centre, half)
@@ -71,7 +74,6 @@ def observe(grey: np.ndarray, curve: Curve, u: np.ndarray, radius: int, polarity
     if symmetric:
         col, peak = peak_offsets(gated, window)
     else:
-        plain = line_response(strip, shown, s.sigmas, symmetric=False)
         col, _ = peak_offsets(plain if veto is None else veto.apply(plain, u, v_centre, half), window)
         near = np.clip(np.rint(col).astype(int)[:, None] + np.arange(-1, 2)[None, :], 0, strip.shape[1] - 1)
         peak = gated[np.arange(len(col))[:, None], near].max(axis=1)
@@ -128,9 +130,10 @@ def robust_fit(obs: _Observation, axes: Axes, ref: float, radius: float, s: Trac
     prior = np.full(len(obs.u), s.prior_weight) if prior is None else prior
     residual = obs.uv[:, 1] - obs.v_pred
     lo, hi = float(obs.u.min()), float(obs.u.max())
+    basis = chebyshev_basis(u_all, lo, hi)  # the same samples at every scale: their terms once
     for scale in _scales(radius):
         robust = _tukey(residual, scale)
-        curve = fit_curve(axes, u_all, v_all, np.concatenate([data_w * robust, prior]), lo, hi, lo, hi)
+        curve = fit_curve(axes, u_all, v_all, np.concatenate([data_w * robust, prior]), lo, hi, lo, hi, basis)
         residual = obs.uv[:, 1] - curve.v(obs.uv[:, 0])
     inliers = found & (np.abs(residual) < s.inlier_px)
     return (curve, inliers) if inliers.sum() >= 3 else None

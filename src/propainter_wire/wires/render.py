@@ -91,12 +91,19 @@ def draw_wire(mask: np.ndarray, fit: WireFit, grow: float) -> None:
     if spread > 0:
         ends = (along <= fit.seen[0], along >= fit.seen[1])
         pieces += [(pts[part], half + spread) for part in ends if part.sum() >= 2]
+    pad = 0
     for piece, reach in pieces:
-        cv2.polylines(band, [piece], False, 255, thickness=2 * int(np.ceil(reach)) + 3, lineType=cv2.LINE_8,
-                      shift=_SHIFT)
-    ys, xs = np.nonzero(band)
+        thickness = 2 * int(np.ceil(reach)) + 3
+        pad = max(pad, thickness)
+        cv2.polylines(band, [piece], False, 255, thickness=thickness, lineType=cv2.LINE_8, shift=_SHIFT)
+    # the band's pixels, searched only in the box around the curve's points (a wire tilted across the
+    # frame fills it; a short or level one a strip of it)
+    x0, y0 = np.clip(np.floor(points.min(axis=0)).astype(int) - pad, 0, [w, h])
+    x1, y1 = np.clip(np.ceil(points.max(axis=0)).astype(int) + pad + 1, 0, [w, h])
+    ys, xs = np.nonzero(band[y0:y1, x0:x1])
     if not len(xs):
         return
+    ys, xs = ys + y0, xs + x0
     uv = curve.axes.to_uv(np.stack([xs, ys], axis=1).astype(np.float64))
     u = uv[:, 0]
     across = np.abs(uv[:, 1] - curve.v(u)) / np.sqrt(1.0 + curve.slope(u) ** 2)

@@ -23,6 +23,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from .stats import row_median
+
 SIGMAS = (0.8, 1.4, 2.2, 3.2)
 BAR_WIDTHS = (1.0, 2.5, 4.0, 6.5)  # px, the bar width each of ``SIGMAS`` answers best
 DARK, BRIGHT = 1, -1  # polarity: the sign that makes a dark / bright line's response positive
@@ -79,7 +81,7 @@ def _symmetry(smooth: np.ndarray, polarity: int, reach: int) -> np.ndarray:
     second derivative alone mistakes for a line (a board's edge next to a thin wire
     pulls a tracker onto it).
     """
-    pad = np.pad(smooth, ((0, 0), (reach, reach)), mode="edge")
+    pad = cv2.copyMakeBorder(smooth, 0, 0, reach, reach, cv2.BORDER_REPLICATE)  # np.pad's "edge", 10x faster
     left = polarity * (pad[:, : -2 * reach] - smooth)
     right = polarity * (pad[:, 2 * reach:] - smooth)
     low = np.minimum(left, right)
@@ -112,22 +114,41 @@ def strip_responses(strip: np.ndarray, sigmas=SIGMAS, along: float = 1.0, symmet
     return dark[0], bright[0]
 
 
-def _responses(strip: np.ndarray, polarities, sigmas, along: float, symmetric: bool):
+def strip_response_forms(strip: np.ndarray, polarities, sigmas=SIGMAS, along: float = 1.0
+                         ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each of ``polarities``, the (N, M) symmetric and plain responses of a strip (``strip_response``
+    with ``symmetric`` True and False, each the same to the bit) from one second derivative per scale."""
+    forms = _responses(strip, polarities, sigmas, along, True, plain_too=True)
+    return [(sym[0], plain[0]) for sym, plain in zip(forms[0::2], forms[1::2], strict=True)]
+
+
+def _responses(strip: np.ndarray, polarities, sigmas, along: float, symmetric: bool, plain_too: bool = False):
+    """Per polarity, the best response over ``sigmas`` and its scale index; with ``plain_too``, each
+    followed by the plain (unweighted) one."""
     _, g_along = _kernels(along)
-    out = [(np.full(strip.shape, -np.inf, np.float32), np.zeros(strip.shape, np.int8)) for _ in polarities]
+    forms = 2 if plain_too else 1
+    out = [(np.full(strip.shape, -np.inf, np.float32), np.zeros(strip.shape, np.int8))
+           for _ in range(forms * len(polarities))]
     for i, sigma in enumerate(sigmas):
         d2, g = _kernels(float(sigma))
         second = cv2.sepFilter2D(strip, cv2.CV_32F, d2, g_along, borderType=cv2.BORDER_REPLICATE)
         smooth = (cv2.sepFilter2D(strip, cv2.CV_32F, g, g_along, borderType=cv2.BORDER_REPLICATE)
                   if symmetric else None)
-        for polarity, (best, which) in zip(polarities, out, strict=True):
+        for k, polarity in enumerate(polarities):
             r = second if polarity > 0 else -second
+            if plain_too:
+                _keep_best(out[forms * k + 1], r, i)
             if symmetric:
                 r = r * _symmetry(smooth, polarity, max(1, int(round(2.0 * sigma))))
-            better = r > best
-            best[better] = r[better]
-            which[better] = i
+            _keep_best(out[forms * k], r, i)
     return out
+
+
+def _keep_best(best_which: tuple[np.ndarray, np.ndarray], r: np.ndarray, i: int) -> None:
+    best, which = best_which
+    better = r > best
+    best[better] = r[better]
+    which[better] = i
 
 
 def ridge_map(grey: np.ndarray, polarity: int, sigmas=SIGMAS) -> np.ndarray:
@@ -177,7 +198,7 @@ def flank_grey(strip: np.ndarray, centre_col: np.ndarray, flank: tuple[int, int]
     m = strip.shape[1]
     c = np.rint(centre_col).astype(int)
     fl = np.concatenate([np.arange(-flank[1], -flank[0] + 1), np.arange(flank[0], flank[1] + 1)])
-    return np.median(strip[np.arange(len(strip))[:, None], np.clip(c[:, None] + fl[None, :], 0, m - 1)], axis=1)
+    return row_median(strip[np.arange(len(strip))[:, None], np.clip(c[:, None] + fl[None, :], 0, m - 1)])
 
 
 def profile_widths(strip: np.ndarray, centre_col: np.ndarray, polarity, reach: int = 5,

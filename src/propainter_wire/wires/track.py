@@ -47,6 +47,7 @@ from .curve import Axes, Curve, fit_curve, frame_span
 from .motion import Motion, best_motion, velocity
 from .observe import merge, motion_fit, observe, robust_fit
 from .ridge import BRIGHT, DARK, SIGMAS, sample_strip, scales_for
+from .stats import median
 
 
 @dataclass(frozen=True)
@@ -469,11 +470,11 @@ class WireTracker:
         start, end = _visible_span(curve, seen_u, grey.shape, s)
         widths = obs.widths[inliers]
         widths = widths[np.isfinite(widths)]
-        width = float(np.median(widths)) if len(widths) else (prior_width or 1.0)
+        width = median(widths) if len(widths) else (prior_width or 1.0)
         self.narrow_width = float(np.quantile(widths, s.key_width_quantile)) if len(widths) else width
         if prior_width is not None:  # light temporal smoothing: a wire's width does not jump
             width = 0.7 * prior_width + 0.3 * width
-        strength = float(np.median(obs.peak[inliers]))
+        strength = median(obs.peak[inliers])
         self.ref = 0.8 * self.ref + 0.2 * strength
         return WireFit(curve.with_span(start, end), width, 1.0, False, strength,
                        (float(seen_u.min()), float(seen_u.max())))
